@@ -1,0 +1,26 @@
+"""Activations by name, as ``Dense(..., activation='relu')`` takes them.
+
+An activation is a layer without parameters (``ReLU``, ``Softmax``); ``Dense``
+runs it after its linear part and backpropagates through it.
+"""
+from tinynet.layers.layer import Layer
+from tinynet.layers.relu import ReLU
+from tinynet.layers.softmax import Softmax
+
+_ACTIVATIONS = {"relu": ReLU, "softmax": Softmax}
+
+
+def get(identifier):
+    """``'relu'`` -> ReLU(); ``'softmax'`` -> Softmax(); ``None`` or ``'linear'`` -> None."""
+    if identifier is None or identifier == "linear":
+        return None
+    if isinstance(identifier, Layer):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Layer):
+        return identifier()
+    if identifier not in _ACTIVATIONS:
+        raise ValueError(
+            f"Unknown activation {identifier!r}. Known: {', '.join(_ACTIVATIONS)}, 'linear' (or None), "
+            "or a layer object such as tinynet.layers.ReLU()."
+        )
+    return _ACTIVATIONS[identifier]()

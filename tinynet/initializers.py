@@ -1,0 +1,33 @@
+"""How a layer's parameters start: Keras's default initialisers.
+
+Drawn on the host from tinynet's seeded generator (``tinynet.utils.set_random_seed``),
+so a seed gives the same initial weights on every backend.
+"""
+import math
+
+import numpy
+
+from tinynet.utils import random
+
+
+def glorot_uniform(shape):
+    """Uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
+    fan_in, fan_out = shape[0], shape[-1]
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return random.generator().uniform(-limit, limit, size=shape)
+
+
+def zeros(shape):
+    return numpy.zeros(shape)
+
+
+_INITIALIZERS = {"glorot_uniform": glorot_uniform, "zeros": zeros}
+
+
+def get(identifier):
+    """An initialiser from its Keras name (``'glorot_uniform'``, ``'zeros'``) or a function."""
+    if callable(identifier):
+        return identifier
+    if identifier not in _INITIALIZERS:
+        raise ValueError(f"Unknown initializer {identifier!r}. Known: {', '.join(_INITIALIZERS)}.")
+    return _INITIALIZERS[identifier]

@@ -1,0 +1,77 @@
+"""Dense, the fully connected layer: y = activation(x @ W + b)."""
+import math
+
+from tinynet import activations, backend, initializers
+from tinynet.layers.layer import Layer
+
+
+class Dense(Layer):
+    """``units`` outputs, each a weighted sum of all inputs plus a bias.
+
+    ``kernel`` W has shape (inputs, units) and ``bias`` b shape (units,), as in Keras.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, input_shape=None,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None):
+        super().__init__(input_shape=input_shape, name=name)
+        if not isinstance(units, int) or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}.")
+        self.units = units
+        self.activation = activations.get(activation)  # a layer (ReLU, Softmax) or None
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"Dense expects inputs of shape (batch, features), got {tuple(input_shape)}. "
+                f"Flatten each sample first, e.g. x.reshape(len(x), {math.prod(input_shape[1:])})."
+            )
+        n_in = input_shape[-1]
+        self.params["kernel"] = backend.to_device(self.kernel_initializer((n_in, self.units)))
+        if self.use_bias:
+            self.params["bias"] = backend.to_device(self.bias_initializer((self.units,)))
+        if self.activation is not None:
+            self.activation.build((None, self.units))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def forward(self, x):
+        z = self.forward_linear(x)
+        return z if self.activation is None else self.activation.forward(z)
+
+    def backward(self, dy):
+        dz = dy if self.activation is None else self.activation.backward(dy)  # dL/dz
+        return self.backward_linear(dz)
+
+    def forward_linear(self, x):
+        """The linear part alone: z = x @ W + b."""
+        self._check_input(x)
+        self.x = x
+        z = x @ self.params["kernel"]  # z = x W        (batch, in) @ (in, units)
+        if self.use_bias:
+            z = z + self.params["bias"]  # z = x W + b    (b is added to every row)
+        return z
+
+    def backward_linear(self, dz):
+        """From dL/dz, fill dL/dW and dL/db and return dL/dx."""
+        xp = backend.xp()
+        self.grads["kernel"] = self.x.T @ dz  # dL/dW = x.T @ dz      (in, units)
+        if self.use_bias:
+            self.grads["bias"] = xp.sum(dz, axis=0)  # dL/db = sum of dz over the batch
+        return dz @ self.params["kernel"].T  # dL/dx = dz @ W.T      (batch, in)
+
+    def _check_input(self, x):
+        n_in = self.params["kernel"].shape[0]
+        if x.ndim == 2 and x.shape[1] == n_in:
+            return
+        hint = ""
+        if x.ndim > 2 and math.prod(x.shape[1:]) == n_in:
+            hint = f" Flatten each sample first: x.reshape(len(x), {n_in})."
+        raise ValueError(
+            f"Dense layer {self.name!r} expects inputs of shape (None, {n_in}), "
+            f"got an array of shape {tuple(x.shape)}.{hint}"
+        )

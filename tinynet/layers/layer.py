@@ -1,0 +1,75 @@
+"""The base class of every layer, and the contract they all keep.
+
+- ``forward(x)`` computes the output ``y`` and caches what backward needs;
+- ``backward(dy)`` takes dL/dy, fills ``grads`` (same keys as ``params``) and
+  returns dL/dx;
+- layers never update their own parameters: optimizers do.
+
+Shapes include the batch axis as ``None``, as Keras prints them: ``(None, 784)``.
+"""
+import re
+
+from tinynet import backend
+
+
+def snake_case(name):
+    """``'ReLU'`` -> ``'re_lu'``, ``'Dense'`` -> ``'dense'``: Keras's default layer names."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+class Layer:
+    def __init__(self, input_shape=None, name=None):
+        self.name = name  # None until a model names it ('dense', 'dense_1', ...)
+        self.params = {}  # name -> array, e.g. {'kernel': W, 'bias': b}
+        self.grads = {}  # name -> dL/dparam, filled by backward
+        self.input_shape = (None, *input_shape) if input_shape is not None else None
+        self.output_shape = None
+        self.built = False
+
+    def build(self, input_shape):
+        """Create the parameters for inputs of ``input_shape`` (batch axis first)."""
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def __call__(self, x):
+        """Build on first use, then run ``forward``."""
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        return self.forward(x)
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def count_params(self):
+        return sum(int(p.size) for p in self.params.values())
+
+    def get_weights(self):
+        """The parameters as NumPy arrays, in Keras's order (kernel, then bias)."""
+        return [backend.to_numpy(p) for p in self.params.values()]
+
+    def set_weights(self, weights):
+        """Copy NumPy arrays into the parameters, in place; shapes must match."""
+        weights = list(weights)
+        if len(weights) != len(self.params):
+            raise ValueError(
+                f"Layer {self.name!r} has {len(self.params)} weight arrays "
+                f"({', '.join(self.params) or 'none'}), but {len(weights)} were given."
+            )
+        for (key, param), value in zip(self.params.items(), weights):
+            if tuple(value.shape) != tuple(param.shape):
+                raise ValueError(
+                    f"Layer {self.name!r}: {key} has shape {tuple(param.shape)}, "
+                    f"but the array given for it has shape {tuple(value.shape)}."
+                )
+            param[...] = backend.to_device(value, dtype=param.dtype)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"

@@ -1,0 +1,19 @@
+"""Losses, by object or by Keras name: ``loss='categorical_crossentropy'``."""
+from tinynet.losses.loss import Loss
+from tinynet.losses.categorical_crossentropy import CategoricalCrossentropy, categorical_crossentropy
+
+_LOSSES = {"categorical_crossentropy": CategoricalCrossentropy}
+
+
+def get(identifier):
+    """A loss object from a name such as ``'categorical_crossentropy'``, or the object itself."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if identifier not in _LOSSES:
+        raise ValueError(f"Unknown loss {identifier!r}. Known: {', '.join(_LOSSES)}, or a tinynet.losses.Loss object.")
+    return _LOSSES[identifier]()
+
+
+__all__ = ["CategoricalCrossentropy", "Loss", "categorical_crossentropy", "get"]

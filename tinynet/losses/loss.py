@@ -1,0 +1,25 @@
+"""The base class of losses: a number that says how wrong the predictions are."""
+
+
+class Loss:
+    """``forward(y_true, y_pred)`` returns the mean loss over the batch (a 0-d array)
+    and caches what ``backward()`` needs; ``backward()`` returns dL/dy_pred."""
+
+    name = None
+
+    def __call__(self, y_true, y_pred):
+        return self.forward(y_true, y_pred)
+
+    def forward(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def backward(self):
+        raise NotImplementedError
+
+    def check_shapes(self, y_true_shape, y_pred_shape):
+        """Raise a clear error when targets cannot be compared with predictions."""
+        if tuple(y_true_shape) != tuple(y_pred_shape):
+            raise ValueError(
+                f"{self.name} compares targets and predictions of the same shape; "
+                f"got targets of shape {tuple(y_true_shape)} and predictions of shape {tuple(y_pred_shape)}."
+            )

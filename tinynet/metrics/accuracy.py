@@ -1,0 +1,25 @@
+"""Accuracy: the fraction of samples whose predicted class is the true one."""
+from tinynet import backend
+
+
+class Accuracy:
+    """``metrics=['accuracy']``. Like Keras, it reads the targets' shape:
+
+    - one-hot targets (N, C): argmax(y_pred) == argmax(y_true)   (categorical)
+    - integer labels (N,):    argmax(y_pred) == y_true           (sparse categorical)
+    - one output unit (N, 1): (y_pred > 0.5) == y_true           (binary)
+    """
+
+    def __init__(self, name="accuracy"):
+        self.name = name
+
+    def __call__(self, y_true, y_pred):
+        """The mean accuracy over the batch, a 0-d array on the backend."""
+        xp = backend.xp()
+        if y_pred.shape[-1] == 1:
+            hits = (y_pred > 0.5) == (xp.reshape(y_true, y_pred.shape) > 0.5)
+        elif y_true.ndim == y_pred.ndim:
+            hits = xp.argmax(y_pred, axis=-1) == xp.argmax(y_true, axis=-1)
+        else:
+            hits = xp.argmax(y_pred, axis=-1) == xp.astype(y_true, xp.int64)
+        return xp.mean(xp.astype(hits, y_pred.dtype))

@@ -1,0 +1,4 @@
+"""Models, where a Keras user finds them: ``tinynet.models.Sequential``."""
+from tinynet.models.sequential import Sequential
+
+__all__ = ["Sequential"]

@@ -1,0 +1,20 @@
+"""Optimizers, by object or by Keras name: ``optimizer='rmsprop'``."""
+from tinynet.optimizers.optimizer import Optimizer
+from tinynet.optimizers.rmsprop import RMSprop
+
+_OPTIMIZERS = {"rmsprop": RMSprop}
+
+
+def get(identifier):
+    """An optimizer object from a name such as ``'rmsprop'``, or the object itself."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if identifier not in _OPTIMIZERS:
+        raise ValueError(
+            f"Unknown optimizer {identifier!r}. Known: {', '.join(_OPTIMIZERS)}, "
+            "or an object such as tinynet.optimizers.RMSprop(learning_rate=0.001)."
+        )
+    return _OPTIMIZERS[identifier]()
+
+
+__all__ = ["Optimizer", "RMSprop", "get"]

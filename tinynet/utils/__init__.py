@@ -1,0 +1,6 @@
+"""Helpers a Keras user finds under ``keras.utils``."""
+from tinynet.utils.progbar import Progbar
+from tinynet.utils.random import set_random_seed
+from tinynet.utils.to_categorical import to_categorical
+
+__all__ = ["Progbar", "set_random_seed", "to_categorical"]
