@@ -45,4 +45,4 @@ def to_device(x, dtype=floatx):
 
 def to_numpy(x):
     """Copy a backend array back to a NumPy array on the host."""
-    return numpy.asarray(x)
+    return numpy.array(x)  # a copy even on NumPy, so get_weights() never aliases the live parameters

@@ -6,7 +6,7 @@ class Accuracy:
     """``metrics=['accuracy']``. Like Keras, it reads the targets' shape:
 
     - one-hot targets (N, C): argmax(y_pred) == argmax(y_true)   (categorical)
-    - integer labels (N,):    argmax(y_pred) == y_true           (sparse categorical)
+    - integer labels (N,) or (N, 1): argmax(y_pred) == y_true    (sparse categorical)
     - one output unit (N, 1): (y_pred > 0.5) == y_true           (binary)
     """
 
@@ -18,8 +18,9 @@ class Accuracy:
         xp = backend.xp()
         if y_pred.shape[-1] == 1:
             hits = (y_pred > 0.5) == (xp.reshape(y_true, y_pred.shape) > 0.5)
-        elif y_true.ndim == y_pred.ndim:
+        elif y_true.ndim == y_pred.ndim and y_true.shape[-1] != 1:
             hits = xp.argmax(y_pred, axis=-1) == xp.argmax(y_true, axis=-1)
-        else:
-            hits = xp.argmax(y_pred, axis=-1) == xp.astype(y_true, xp.int64)
+        else:  # a column of labels (N, 1) is read as (N,), as Keras does
+            labels = xp.reshape(y_true, y_pred.shape[:-1])
+            hits = xp.argmax(y_pred, axis=-1) == xp.astype(labels, xp.int64)
         return xp.mean(xp.astype(hits, y_pred.dtype))

@@ -1,5 +1,6 @@
 """Sequential: a stack of layers, each feeding the next, trained like a Keras model."""
 import math
+import time
 
 import numpy
 
@@ -119,6 +120,8 @@ class Sequential:
         """Choose the optimizer, the loss and the metrics, by object or by Keras name."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'.")
+        if isinstance(metrics, str):  # else 'accuracy' would be read letter by letter
+            raise ValueError(f"metrics must be a list, e.g. metrics=[{metrics!r}].")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
         self._logits_loss = CategoricalCrossentropy(from_logits=True)
@@ -141,6 +144,7 @@ class Sequential:
             if verbose and epochs > 1:
                 print(f"Epoch {epoch + 1}/{epochs}")
             bar = Progbar(steps, verbose=verbose)
+            start = time.perf_counter()
             order = backend.to_device(random.generator().permutation(n), dtype=xp.int64) if shuffle else None
             sums = _RunningSums(steps, self.metrics)
             for step in range(steps):
@@ -158,7 +162,7 @@ class Sequential:
             logs = sums.means()
             if validation_data is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate(x_val, y_val, batch_size).items()})
-            history.append(epoch, logs)
+            history.append(epoch, logs, seconds=time.perf_counter() - start)
             bar.update(steps, logs.items())
         return history
 

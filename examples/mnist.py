@@ -1,0 +1,70 @@
+"""The Keras MNIST "hello world", step by step, on tinynet.
+
+    python examples/mnist.py                 # 5 epochs, as in the notebook
+    python examples/mnist.py --epochs 1 --data-dir ../shared/data/mnist
+
+Each step prints what the notebook shows: the data's shapes and range, the
+model summary, the training progress and the final validation accuracy.
+"""
+import argparse
+import os
+import statistics
+
+import tinynet
+from tinynet.datasets import mnist
+from tinynet.layers import Dense
+from tinynet.models import Sequential
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=None, help="repeat a run exactly (CPU)")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with the four MNIST .gz files (default: $TINYNET_DATA_DIR, else download)")
+    args = parser.parse_args(argv)
+    if args.seed is not None:
+        tinynet.utils.set_random_seed(args.seed)
+
+    print("1. Load the data")
+    (x_train, y_train), (x_valid, y_valid) = mnist.load_data(args.data_dir)
+    print(f"   x_train {x_train.shape} {x_train.dtype}, y_train {y_train.shape}; "
+          f"x_valid {x_valid.shape}, y_valid {y_valid.shape}")
+    print(f"   pixel values from {x_train.min()} to {x_train.max()}; the first label is {y_train[0]}")
+
+    print("2. Flatten each 28x28 image into 784 numbers, and scale them to 0..1")
+    x_train = x_train.reshape(60000, 784)
+    x_valid = x_valid.reshape(10000, 784)
+    x_train = x_train / 255
+    x_valid = x_valid / 255
+    print(f"   x_train {x_train.shape} {x_train.dtype}, from {x_train.min()} to {x_train.max()}")
+
+    print("3. One-hot encode the labels")
+    y_train = tinynet.utils.to_categorical(y_train, 10)
+    y_valid = tinynet.utils.to_categorical(y_valid, 10)
+    print(f"   the first label is now {y_train[0]}")
+
+    print("4. Build the model")
+    model = Sequential()
+    model.add(Dense(units=512, activation="relu", input_shape=(784,)))
+    model.add(Dense(units=512, activation="relu"))
+    model.add(Dense(units=10, activation="softmax"))
+    model.summary()
+
+    print("5. Compile and train")
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=1,
+                        validation_data=(x_valid, y_valid))
+
+    print("6. Results")
+    seconds = history.epoch_seconds
+    print("   epoch seconds: " + ", ".join(f"{s:.1f}" for s in seconds)
+          + f" (mean {statistics.mean(seconds):.1f} s, backend {tinynet.backend.get_backend()}, {os.cpu_count()} cores)")
+    print(f"   final accuracy {history.history['accuracy'][-1]:.4f}, "
+          f"validation accuracy {history.history['val_accuracy'][-1]:.4f}")
+    return history
+
+
+if __name__ == "__main__":
+    main()

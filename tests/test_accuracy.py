@@ -1,0 +1,53 @@
+"""Tests for tinynet.metrics.Accuracy: categorical, sparse and binary, as Keras reads the targets."""
+import numpy as np
+import pytest
+
+from tinynet import metrics
+from tinynet.metrics import Accuracy
+
+P = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.3, 0.4, 0.3]], "float32")
+LABELS = np.array([1, 0, 2, 0])  # right, right, right, wrong (predicted 1)
+
+
+def test_categorical_one_hot_targets():
+    y = np.eye(3, dtype="float32")[LABELS]
+    value = Accuracy()(y, P)
+    assert value.shape == () and value.dtype == np.float32
+    assert float(value) == 0.75
+
+
+def test_sparse_integer_labels():
+    assert float(Accuracy()(LABELS, P)) == 0.75
+    assert float(Accuracy()(LABELS.astype("float32"), P)) == 0.75  # labels moved to the device as floats
+
+
+def test_sparse_label_column():
+    assert float(Accuracy()(LABELS.reshape(4, 1), P)) == 0.75  # (N, 1) labels, as in keras
+
+
+def test_binary_one_output_unit():
+    p = np.array([[0.9], [0.2], [0.6], [0.4], [0.51]], "float32")
+    y = np.array([1, 0, 0, 1, 1])
+    assert float(Accuracy()(y, p)) == pytest.approx(0.6)
+    assert float(Accuracy()(y.reshape(5, 1).astype("float32"), p)) == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("n_right", [0, 1, 4])
+def test_fraction_of_right_answers(n_right):
+    y = np.eye(3)[[1, 1, 1, 1]]
+    p = np.eye(3)[[1] * n_right + [0] * (4 - n_right)]
+    assert float(Accuracy()(y, p)) == n_right / 4
+
+
+def test_get_by_name():
+    for name in ("accuracy", "acc"):
+        metric = metrics.get(name)
+        assert isinstance(metric, Accuracy) and metric.name == name  # the name keys the logs
+    mine = Accuracy()
+    assert metrics.get(mine) is mine
+
+
+def test_unknown_metric_lists_known_ones():
+    with pytest.raises(ValueError) as info:
+        metrics.get("precision")
+    assert "'precision'" in str(info.value) and "accuracy" in str(info.value)

@@ -1,0 +1,50 @@
+"""Tests for tinynet.activations.get: names, classes and objects to activation layers."""
+import numpy as np
+import pytest
+
+from tinynet import activations
+from tinynet.layers import Layer, ReLU, Softmax
+
+
+def test_by_name():
+    assert type(activations.get("relu")) is ReLU
+    assert type(activations.get("softmax")) is Softmax
+
+
+def test_each_call_gives_a_new_layer():
+    assert activations.get("relu") is not activations.get("relu")  # layers cache their inputs
+
+
+@pytest.mark.parametrize("identifier", [None, "linear"])
+def test_linear_is_none(identifier):
+    assert activations.get(identifier) is None
+
+
+def test_by_object_and_by_class():
+    relu = ReLU()
+    assert activations.get(relu) is relu
+    assert type(activations.get(Softmax)) is Softmax
+
+
+def test_named_activation_computes_its_function():
+    x = np.array([[-1.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(activations.get("relu").forward(x), [[0.0, 0.0, 2.0]])
+    np.testing.assert_allclose(activations.get("softmax").forward(x).sum(), 1.0)
+
+
+@pytest.mark.parametrize("identifier", ["tanh", "ReLU", "sigmoid"])
+def test_unknown_name_lists_known_ones(identifier):
+    with pytest.raises(ValueError) as info:
+        activations.get(identifier)
+    message = str(info.value)
+    assert repr(identifier) in message
+    assert "relu" in message and "softmax" in message and "linear" in message
+
+
+def test_a_non_layer_class_is_rejected():
+    class NotALayer:
+        pass
+
+    with pytest.raises(ValueError, match="Unknown activation"):
+        activations.get(NotALayer)
+    assert issubclass(ReLU, Layer)

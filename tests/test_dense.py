@@ -1,0 +1,157 @@
+"""Tests for tinynet.layers.Dense: y = activation(x @ W + b)."""
+import math
+
+import numpy as np
+import pytest
+
+from tinynet import gradcheck
+from tinynet.layers import Dense, ReLU, Softmax
+from tinynet.utils import set_random_seed
+
+N, IN, UNITS = 4, 5, 3
+
+
+def built_dense(activation=None, use_bias=True, seed=0):
+    """A Dense(3) on 5 inputs, with a random (non-zero) bias so its gradient counts."""
+    set_random_seed(seed)
+    layer = Dense(UNITS, activation=activation, use_bias=use_bias)
+    layer.build((None, IN))
+    if use_bias:
+        bias = np.random.default_rng(seed + 100).uniform(-0.5, 0.5, UNITS)
+        layer.set_weights([layer.get_weights()[0], bias])
+    return layer
+
+
+def inputs(seed=0):
+    return np.random.default_rng(seed).standard_normal((N, IN))
+
+
+def linear_part(layer, x):
+    """z = x @ W + b, by NumPy in float64."""
+    weights = [w.astype("float64") for w in layer.get_weights()]
+    return x @ weights[0] + (weights[1] if len(weights) == 2 else 0.0)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("activation", [None, "relu", "softmax"])
+def test_gradcheck(activation, use_bias):
+    layer, x = built_dense(activation, use_bias), inputs()
+    z = linear_part(layer, x)
+    assert np.abs(z).min() > 1e-3  # ReLU's kink at 0 is far from every z for these seeds
+    report = gradcheck.check_layer(layer, x)
+    assert report.ok, str(report)
+    assert set(report.results) == {"x", "kernel"} | ({"bias"} if use_bias else set())
+
+
+def test_forward_against_hand_computation():
+    layer = Dense(2)
+    layer.build((None, 3))
+    layer.set_weights([np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), np.array([0.5, -1.0])])
+    x = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]], dtype="float32")
+    # row 1: (1 - 5, 2 - 6) + b = (-3.5, -5);  row 2: (2 + 3, 4 + 4) + b = (5.5, 7)
+    expected = np.array([[-3.5, -5.0], [5.5, 7.0]])
+    np.testing.assert_array_equal(layer.forward(x), expected)
+
+    relu = Dense(2, activation="relu")
+    relu.build((None, 3))
+    relu.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(relu.forward(x), [[0.0, 0.0], [5.5, 7.0]])
+
+
+def test_forward_matches_numpy_on_random_weights():
+    layer, x = built_dense(), inputs().astype("float32")
+    np.testing.assert_allclose(layer.forward(x), linear_part(layer, x), rtol=1e-6, atol=1e-6)
+
+
+def test_softmax_activation_rows_are_probabilities():
+    layer, x = built_dense("softmax"), inputs().astype("float32")
+    z = linear_part(layer, x)
+    expected = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    y = layer.forward(x)
+    np.testing.assert_allclose(y, expected, rtol=1e-5)
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_shapes():
+    layer = Dense(UNITS)
+    layer.build((None, IN))
+    kernel, bias = layer.get_weights()
+    assert kernel.shape == (IN, UNITS) and bias.shape == (UNITS,)  # Keras order and shapes
+    assert kernel.dtype == np.float32 and bias.dtype == np.float32
+    assert layer.input_shape == (None, IN) and layer.output_shape == (None, UNITS)
+    assert layer.forward(np.zeros((7, IN), "float32")).shape == (7, UNITS)
+    assert layer.count_params() == IN * UNITS + UNITS
+    layer.forward(np.ones((7, IN), "float32"))
+    assert layer.backward(np.ones((7, UNITS), "float32")).shape == (7, IN)
+    assert layer.grads["kernel"].shape == (IN, UNITS) and layer.grads["bias"].shape == (UNITS,)
+
+
+def test_no_bias_has_only_a_kernel():
+    layer = Dense(UNITS, use_bias=False)
+    layer.build((None, IN))
+    assert list(layer.params) == ["kernel"]
+    assert layer.count_params() == IN * UNITS
+
+
+def test_call_builds_on_first_use():
+    layer = Dense(UNITS)
+    assert not layer.built
+    y = layer(np.ones((2, IN), "float32"))
+    assert layer.built and y.shape == (2, UNITS)
+
+
+def test_glorot_uniform_limit_and_zero_bias():
+    set_random_seed(0)
+    layer = Dense(512)
+    layer.build((None, 784))
+    kernel, bias = layer.get_weights()
+    limit = math.sqrt(6 / (784 + 512))  # 0.06804
+    assert np.abs(kernel).max() <= limit
+    assert np.abs(kernel).max() > 0.999 * limit  # 401,408 draws reach close to the edge
+    assert abs(kernel.mean()) < 1e-3
+    assert kernel.std() == pytest.approx(limit / math.sqrt(3), rel=0.01)  # std of U(-a, a) = a / sqrt(3)
+    np.testing.assert_array_equal(bias, np.zeros(512))
+
+
+def test_images_given_to_a_flat_layer():
+    layer = Dense(10)
+    layer.build((None, 784))
+    with pytest.raises(ValueError, match="Flatten") as info:
+        layer.forward(np.zeros((2, 28, 28), "float32"))
+    assert "reshape(len(x), 784)" in str(info.value)
+    assert "(2, 28, 28)" in str(info.value)
+
+
+def test_building_on_images_explains_flatten():
+    with pytest.raises(ValueError, match="Flatten") as info:
+        Dense(10)(np.zeros((2, 28, 28), "float32"))
+    assert "reshape(len(x), 784)" in str(info.value)
+
+
+def test_wrong_feature_count_is_a_clear_error():
+    layer = Dense(10)
+    layer.build((None, 784))
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(None, 784\).*\(2, 100\)"):
+        layer.forward(np.zeros((2, 100), "float32"))
+
+
+def test_unknown_activation_lists_known_ones():
+    with pytest.raises(ValueError) as info:
+        Dense(3, activation="tanh")
+    message = str(info.value)
+    assert "'tanh'" in message
+    for known in ("relu", "softmax", "linear"):
+        assert known in message
+
+
+@pytest.mark.parametrize("units", [0, -1, 2.5, "3"])
+def test_units_must_be_a_positive_int(units):
+    with pytest.raises(ValueError, match="units"):
+        Dense(units)
+
+
+def test_activation_objects_and_linear():
+    assert Dense(3, activation="linear").activation is None
+    assert isinstance(Dense(3, activation="relu").activation, ReLU)
+    softmax = Softmax()
+    assert Dense(3, activation=softmax).activation is softmax

@@ -1,0 +1,150 @@
+"""Tests for tinynet.gradcheck itself: it must pass right gradients and catch wrong ones."""
+import numpy as np
+import pytest
+
+from tinynet import backend, gradcheck
+from tinynet.gradcheck import GradcheckReport, check_layer, numerical_gradient
+from tinynet.layers import Dense, Layer
+
+
+class Square(Layer):
+    """y = x**2, with a deliberately wrong backward: dy * x instead of 2 * dy * x."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, dy):
+        return dy * self.x  # WRONG: the derivative of x**2 is 2x
+
+
+class GoodSquare(Square):
+    def backward(self, dy):
+        return 2 * dy * self.x
+
+
+class Scale(Layer):
+    """y = x * w (one weight per feature); ``wrong_w`` makes dL/dw wrong, dL/dx stays right."""
+
+    def __init__(self, wrong_w=False):
+        super().__init__()
+        self.wrong_w = wrong_w
+
+    def build(self, input_shape):
+        self.params["w"] = backend.to_device(np.linspace(0.5, 1.5, input_shape[-1]))
+        super().build(input_shape)
+
+    def forward(self, x):
+        self.x = x
+        return x * self.params["w"]
+
+    def backward(self, dy):
+        dw = backend.xp().sum(dy * self.x, axis=0)  # dL/dw = sum over the batch of dy * x
+        self.grads["w"] = dw + 0.1 if self.wrong_w else dw
+        return dy * self.params["w"]
+
+
+X = np.random.default_rng(0).standard_normal((3, 4))
+
+
+def test_catches_a_wrong_backward():
+    report = check_layer(Square(), X)
+    assert not report.ok
+    assert not report.results["x"]["ok"]
+    text = str(report)
+    assert text.startswith("gradient check (FAILED")
+    assert "x" in text and "FAIL" in text
+    assert text.count("      at (") == 3  # the three worst entries, with their indices
+    # the wrong analytic gradient is exactly half the true one (r x vs 2 r x)
+    for index, analytic, numeric in report.results["x"]["worst"]:
+        assert analytic == pytest.approx(numeric / 2, rel=1e-6)
+        assert f"analytic {analytic:+.8e}  numeric {numeric:+.8e}" in text
+
+
+def test_a_correct_custom_layer_passes():
+    report = check_layer(GoodSquare(), X)
+    assert report.ok, str(report)
+    assert str(report).startswith("gradient check (passed")
+    assert "at (" not in str(report)
+    assert report.results["x"]["max_abs_error"] < 1e-7
+
+
+def test_names_the_failing_parameter():
+    report = check_layer(Scale(wrong_w=True), X)
+    assert not report.ok
+    assert report.results["x"]["ok"] and not report.results["w"]["ok"]
+    lines = str(report).splitlines()
+    failing = [line for line in lines if "FAIL " in line]
+    assert len(failing) == 1 and failing[0].split()[0] == "w"
+    assert report.results["w"]["max_abs_error"] == pytest.approx(0.1, rel=1e-5)
+    assert check_layer(Scale(), X).ok
+
+
+def test_does_not_modify_the_layer():
+    layer = Dense(3, activation="relu")
+    layer.build((None, 4))
+    before = layer.get_weights()
+    check_layer(layer, X)
+    after = layer.get_weights()
+    assert [w.dtype for w in after] == [np.float32, np.float32]  # not moved to float64
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    assert layer.grads == {}  # the copy was checked, not this one
+
+    unbuilt = Dense(3)
+    check_layer(unbuilt, X)
+    assert not unbuilt.built and unbuilt.params == {}
+
+
+def test_numerical_gradient_of_a_simple_function():
+    a = np.array([[1.0, -2.0], [0.5, 3.0]])
+    original = a.copy()
+    grad = numerical_gradient(lambda: np.sum(a**3 + np.sin(a)), a)
+    np.testing.assert_allclose(grad, 3 * original**2 + np.cos(original), rtol=1e-8)
+    np.testing.assert_array_equal(a, original)  # every nudge undone
+
+
+def test_numerical_gradient_is_exact_for_a_quadratic():
+    a = np.array([2.0, -1.0, 0.0])
+    grad = numerical_gradient(lambda: float(a @ a), a, eps=1e-3)  # central differences: exact up to rounding
+    np.testing.assert_allclose(grad, 2 * a, atol=1e-9)
+
+
+def test_report_tolerances():
+    report = GradcheckReport(rtol=1e-3, atol=0.0)
+    report.add("close", np.array([1.0005, 2.0]), np.array([1.0, 2.0]))  # 5e-4 <= 1e-3 * 1
+    report.add("far", np.array([1.002, 2.0]), np.array([1.0, 2.0]))  # 2e-3 > 1e-3 * 1
+    assert report.results["close"]["ok"] and not report.results["far"]["ok"]
+    assert not report.ok
+    assert report.results["far"]["worst"][0][0] == (0,)
+
+
+def test_report_shape_mismatch():
+    with pytest.raises(ValueError, match=r"analytic gradient has shape \(3,\).*\(2,\)"):
+        GradcheckReport(1e-5, 1e-8).add("kernel", np.zeros(3), np.zeros(2))
+
+
+def test_check_loss_catches_a_wrong_loss_gradient():
+    from tinynet.losses import CategoricalCrossentropy
+
+    class HalfGradient(CategoricalCrossentropy):
+        def backward(self):
+            return super().backward() / 2
+
+    y = np.eye(3)[[0, 2]]
+    z = np.array([[0.2, -0.4, 1.0], [1.5, 0.0, -0.3]])
+    assert gradcheck.check_loss(CategoricalCrossentropy(from_logits=True), y, z).ok
+    assert not gradcheck.check_loss(HalfGradient(from_logits=True), y, z).ok
+
+
+def test_check_model_catches_a_wrong_layer():
+    from tinynet.models import Sequential
+    from tinynet.utils import set_random_seed
+
+    set_random_seed(0)
+    model = Sequential([Dense(4, input_shape=(4,)), Scale(wrong_w=True), Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    report = gradcheck.check_model(model, X, np.eye(3)[[0, 1, 2]])
+    assert not report.ok
+    assert [name for name, r in report.results.items() if not r["ok"]] == ["scale.w"]
+    assert model.layers[0].get_weights()[0].dtype == np.float32  # the model itself untouched

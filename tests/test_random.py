@@ -1,0 +1,57 @@
+"""Tests for tinynet.utils.set_random_seed: one seed for tinynet, NumPy and Python."""
+import random
+
+import numpy as np
+import pytest
+
+from tinynet.utils import random as tinynet_random
+from tinynet.utils import set_random_seed
+
+
+def draws():
+    return (tinynet_random.generator().uniform(size=5), np.random.rand(5), [random.random() for _ in range(5)])
+
+
+def test_same_seed_same_draws():
+    set_random_seed(123)
+    first = draws()
+    set_random_seed(123)
+    second = draws()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_different_seed_different_draws():
+    set_random_seed(1)
+    first = draws()
+    set_random_seed(2)
+    second = draws()
+    for a, b in zip(first, second):
+        assert not np.array_equal(a, b)
+
+
+def test_tinynet_generator_is_numpy_default_rng():
+    set_random_seed(7)
+    gen = tinynet_random.generator()
+    assert isinstance(gen, np.random.Generator)
+    np.testing.assert_array_equal(gen.permutation(10), np.random.default_rng(7).permutation(10))
+
+
+def test_numpy_global_generator_is_seeded():
+    set_random_seed(7)
+    a = np.random.standard_normal(3)
+    np.random.seed(7)
+    np.testing.assert_array_equal(a, np.random.standard_normal(3))
+
+
+def test_python_random_is_seeded():
+    set_random_seed(7)
+    a = random.random()
+    random.seed(7)
+    assert a == random.random()
+
+
+@pytest.mark.parametrize("seed", ["1", 1.5, 2.0, None, True, [1]])
+def test_non_int_seed_is_a_type_error(seed):
+    with pytest.raises(TypeError, match="seed must be an int"):
+        set_random_seed(seed)

@@ -1,0 +1,126 @@
+"""Tests for tinynet.optimizers.RMSprop, step by step, exactly in float32.
+
+    v = rho * v + (1 - rho) * g**2
+    w = w - learning_rate * g / sqrt(v + epsilon)
+"""
+import numpy as np
+import pytest
+
+from tinynet import optimizers
+from tinynet.optimizers import Optimizer, RMSprop
+
+f32 = np.float32
+
+
+def expected_steps(w, grads, lr, rho, eps):
+    """The same updates by hand, in float32, in the same order of operations."""
+    w, v = w.copy(), np.zeros_like(w)
+    for g in grads:
+        v = f32(rho) * v
+        v = v + f32(1 - rho) * (g * g)
+        w = w - f32(lr) * g / np.sqrt(v + f32(eps))
+    return w, v
+
+
+def test_defaults_are_keras_defaults():
+    opt = RMSprop()
+    assert (opt.learning_rate, opt.rho, opt.epsilon) == (0.001, 0.9, 1e-7)
+    assert opt.iterations == 0 and opt.slots is None
+
+
+def test_first_step_by_hand():
+    w = np.array([1.0, -2.0, 0.5], "float32")
+    g = np.array([0.5, -1.0, 0.0], "float32")
+    RMSprop().apply([g], [w])
+    # v = 0.1 g**2;  step = 0.001 g / sqrt(0.1 g**2 + 1e-7) ~ 0.001 sign(g) / sqrt(0.1) = 0.0031623 sign(g)
+    np.testing.assert_allclose(w, [1.0 - 0.0031623, -2.0 + 0.0031623, 0.5], atol=2e-7)
+
+
+def test_three_steps_exact_in_float32():
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((3, 2)).astype("float32")
+    grads = [rng.standard_normal((3, 2)).astype("float32") for _ in range(3)]
+    w = w0.copy()
+    opt = RMSprop()
+    for g in grads:
+        opt.apply([g], [w])
+    w_expected, v_expected = expected_steps(w0, grads, lr=0.001, rho=0.9, eps=1e-7)
+    assert w.dtype == np.float32 and opt.slots[0].dtype == np.float32
+    np.testing.assert_array_equal(w, w_expected)
+    np.testing.assert_array_equal(opt.slots[0], v_expected)
+
+
+def test_custom_hyperparameters_exact_in_float32():
+    rng = np.random.default_rng(1)
+    w0 = rng.standard_normal(4).astype("float32")
+    grads = [rng.standard_normal(4).astype("float32") * 10 ** k for k in range(-2, 2)]
+    w = w0.copy()
+    opt = RMSprop(learning_rate=0.05, rho=0.8, epsilon=1e-3)
+    for g in grads:
+        opt.apply([g], [w])
+    w_expected, v_expected = expected_steps(w0, grads, lr=0.05, rho=0.8, eps=1e-3)
+    np.testing.assert_array_equal(w, w_expected)
+    np.testing.assert_array_equal(opt.slots[0], v_expected)
+
+
+def test_several_parameters_each_with_its_own_state():
+    kernel, bias = np.ones((2, 2), "float32"), np.zeros(2, "float32")
+    g_kernel, g_bias = np.full((2, 2), 2.0, "float32"), np.array([1.0, -3.0], "float32")
+    opt = RMSprop()
+    opt.apply([g_kernel, g_bias], [kernel, bias])
+    assert len(opt.slots) == 2
+    assert opt.slots[0].shape == (2, 2) and opt.slots[1].shape == (2,)
+    np.testing.assert_array_equal(opt.slots[0], f32(0.1) * f32(4.0))
+    np.testing.assert_array_equal(opt.slots[1], f32(1 - 0.9) * np.array([1.0, 9.0], "float32"))
+
+
+def test_state_persists_across_apply_calls():
+    w = np.array([1.0], "float32")
+    g = np.array([1.0], "float32")
+    opt = RMSprop()
+    opt.apply([g], [w])
+    slot = opt.slots[0]
+    first_step = 1.0 - float(w[0])
+    opt.apply([g], [w])
+    assert opt.slots[0] is slot  # updated in place, not rebuilt
+    v1, v2 = 0.1, 0.9 * 0.1 + 0.1  # = 0.19
+    assert float(slot[0]) == pytest.approx(v2, rel=1e-6)
+    second_step = 1.0 - first_step - float(w[0])
+    assert first_step == pytest.approx(0.001 / np.sqrt(v1 + 1e-7), rel=1e-4)
+    assert second_step == pytest.approx(0.001 / np.sqrt(v2 + 1e-7), rel=1e-4)  # smaller: v grew
+
+
+def test_iterations_count_updates():
+    w, g = np.zeros(3, "float32"), np.ones(3, "float32")
+    opt = RMSprop()
+    for i in range(1, 6):
+        opt.apply([g], [w])
+        assert opt.iterations == i
+
+
+def test_count_params_like_keras():
+    opt = RMSprop()
+    assert opt.count_params() == 0  # nothing before the first step
+    opt.apply([np.ones((3, 4), "float32"), np.ones(4, "float32")], [np.zeros((3, 4), "float32"), np.zeros(4, "float32")])
+    assert opt.count_params() == 12 + 4 + 2  # one v per weight, plus iterations and learning rate
+
+
+def test_zero_gradient_does_not_move_the_weights():
+    w = np.array([0.25, -4.0], "float32")
+    RMSprop().apply([np.zeros(2, "float32")], [w])
+    np.testing.assert_array_equal(w, [0.25, -4.0])
+
+
+def test_get_by_name_and_object():
+    opt = optimizers.get("rmsprop")
+    assert type(opt) is RMSprop and opt.learning_rate == 0.001
+    assert optimizers.get("rmsprop") is not opt  # a fresh optimizer each time
+    mine = RMSprop(learning_rate=0.01)
+    assert optimizers.get(mine) is mine
+    assert isinstance(mine, Optimizer)
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(ValueError) as info:
+        optimizers.get("adam")
+    assert "'adam'" in str(info.value) and "rmsprop" in str(info.value)
