@@ -35,9 +35,12 @@ class Sequential:
             raise TypeError(f"Sequential.add expects a tinynet layer such as Dense(10), got {layer!r}.")
         if layer.name is None:
             taken = {other.name for other in self.layers}
-            base = snake_case(type(layer).__name__)
-            layer.name = base if base not in taken else next(
-                f"{base}_{i}" for i in range(1, len(taken) + 2) if f"{base}_{i}" not in taken)
+            base = name = snake_case(type(layer).__name__)
+            i = 0
+            while name in taken:
+                i += 1
+                name = f"{base}_{i}"
+            layer.name = name
         self.layers.append(layer)
         if self.layers[0].input_shape is not None:
             self.build(self.layers[0].input_shape)
@@ -145,14 +148,12 @@ class Sequential:
                 print(f"Epoch {epoch + 1}/{epochs}")
             bar = Progbar(steps, verbose=verbose)
             start = time.perf_counter()
-            order = backend.to_device(random.generator().permutation(n), dtype=xp.int64) if shuffle else None
+            order = random.generator().permutation(n) if shuffle else numpy.arange(n)  # on the host
+            order = backend.to_device(order, dtype=xp.int64)  # one copy per epoch, then batches are cut on the device
             sums = _RunningSums(steps, self.metrics)
             for step in range(steps):
-                batch = slice(step * batch_size, min(n, (step + 1) * batch_size))
-                if shuffle:
-                    xb, yb = xp.take(x, order[batch], axis=0), xp.take(y, order[batch], axis=0)
-                else:
-                    xb, yb = x[batch], y[batch]
+                batch = order[step * batch_size:(step + 1) * batch_size]
+                xb, yb = xp.take(x, batch, axis=0), xp.take(y, batch, axis=0)
                 loss, y_pred = self.train_step(xb, yb)
                 sums.add(step, loss, yb, y_pred)
                 if step + 1 == steps or (step + 1) % CHECK_EVERY == 0 or bar.due(step + 1):
