@@ -74,8 +74,9 @@ class Sequential:
             x = layer.forward(x)
         return x
 
-    def backward(self, dy):
-        for layer in reversed(self.layers):
+    def backward(self, dy, layers=None):
+        """Backpropagate dL/dy through ``layers`` (default: all), last layer first; returns dL/dx."""
+        for layer in reversed(self.layers if layers is None else layers):
             dy = layer.backward(dy)
         return dy
 
@@ -99,15 +100,13 @@ class Sequential:
         """
         y_pred = self.forward(x)
         loss = self.compute_loss(y, y_pred)
-        layers = self.layers
         if self._fused_softmax() is not None:
             dz = self._logits_loss.backward()  # dL/dz = (softmax(z) - y) / N: skips the softmax's backward
-            last, layers = self.layers[-1], self.layers[:-1]
+            last = self.layers[-1]
             dy = dz if isinstance(last, Softmax) else last.backward_linear(dz)
+            self.backward(dy, self.layers[:-1])
         else:
-            dy = self.loss.backward()  # dL/dy_pred
-        for layer in reversed(layers):
-            dy = layer.backward(dy)
+            self.backward(self.loss.backward())  # starts from dL/dy_pred
         return loss, y_pred
 
     def _fused_softmax(self):
@@ -258,7 +257,7 @@ class Sequential:
 
     def _prepare_x(self, x, role):
         """Check the inputs against the model and move them to the backend (float32), once."""
-        x = numpy.asarray(x) if not hasattr(x, "__array_namespace__") else x
+        x = _as_array(x)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{role}: expected numbers, got an array of dtype {x.dtype}.")
         if not self.layers:
@@ -276,12 +275,17 @@ class Sequential:
 
     def _prepare(self, x, y, role):
         x = self._prepare_x(x, role)
-        y = numpy.asarray(y) if not hasattr(y, "__array_namespace__") else y
+        y = _as_array(y)
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{role}: x and y must have the same number of samples, "
                              f"got {x.shape[0]} inputs and {y.shape[0]} targets.")
         self.loss.check_shapes(y.shape, (y.shape[0], *self.output_shape[1:]))
         return x, backend.to_device(y)
+
+
+def _as_array(data):
+    """Lists and the like become NumPy arrays; arrays (NumPy or the backend's) pass through."""
+    return data if hasattr(data, "__array_namespace__") else numpy.asarray(data)
 
 
 class _RunningSums:
@@ -312,9 +316,10 @@ class _RunningSums:
 
     def check_finite(self, epoch, step):
         xp = backend.xp()
-        if bool(xp.all(xp.isfinite(self.batch_losses[:step + 1]))):
+        finite = xp.isfinite(self.batch_losses[:step + 1])
+        if bool(xp.all(finite)):
             return
-        first = int(xp.argmax(xp.astype(~xp.isfinite(self.batch_losses[:step + 1]), xp.int8)))
+        first = int(xp.argmax(xp.astype(~finite, xp.int8)))  # the first non-finite step
         raise FloatingPointError(
             f"The loss became {float(self.batch_losses[first])} at epoch {epoch + 1}, step {first + 1}: "
             "training stopped. Usual causes: a learning rate too high, inputs not scaled "
