@@ -1,0 +1,158 @@
+"""One training step of a tiny network, worked by hand next to tinynet.
+
+    python examples/backprop_by_hand.py
+
+The network is the MNIST model in miniature: 2 inputs, 3 hidden ReLU units and
+2 softmax outputs (784-512-512-10 there), trained on a batch of N = 2 samples
+with categorical crossentropy and RMSprop. Every number is fixed, so you can
+follow them with pencil and paper.
+
+Each quantity is computed twice: once "by hand", with the formula written out
+in plain NumPy, and once by tinynet's own code (the same functions ``fit``
+runs). The script prints both side by side, labelled, and stops with exit
+status 1 if any pair differs. docs/backprop.md derives each formula and
+quotes this output.
+"""
+import sys
+
+import numpy as np
+
+from tinynet import backend
+from tinynet.layers import Dense, Softmax
+from tinynet.losses import CategoricalCrossentropy, MeanSquaredError
+from tinynet.models import Sequential
+from tinynet.optimizers import SGD, RMSprop
+
+np.set_printoptions(precision=6, suppress=True, floatmode="fixed")
+
+# --- the numbers -------------------------------------------------------------
+x = np.array([[0.5, -1.0],  # sample 1: two input features
+              [1.0, 2.0]])  # sample 2
+y = np.array([[1.0, 0.0],  # sample 1 is class 0 (one-hot)
+              [0.0, 1.0]])  # sample 2 is class 1
+W1 = np.array([[0.2, -0.4, 0.6],  # (2 inputs, 3 units)
+               [0.3, 0.5, -0.1]])
+b1 = np.array([0.1, -0.1, 0.0])  # (3,)
+W2 = np.array([[0.7, -0.3],  # (3 units, 2 outputs)
+               [-0.5, 0.4],
+               [0.2, 0.8]])
+b2 = np.array([0.0, 0.1])  # (2,)
+N = len(x)  # the batch size
+
+mismatches = []
+
+
+def show(label, by_hand, by_tinynet, where):
+    """Print one quantity as computed by hand, and check that tinynet's value agrees."""
+    by_tinynet = backend.to_numpy(by_tinynet)
+    agrees = by_tinynet.shape == np.shape(by_hand) and np.allclose(by_hand, by_tinynet, rtol=1e-12, atol=1e-15)
+    shape = str(np.shape(by_hand)) if np.ndim(by_hand) else "scalar"
+    print(f"{label:<34} {shape:<7} tinynet: {where:<34} {'agrees' if agrees else 'DIFFERS'}")
+    print("    " + np.array2string(np.asarray(by_hand), prefix="    "))
+    if not agrees:
+        print("    tinynet gives:\n    " + np.array2string(by_tinynet, prefix="    "))
+        mismatches.append(label)
+
+
+def heading(text):
+    print(f"\n{text}\n{'-' * len(text)}")
+
+
+def float64(a):
+    """A float64 copy on the backend (a copy, so tinynet's in-place updates leave our numbers alone)."""
+    return backend.to_device(np.array(a), dtype="float64")
+
+
+def tiny_model(optimizer):
+    """The 2-3-2 model with the fixed weights above, in float64 so it agrees to the last digit."""
+    model = Sequential([Dense(3, activation="relu", input_shape=(2,)), Dense(2, activation="softmax")])
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy")
+    for layer, (W, b) in zip(model.layers, [(W1, b1), (W2, b2)]):
+        layer.params["kernel"], layer.params["bias"] = float64(W), float64(b)
+    return model
+
+
+model = tiny_model(RMSprop())
+dense1, dense2 = model.layers
+xd, yd = float64(x), float64(y)
+
+heading("1. Forward pass")
+z1 = x @ W1 + b1
+show("z1 = x @ W1 + b1", z1, dense1.forward_linear(xd), "Dense.forward_linear")
+a1 = np.maximum(z1, 0)
+show("a1 = relu(z1) = max(z1, 0)", a1, dense1.activation.forward(float64(z1)), "ReLU.forward")
+z2 = a1 @ W2 + b2
+show("z2 = a1 @ W2 + b2  (the logits)", z2, dense2.forward_linear(float64(a1)), "Dense.forward_linear")
+p = np.exp(z2) / np.exp(z2).sum(axis=1, keepdims=True)
+show("p = softmax(z2)", p, dense2.activation.forward(float64(z2)), "Softmax.forward")
+show("the whole forward pass: p", p, model.forward(xd), "Sequential.forward")
+
+heading("2. Loss: categorical crossentropy, mean over the batch")
+loss = -np.sum(y * np.log(p)) / N
+show("L = -sum(y * log p) / N", loss, model.compute_loss(yd, model.forward(xd)),
+     "Sequential.compute_loss")
+show("the same L from the probabilities", loss, CategoricalCrossentropy().forward(yd, float64(p)),
+     "CategoricalCrossentropy.forward")
+
+heading("3. Backward pass")
+from_logits = CategoricalCrossentropy(from_logits=True)
+from_logits.forward(yd, float64(z2))
+dz2 = (p - y) / N
+show("dL/dz2 = (p - y) / N", dz2, from_logits.backward(), "CategoricalCrossentropy.backward")
+probabilities = CategoricalCrossentropy()
+probabilities.forward(yd, float64(p))
+dp = probabilities.backward()  # dL/dp, then through the softmax: the long way round
+softmax = Softmax()
+softmax.forward(float64(z2))
+show("  same, via dL/dp and the softmax", dz2, softmax.backward(dp), "Softmax.backward")
+dx_tinynet = dense2.backward_linear(float64(dz2))  # fills dense2.grads, returns dL/da1
+dW2 = a1.T @ dz2
+show("dL/dW2 = a1.T @ dz2", dW2, dense2.grads["kernel"], "Dense.backward_linear")
+db2 = dz2.sum(axis=0)
+show("dL/db2 = sum of dz2 over the batch", db2, dense2.grads["bias"], "Dense.backward_linear")
+da1 = dz2 @ W2.T
+show("dL/da1 = dz2 @ W2.T", da1, dx_tinynet, "Dense.backward_linear")
+dz1 = np.where(z1 > 0, da1, 0.0)
+show("dL/dz1 = da1 where z1 > 0, else 0", dz1, dense1.activation.backward(float64(da1)), "ReLU.backward")
+dx_tinynet = dense1.backward_linear(float64(dz1))
+dW1 = x.T @ dz1
+show("dL/dW1 = x.T @ dz1", dW1, dense1.grads["kernel"], "Dense.backward_linear")
+db1 = dz1.sum(axis=0)
+show("dL/db1 = sum of dz1 over the batch", db1, dense1.grads["bias"], "Dense.backward_linear")
+show("dL/dx = dz1 @ W1.T  (not needed)", dz1 @ W1.T, dx_tinynet, "Dense.backward_linear")
+
+model.compute_gradients(xd, yd)  # the whole backward pass at once, as fit runs it
+for label, grad, layer, key in [("dW2", dW2, dense2, "kernel"), ("db2", db2, dense2, "bias"),
+                                ("dW1", dW1, dense1, "kernel"), ("db1", db1, dense1, "bias")]:
+    show(f"{label} again, in one call", grad, layer.grads[key], "Sequential.compute_gradients")
+
+heading("4. Update: RMSprop (lr = 0.001, rho = 0.9, eps = 1e-7), the first step")
+lr, rho, eps = 0.001, 0.9, 1e-7
+model.train_step(xd, yd)  # forward, backward and update: one step of fit
+for label, w, g, layer, key in [("W1", W1, dW1, dense1, "kernel"), ("b1", b1, db1, dense1, "bias"),
+                                ("W2", W2, dW2, dense2, "kernel"), ("b2", b2, db2, dense2, "bias")]:
+    v = rho * 0.0 + (1 - rho) * g**2  # v starts at 0
+    w_new = w - lr * g / np.sqrt(v + eps)
+    show(f"{label} change: -lr * g / sqrt(v + eps)", w_new - w, layer.params[key] - float64(w),
+         "RMSprop.update_step")
+
+heading("5. The other loss and optimizer: mean squared error and SGD")
+mse = MeanSquaredError()
+show("MSE = mean((p - y)**2)", np.mean((p - y) ** 2), mse.forward(yd, float64(p)),
+     "MeanSquaredError.forward")
+D = y.shape[1]  # values per sample
+show("dMSE/dp = 2 * (p - y) / (N * D)", 2 * (p - y) / (N * D), mse.backward(), "MeanSquaredError.backward")
+sgd = SGD(learning_rate=0.1, momentum=0.9)
+w, m = W1.copy(), np.zeros_like(W1)
+w_tinynet = float64(W1)
+for step in (1, 2):  # two steps with the same gradient dW1, so the momentum shows
+    m = 0.9 * m - 0.1 * dW1  # velocity: m = momentum * m - lr * g
+    w = w + m
+    sgd.apply([float64(dW1)], [w_tinynet])
+    show(f"step {step}: W1 + m, m = 0.9 m - 0.1 dW1", w, w_tinynet, "SGD.update_step")
+
+print()
+if mismatches:
+    print(f"{len(mismatches)} values differ: {', '.join(mismatches)}")
+    sys.exit(1)
+print("Every value computed by hand agrees with tinynet's.")

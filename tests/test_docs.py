@@ -1,0 +1,162 @@
+"""docs/backprop.md stays true to the code.
+
+- every relative link (in the guide and the README) leads to a file, and to a
+  heading when it names one;
+- every link to a ``.py`` file that names a function, class or method
+  (``[`Dense.backward`](../tinynet/layers/dense.py)``) points at a file that
+  defines it, checked with ``ast``;
+- every ``python`` block runs, in order, in one namespace, unless an HTML comment
+  ``<!-- not run ... -->`` stands right before it;
+- every output the guide quotes is what the code prints: a ``text`` block after
+  ``<!-- output of examples/backprop_by_hand.py -->`` must appear, line for line,
+  in that script's output, and one after ``<!-- output of the python blocks above -->``
+  must be what the blocks since the previous quoted output printed (with
+  floating-point numbers in scientific notation masked).
+"""
+import ast
+import contextlib
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import mnist_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = ROOT / "docs" / "backprop.md"
+LINKED_DOCS = [GUIDE, ROOT / "README.md"]
+
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
+LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+NOT_RUN = re.compile(r"<!-- not run[^>]*-->\s*$")
+OUTPUT_OF_SCRIPT = "<!-- output of examples/backprop_by_hand.py -->"
+OUTPUT_OF_BLOCKS = "<!-- output of the python blocks above -->"
+
+
+def blocks(path):
+    """(language, code, the text before the block) for each fenced block."""
+    text = path.read_text()
+    return [(m.group(1), m.group(2), text[:m.start()]) for m in FENCE.finditer(text)]
+
+
+def prose(path):
+    """The Markdown outside fenced blocks."""
+    return FENCE.sub("", path.read_text())
+
+
+def links(path):
+    return [(label, target) for label, target in LINK.findall(prose(path))
+            if not re.match(r"[a-z]+:", target)]  # skip https:, mailto:
+
+
+def slug(heading):
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path):
+    return {slug(line.lstrip("#")) for line in prose(path).splitlines() if re.match(r"#+ ", line)}
+
+
+def defined_names(path):
+    """{'Dense', 'Dense.backward', 'glorot_uniform', ...}: what a module defines at top level
+    and what its classes define."""
+    names = set()
+
+    def targets(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return [node.name]
+        if isinstance(node, ast.Assign):
+            return [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            return [node.target.id]
+        return []
+
+    for node in ast.parse(path.read_text()).body:
+        names.update(targets(node))
+        if isinstance(node, ast.ClassDef):
+            names.update(f"{node.name}.{member}" for child in node.body for member in targets(child))
+    return names
+
+
+@pytest.mark.parametrize("doc", LINKED_DOCS, ids=lambda p: p.name)
+def test_every_relative_link_resolves(doc):
+    assert links(doc), f"no links found in {doc}"
+    broken = []
+    for label, target in links(doc):
+        file_part, _, anchor = target.partition("#")
+        path = (doc.parent / file_part).resolve() if file_part else doc
+        if not path.exists():
+            broken.append(f"[{label}]({target}): no file {path}")
+        elif anchor and path.suffix == ".md" and anchor not in anchors(path):
+            broken.append(f"[{label}]({target}): no heading '#{anchor}' in {path.name}")
+    assert not broken, "\n".join(broken)
+
+
+def test_every_function_the_guide_links_to_exists():
+    checked, missing = 0, []
+    for label, target in links(GUIDE):
+        if not target.endswith(".py"):
+            continue
+        code = re.fullmatch(r"`([^`]+)`", label)
+        assert code, f"[{label}]({target}): name the code in backticks, e.g. [`Dense.backward`]({target})"
+        name = code.group(1).removesuffix("()")
+        path = (GUIDE.parent / target).resolve()
+        if "/" in name or name.endswith(".py"):  # a file named by its path
+            assert path == (ROOT / name).resolve(), f"[{label}]({target}) names another file"
+            continue
+        checked += 1
+        if name not in defined_names(path):
+            missing.append(f"[{label}]({target}): {path.relative_to(ROOT)} defines no {name}")
+    assert not missing, "\n".join(missing)
+    assert checked >= 20  # the guide links every piece it derives
+
+
+def test_the_guide_names_every_layer_loss_and_optimizer():
+    import tinynet
+    text = GUIDE.read_text()
+    shipped = ({*tinynet.layers.__all__, *tinynet.losses.__all__, *tinynet.optimizers.__all__}
+               - {"get", "Layer", "Loss", "Optimizer", "categorical_crossentropy", "mean_squared_error"})
+    assert {name for name in shipped if f"[`{name}." not in text} == set(), \
+        "every shipped layer, loss and optimizer gets a derivation with a link"
+
+
+def test_quoted_output_of_the_by_hand_example_is_what_it_prints():
+    run = subprocess.run([sys.executable, str(ROOT / "examples" / "backprop_by_hand.py")],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    quoted = [code for language, code, before in blocks(GUIDE) if before.rstrip().endswith(OUTPUT_OF_SCRIPT)]
+    assert len(quoted) >= 5
+    for code in quoted:
+        assert code in run.stdout, f"the guide quotes lines the script does not print:\n{code}"
+
+
+def mask_numbers(text):
+    return re.sub(r"[+-]?\d\.\d+e[+-]\d+", "<number>", text)
+
+
+def test_the_python_blocks_run_and_print_what_the_guide_quotes(monkeypatch):
+    monkeypatch.setenv("TINYNET_DATA_DIR", str(mnist_dir()))
+    namespace = {"__name__": "backprop_guide"}
+    printed, ran, compared = "", 0, 0
+    saved = np.get_printoptions()
+    try:
+        for language, code, before in blocks(GUIDE):
+            if language == "python" and not NOT_RUN.search(before):
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    exec(compile(code, f"{GUIDE.name}, python block {ran + 1}", "exec"), namespace)
+                printed += out.getvalue()
+                ran += 1
+            elif before.rstrip().endswith(OUTPUT_OF_BLOCKS):
+                assert mask_numbers(printed) == mask_numbers(code), \
+                    f"the guide quotes:\n{code}\nbut the blocks printed:\n{printed}"
+                printed, compared = "", compared + 1
+    finally:
+        np.set_printoptions(**saved)
+    assert ran >= 5 and compared >= 2
