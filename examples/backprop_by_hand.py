@@ -137,19 +137,18 @@ for label, w, g, layer, key in [("W1", W1, dW1, dense1, "kernel"), ("b1", b1, db
          "RMSprop.update_step")
 
 heading("5. The other loss and optimizer: mean squared error and SGD")
-mse = MeanSquaredError()
-show("MSE = mean((p - y)**2)", np.mean((p - y) ** 2), mse.forward(yd, float64(p)),
+mse = MeanSquaredError()  # as if the network did regression: its outputs z2, no softmax, against y
+show("MSE = mean((z2 - y)**2)", np.mean((z2 - y) ** 2), mse.forward(yd, float64(z2)),
      "MeanSquaredError.forward")
 D = y.shape[1]  # values per sample
-show("dMSE/dp = 2 * (p - y) / (N * D)", 2 * (p - y) / (N * D), mse.backward(), "MeanSquaredError.backward")
+show("dMSE/dz2 = 2 * (z2 - y) / (N * D)", 2 * (z2 - y) / (N * D), mse.backward(), "MeanSquaredError.backward")
 sgd = SGD(learning_rate=0.1, momentum=0.9)
-w, m = W1.copy(), np.zeros_like(W1)
-w_tinynet = float64(W1)
-for step in (1, 2):  # two steps with the same gradient dW1, so the momentum shows
-    m = 0.9 * m - 0.1 * dW1  # velocity: m = momentum * m - lr * g
-    w = w + m
+w_tinynet, v = float64(W1), np.zeros_like(W1)
+for step in (1, 2):  # two steps with the same gradient dW1, so that the momentum shows
+    v = 0.9 * v - 0.1 * dW1  # the velocity: v = momentum * v - lr * g
+    before = backend.to_numpy(w_tinynet)
     sgd.apply([float64(dW1)], [w_tinynet])
-    show(f"step {step}: W1 + m, m = 0.9 m - 0.1 dW1", w, w_tinynet, "SGD.update_step")
+    show(f"SGD step {step}: W1 change = v", v, w_tinynet - float64(before), "SGD.update_step")
 
 print()
 if mismatches:
