@@ -1,7 +1,7 @@
 """docs/backprop.md stays true to the code.
 
-- every relative link (in the guide and the README) leads to a file, and to a
-  heading when it names one;
+- every relative link (in the guide, the README and the notebook) leads to a
+  file, and to a heading when it names one;
 - every link to a ``.py`` file that names a function, class or method
   (``[`Dense.backward`](../tinynet/layers/dense.py)``) points at a file that
   defines it, checked with ``ast``;
@@ -16,6 +16,7 @@
 import ast
 import contextlib
 import io
+import json
 import os
 import re
 import subprocess
@@ -29,7 +30,8 @@ from conftest import mnist_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "backprop.md"
-LINKED_DOCS = [GUIDE, ROOT / "README.md"]
+NOTEBOOK = ROOT / "examples" / "mnist.ipynb"
+LINKED_DOCS = [GUIDE, ROOT / "README.md", NOTEBOOK]
 
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
@@ -45,8 +47,13 @@ def blocks(path):
 
 
 def prose(path):
-    """The Markdown outside fenced blocks."""
-    return FENCE.sub("", path.read_text())
+    """The Markdown outside fenced blocks (for a notebook: its Markdown cells)."""
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        text = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown") + "\n"
+    else:
+        text = path.read_text()
+    return FENCE.sub("", text)
 
 
 def links(path):
