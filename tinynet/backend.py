@@ -98,7 +98,12 @@ def _on_device():
 
 
 def to_device(x, dtype=floatx):
-    """Copy host data (a NumPy array or anything array-like) to the backend, as ``dtype``."""
+    """Copy host data (a NumPy array or anything array-like) to the backend, as ``dtype``.
+
+    Always a copy, on NumPy too, so training never writes into the caller's arrays.
+    """
+    if _name == "numpy":
+        return numpy.array(x, dtype=dtype)
     return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype), **_on_device())
 
 
