@@ -5,6 +5,11 @@ non-default device, which like CuPy refuses implicit conversion to NumPy and any
 host/device mix) and ``cupy`` when a GPU is usable. ``TINYNET_TEST_BACKENDS``
 (e.g. ``cupy`` or ``numpy,strict``) picks them by hand. Tests that never touch
 backend arrays carry ``@pytest.mark.host_only("why")`` and run once, on NumPy.
+
+Layers, losses, metrics and optimizers take arrays of the active backend, as
+``fit`` hands them: tests move their data there with ``dev(x)`` and bring results
+back with ``host(y)`` before NumPy's assertions. ``fit``, ``predict``,
+``evaluate``, ``train_on_batch`` and ``set_weights`` take NumPy: the public API.
 """
 import os
 from pathlib import Path
@@ -42,6 +47,16 @@ def backend_name(request):
     backend.set_backend(request.param)
     yield request.param
     backend.set_backend("numpy")
+
+
+def dev(x, dtype="float32"):
+    """Test data (NumPy, lists) -> an array on the active backend, as ``dtype``."""
+    return backend.to_device(x, dtype=dtype)
+
+
+def host(x):
+    """A backend array -> a NumPy copy, for NumPy's assertions."""
+    return backend.to_numpy(x)
 
 
 def mnist_dir():
