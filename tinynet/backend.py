@@ -104,7 +104,9 @@ def to_device(x, dtype=floatx):
     """
     if _name == "numpy":
         return numpy.array(x, dtype=dtype)
-    return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype), **_on_device())
+    if _name == "strict":  # array_api_strict.asarray would share the NumPy array's memory
+        return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype), copy=True, **_on_device())
+    return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype))  # CuPy: host -> GPU is always a copy
 
 
 def zeros(shape, dtype=floatx):
