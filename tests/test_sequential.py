@@ -327,7 +327,7 @@ def test_compile_needs_a_loss():
 
 
 @pytest.mark.parametrize("argument, name, known", [
-    ("loss", "mse", "categorical_crossentropy"),
+    ("loss", "huber", "categorical_crossentropy"),
     ("optimizer", "adam", "rmsprop"),
     ("metrics", "precision", "accuracy"),
 ])

@@ -1,8 +1,13 @@
-"""Losses, by object or by Keras name: ``loss='categorical_crossentropy'``."""
+"""Losses, by object or by Keras name: ``loss='categorical_crossentropy'``, ``loss='mse'``."""
 from tinynet.losses.loss import Loss
 from tinynet.losses.categorical_crossentropy import CategoricalCrossentropy, categorical_crossentropy
+from tinynet.losses.mean_squared_error import MeanSquaredError, mean_squared_error
 
-_LOSSES = {"categorical_crossentropy": CategoricalCrossentropy}
+_LOSSES = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,  # Keras's short name
+}
 
 
 def get(identifier):
@@ -16,4 +21,5 @@ def get(identifier):
     return _LOSSES[identifier]()
 
 
-__all__ = ["CategoricalCrossentropy", "Loss", "categorical_crossentropy", "get"]
+__all__ = ["CategoricalCrossentropy", "Loss", "MeanSquaredError", "categorical_crossentropy", "get",
+           "mean_squared_error"]

@@ -1,8 +1,9 @@
-"""Optimizers, by object or by Keras name: ``optimizer='rmsprop'``."""
+"""Optimizers, by object or by Keras name: ``optimizer='rmsprop'``, ``optimizer='sgd'``."""
 from tinynet.optimizers.optimizer import Optimizer
 from tinynet.optimizers.rmsprop import RMSprop
+from tinynet.optimizers.sgd import SGD
 
-_OPTIMIZERS = {"rmsprop": RMSprop}
+_OPTIMIZERS = {"rmsprop": RMSprop, "sgd": SGD}
 
 
 def get(identifier):
@@ -17,4 +18,4 @@ def get(identifier):
     return _OPTIMIZERS[identifier]()
 
 
-__all__ = ["Optimizer", "RMSprop", "get"]
+__all__ = ["Optimizer", "RMSprop", "SGD", "get"]
