@@ -2,6 +2,7 @@
 
     python examples/mnist.py                 # 5 epochs, as in the notebook
     python examples/mnist.py --epochs 1 --data-dir ../shared/data/mnist
+    python examples/mnist.py --device gpu    # on an NVIDIA GPU (pip install "tinynet[gpu]")
 
 Each step prints what the notebook shows: the data's shapes and range, the
 model summary, the training progress and the final validation accuracy.
@@ -9,11 +10,30 @@ model summary, the training progress and the final validation accuracy.
 import argparse
 import os
 import statistics
+import sys
 
 import tinynet
 from tinynet.datasets import mnist
 from tinynet.layers import Dense
 from tinynet.models import Sequential
+
+
+def choose_device(device):
+    """Select the backend for --device, say which was chosen, and why when it is not the GPU."""
+    if device == "gpu":
+        problem = tinynet.backend.gpu_problem()
+        if problem:
+            sys.exit(f"--device gpu: no usable GPU. {problem}\n{tinynet.backend.GPU_INSTALL_HINT}")
+        tinynet.backend.set_backend("cupy")
+    elif device == "cpu":
+        tinynet.backend.set_backend("numpy")
+    else:
+        problem = tinynet.backend.gpu_problem()
+        tinynet.backend.set_backend("numpy" if problem else "cupy")
+    name = tinynet.backend.get_backend()
+    where = "GPU (CuPy)" if name == "cupy" else "CPU (NumPy)"
+    reason = f"; no GPU: {problem}" if device == "auto" and name == "numpy" else ""
+    print(f"0. Device: {where}{reason}")
 
 
 def main(argv=None):
@@ -23,7 +43,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=None, help="repeat a run exactly (CPU)")
     parser.add_argument("--data-dir", default=None,
                         help="folder with the four MNIST .gz files (default: $TINYNET_DATA_DIR, else download)")
+    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                        help="auto (default): the GPU when one is usable, else the CPU")
     args = parser.parse_args(argv)
+    choose_device(args.device)
     if args.seed is not None:
         tinynet.utils.set_random_seed(args.seed)
 
@@ -57,10 +80,11 @@ def main(argv=None):
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=1,
                         validation_data=(x_valid, y_valid))
 
+    tinynet.backend.synchronize()
     print("6. Results")
     seconds = history.epoch_seconds
     print("   epoch seconds: " + ", ".join(f"{s:.1f}" for s in seconds)
-          + f" (mean {statistics.mean(seconds):.1f} s, backend {tinynet.backend.get_backend()}, {os.cpu_count()} cores)")
+          + f" (mean {statistics.mean(seconds):.2f} s, backend {tinynet.backend.get_backend()}, {os.cpu_count()} cores)")
     print(f"   final accuracy {history.history['accuracy'][-1]:.4f}, "
           f"validation accuracy {history.history['val_accuracy'][-1]:.4f}")
     return history

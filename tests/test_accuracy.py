@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tinynet import metrics
+from conftest import dev
+from tinynet import backend, metrics
 from tinynet.metrics import Accuracy
 
 P = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.3, 0.4, 0.3]], "float32")
@@ -11,34 +12,35 @@ LABELS = np.array([1, 0, 2, 0])  # right, right, right, wrong (predicted 1)
 
 def test_categorical_one_hot_targets():
     y = np.eye(3, dtype="float32")[LABELS]
-    value = Accuracy()(y, P)
-    assert value.shape == () and value.dtype == np.float32
+    value = Accuracy()(dev(y), dev(P))
+    assert value.shape == () and value.dtype == backend.as_dtype("float32")  # a 0-d array on the device
     assert float(value) == 0.75
 
 
 def test_sparse_integer_labels():
-    assert float(Accuracy()(LABELS, P)) == 0.75
-    assert float(Accuracy()(LABELS.astype("float32"), P)) == 0.75  # labels moved to the device as floats
+    assert float(Accuracy()(dev(LABELS, "int64"), dev(P))) == 0.75
+    assert float(Accuracy()(dev(LABELS), dev(P))) == 0.75  # labels moved to the device as floats
 
 
 def test_sparse_label_column():
-    assert float(Accuracy()(LABELS.reshape(4, 1), P)) == 0.75  # (N, 1) labels, as in keras
+    assert float(Accuracy()(dev(LABELS.reshape(4, 1), "int64"), dev(P))) == 0.75  # (N, 1) labels, as in keras
 
 
 def test_binary_one_output_unit():
     p = np.array([[0.9], [0.2], [0.6], [0.4], [0.51]], "float32")
     y = np.array([1, 0, 0, 1, 1])
-    assert float(Accuracy()(y, p)) == pytest.approx(0.6)
-    assert float(Accuracy()(y.reshape(5, 1).astype("float32"), p)) == pytest.approx(0.6)
+    assert float(Accuracy()(dev(y, "int64"), dev(p))) == pytest.approx(0.6)
+    assert float(Accuracy()(dev(y.reshape(5, 1)), dev(p))) == pytest.approx(0.6)
 
 
 @pytest.mark.parametrize("n_right", [0, 1, 4])
 def test_fraction_of_right_answers(n_right):
     y = np.eye(3)[[1, 1, 1, 1]]
     p = np.eye(3)[[1] * n_right + [0] * (4 - n_right)]
-    assert float(Accuracy()(y, p)) == n_right / 4
+    assert float(Accuracy()(dev(y, "float64"), dev(p, "float64"))) == n_right / 4
 
 
+@pytest.mark.host_only("names to objects: no arrays")
 def test_get_by_name():
     for name in ("accuracy", "acc"):
         metric = metrics.get(name)
@@ -47,6 +49,7 @@ def test_get_by_name():
     assert metrics.get(mine) is mine
 
 
+@pytest.mark.host_only("an error message: no arrays")
 def test_unknown_metric_lists_known_ones():
     with pytest.raises(ValueError) as info:
         metrics.get("precision")

@@ -2,24 +2,29 @@
 import numpy as np
 import pytest
 
+from conftest import dev, host
 from tinynet import activations
 from tinynet.layers import Layer, ReLU, Softmax
 
 
+@pytest.mark.host_only("names to objects: no arrays")
 def test_by_name():
     assert type(activations.get("relu")) is ReLU
     assert type(activations.get("softmax")) is Softmax
 
 
+@pytest.mark.host_only("names to objects: no arrays")
 def test_each_call_gives_a_new_layer():
     assert activations.get("relu") is not activations.get("relu")  # layers cache their inputs
 
 
 @pytest.mark.parametrize("identifier", [None, "linear"])
+@pytest.mark.host_only("names to objects: no arrays")
 def test_linear_is_none(identifier):
     assert activations.get(identifier) is None
 
 
+@pytest.mark.host_only("names to objects: no arrays")
 def test_by_object_and_by_class():
     relu = ReLU()
     assert activations.get(relu) is relu
@@ -27,12 +32,13 @@ def test_by_object_and_by_class():
 
 
 def test_named_activation_computes_its_function():
-    x = np.array([[-1.0, 0.0, 2.0]])
-    np.testing.assert_array_equal(activations.get("relu").forward(x), [[0.0, 0.0, 2.0]])
-    np.testing.assert_allclose(activations.get("softmax").forward(x).sum(), 1.0)
+    x = dev([[-1.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(host(activations.get("relu").forward(x)), [[0.0, 0.0, 2.0]])
+    np.testing.assert_allclose(host(activations.get("softmax").forward(x)).sum(), 1.0)
 
 
 @pytest.mark.parametrize("identifier", ["tanh", "ReLU", "sigmoid"])
+@pytest.mark.host_only("an error message: no arrays")
 def test_unknown_name_lists_known_ones(identifier):
     with pytest.raises(ValueError) as info:
         activations.get(identifier)
@@ -41,6 +47,7 @@ def test_unknown_name_lists_known_ones(identifier):
     assert "relu" in message and "softmax" in message and "linear" in message
 
 
+@pytest.mark.host_only("an error message: no arrays")
 def test_a_non_layer_class_is_rejected():
     class NotALayer:
         pass

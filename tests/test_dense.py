@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import dev, host
 from tinynet import gradcheck
 from tinynet.layers import Dense, ReLU, Softmax
 from tinynet.utils import set_random_seed
@@ -47,27 +48,27 @@ def test_forward_against_hand_computation():
     layer = Dense(2)
     layer.build((None, 3))
     layer.set_weights([np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), np.array([0.5, -1.0])])
-    x = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]], dtype="float32")
+    x = dev([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]])
     # row 1: (1 - 5, 2 - 6) + b = (-3.5, -5);  row 2: (2 + 3, 4 + 4) + b = (5.5, 7)
     expected = np.array([[-3.5, -5.0], [5.5, 7.0]])
-    np.testing.assert_array_equal(layer.forward(x), expected)
+    np.testing.assert_array_equal(host(layer.forward(x)), expected)
 
     relu = Dense(2, activation="relu")
     relu.build((None, 3))
     relu.set_weights(layer.get_weights())
-    np.testing.assert_array_equal(relu.forward(x), [[0.0, 0.0], [5.5, 7.0]])
+    np.testing.assert_array_equal(host(relu.forward(x)), [[0.0, 0.0], [5.5, 7.0]])
 
 
 def test_forward_matches_numpy_on_random_weights():
     layer, x = built_dense(), inputs().astype("float32")
-    np.testing.assert_allclose(layer.forward(x), linear_part(layer, x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(host(layer.forward(dev(x))), linear_part(layer, x), rtol=1e-6, atol=1e-6)
 
 
 def test_softmax_activation_rows_are_probabilities():
     layer, x = built_dense("softmax"), inputs().astype("float32")
     z = linear_part(layer, x)
     expected = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    y = layer.forward(x)
+    y = host(layer.forward(dev(x)))
     np.testing.assert_allclose(y, expected, rtol=1e-5)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)
 
@@ -79,10 +80,10 @@ def test_shapes():
     assert kernel.shape == (IN, UNITS) and bias.shape == (UNITS,)  # Keras order and shapes
     assert kernel.dtype == np.float32 and bias.dtype == np.float32
     assert layer.input_shape == (None, IN) and layer.output_shape == (None, UNITS)
-    assert layer.forward(np.zeros((7, IN), "float32")).shape == (7, UNITS)
+    assert layer.forward(dev(np.zeros((7, IN)))).shape == (7, UNITS)
     assert layer.count_params() == IN * UNITS + UNITS
-    layer.forward(np.ones((7, IN), "float32"))
-    assert layer.backward(np.ones((7, UNITS), "float32")).shape == (7, IN)
+    layer.forward(dev(np.ones((7, IN))))
+    assert layer.backward(dev(np.ones((7, UNITS)))).shape == (7, IN)
     assert layer.grads["kernel"].shape == (IN, UNITS) and layer.grads["bias"].shape == (UNITS,)
 
 
@@ -96,7 +97,7 @@ def test_no_bias_has_only_a_kernel():
 def test_call_builds_on_first_use():
     layer = Dense(UNITS)
     assert not layer.built
-    y = layer(np.ones((2, IN), "float32"))
+    y = layer(dev(np.ones((2, IN))))
     assert layer.built and y.shape == (2, UNITS)
 
 
@@ -117,14 +118,14 @@ def test_images_given_to_a_flat_layer():
     layer = Dense(10)
     layer.build((None, 784))
     with pytest.raises(ValueError, match="Flatten") as info:
-        layer.forward(np.zeros((2, 28, 28), "float32"))
+        layer.forward(dev(np.zeros((2, 28, 28))))
     assert "reshape(len(x), 784)" in str(info.value)
     assert "(2, 28, 28)" in str(info.value)
 
 
 def test_building_on_images_explains_flatten():
     with pytest.raises(ValueError, match="Flatten") as info:
-        Dense(10)(np.zeros((2, 28, 28), "float32"))
+        Dense(10)(dev(np.zeros((2, 28, 28))))
     assert "reshape(len(x), 784)" in str(info.value)
 
 
@@ -132,9 +133,10 @@ def test_wrong_feature_count_is_a_clear_error():
     layer = Dense(10)
     layer.build((None, 784))
     with pytest.raises(ValueError, match=r"expects inputs of shape \(None, 784\).*\(2, 100\)"):
-        layer.forward(np.zeros((2, 100), "float32"))
+        layer.forward(dev(np.zeros((2, 100))))
 
 
+@pytest.mark.host_only("an error message: no arrays")
 def test_unknown_activation_lists_known_ones():
     with pytest.raises(ValueError) as info:
         Dense(3, activation="tanh")
@@ -145,11 +147,13 @@ def test_unknown_activation_lists_known_ones():
 
 
 @pytest.mark.parametrize("units", [0, -1, 2.5, "3"])
+@pytest.mark.host_only("an error message: no arrays")
 def test_units_must_be_a_positive_int(units):
     with pytest.raises(ValueError, match="units"):
         Dense(units)
 
 
+@pytest.mark.host_only("an unbuilt layer: no arrays")
 def test_activation_objects_and_linear():
     assert Dense(3, activation="linear").activation is None
     assert isinstance(Dense(3, activation="relu").activation, ReLU)

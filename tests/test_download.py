@@ -10,6 +10,8 @@ import pytest
 
 from tinynet.datasets.download import DownloadError, download, sha256_of
 
+pytestmark = pytest.mark.host_only("downloading files touches no arrays")
+
 BODY = bytes(range(256)) * 1000  # 256 kB, several read chunks
 SHA = hashlib.sha256(BODY).hexdigest()
 

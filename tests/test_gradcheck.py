@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from conftest import dev, host
 from tinynet import backend, gradcheck
 from tinynet.gradcheck import GradcheckReport, check_layer, numerical_gradient
 from tinynet.layers import Dense, Layer
@@ -97,19 +98,22 @@ def test_does_not_modify_the_layer():
 
 
 def test_numerical_gradient_of_a_simple_function():
-    a = np.array([[1.0, -2.0], [0.5, 3.0]])
-    original = a.copy()
-    grad = numerical_gradient(lambda: np.sum(a**3 + np.sin(a)), a)
+    xp = backend.xp()
+    original = np.array([[1.0, -2.0], [0.5, 3.0]])
+    a = dev(original, "float64")  # nudged in place on the device, as check_layer does
+    grad = numerical_gradient(lambda: xp.sum(a**3 + xp.sin(a)), a)
     np.testing.assert_allclose(grad, 3 * original**2 + np.cos(original), rtol=1e-8)
-    np.testing.assert_array_equal(a, original)  # every nudge undone
+    np.testing.assert_array_equal(host(a), original)  # every nudge undone
 
 
 def test_numerical_gradient_is_exact_for_a_quadratic():
-    a = np.array([2.0, -1.0, 0.0])
+    original = np.array([2.0, -1.0, 0.0])
+    a = dev(original, "float64")
     grad = numerical_gradient(lambda: float(a @ a), a, eps=1e-3)  # central differences: exact up to rounding
-    np.testing.assert_allclose(grad, 2 * a, atol=1e-9)
+    np.testing.assert_allclose(grad, 2 * original, atol=1e-9)
 
 
+@pytest.mark.host_only("the report compares NumPy arrays on the host")
 def test_report_tolerances():
     report = GradcheckReport(rtol=1e-3, atol=0.0)
     report.add("close", np.array([1.0005, 2.0]), np.array([1.0, 2.0]))  # 5e-4 <= 1e-3 * 1
@@ -119,6 +123,7 @@ def test_report_tolerances():
     assert report.results["far"]["worst"][0][0] == (0,)
 
 
+@pytest.mark.host_only("the report compares NumPy arrays on the host")
 def test_report_shape_mismatch():
     with pytest.raises(ValueError, match=r"analytic gradient has shape \(3,\).*\(2,\)"):
         GradcheckReport(1e-5, 1e-8).add("kernel", np.zeros(3), np.zeros(2))

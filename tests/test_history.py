@@ -1,5 +1,9 @@
 """Tests for tinynet.callbacks.History: per-epoch logs, as keras.callbacks.History keeps them."""
+import pytest
+
 from tinynet.callbacks import History
+
+pytestmark = pytest.mark.host_only("History holds Python floats only")
 
 
 def test_starts_empty():

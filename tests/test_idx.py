@@ -8,6 +8,8 @@ import pytest
 
 from tinynet.datasets.idx import DataError, read_idx
 
+pytestmark = pytest.mark.host_only("the IDX reader works on bytes and NumPy arrays only")
+
 CODES = {"uint8": 0x08, "int8": 0x09, "int16": 0x0B, "int32": 0x0C, "float32": 0x0D, "float64": 0x0E}
 
 

@@ -7,6 +7,8 @@ import pytest
 from tinynet import initializers
 from tinynet.utils import set_random_seed
 
+pytestmark = pytest.mark.host_only("initialisers draw NumPy arrays on the host")
+
 
 def test_get_by_name():
     assert initializers.get("glorot_uniform") is initializers.glorot_uniform

@@ -14,6 +14,8 @@ from tinynet.datasets import mnist
 from tinynet.datasets.download import sha256_of
 from tinynet.datasets.idx import DataError, read_idx
 
+pytestmark = pytest.mark.host_only("the MNIST loader returns NumPy arrays on the host")
+
 # CI sets TINYNET_DATA_DIR; locally the files live in shared/ next to the repo.
 REAL_DIR = Path(os.environ.get("TINYNET_DATA_DIR")
                 or Path(__file__).parents[2] / "shared" / "data" / "mnist").resolve()

@@ -7,6 +7,8 @@ import pytest
 from tinynet.utils import progbar
 from tinynet.utils.progbar import Progbar, format_eta, format_step_time, format_value
 
+pytestmark = pytest.mark.host_only("the progress line prints Python floats only")
+
 
 class FakeTerminal(io.StringIO):
     def isatty(self):

@@ -7,6 +7,8 @@ import pytest
 from tinynet.utils import random as tinynet_random
 from tinynet.utils import set_random_seed
 
+pytestmark = pytest.mark.host_only("seeding works on host generators only")
+
 
 def draws():
     return (tinynet_random.generator().uniform(size=5), np.random.rand(5), [random.random() for _ in range(5)])

@@ -1,22 +1,24 @@
 """Tests for tinynet.layers.ReLU: y = max(x, 0)."""
 import numpy as np
+import pytest
 
-from tinynet import gradcheck
+from conftest import dev, host
+from tinynet import backend, gradcheck
 from tinynet.layers import ReLU
 
 
 def test_zeroes_negatives_and_keeps_positives():
-    x = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0]], dtype="float32")
+    x = dev([[-2.0, -0.5, 0.0, 0.5, 3.0]])
     y = ReLU().forward(x)
-    np.testing.assert_array_equal(y, [[0.0, 0.0, 0.0, 0.5, 3.0]])
-    assert y.dtype == np.float32 and y.shape == x.shape
+    np.testing.assert_array_equal(host(y), [[0.0, 0.0, 0.0, 0.5, 3.0]])
+    assert y.dtype == backend.as_dtype("float32") and y.shape == x.shape
 
 
 def test_backward_passes_gradient_only_where_x_is_positive():
     layer = ReLU()
-    layer.forward(np.array([[-1.0, 2.0, 0.0, 4.0]], dtype="float32"))
-    dx = layer.backward(np.array([[10.0, 20.0, 30.0, 40.0]], dtype="float32"))
-    np.testing.assert_array_equal(dx, [[0.0, 20.0, 0.0, 40.0]])  # slope 0 at x = 0, as in Keras
+    layer.forward(dev([[-1.0, 2.0, 0.0, 4.0]]))
+    dx = layer.backward(dev([[10.0, 20.0, 30.0, 40.0]]))
+    np.testing.assert_array_equal(host(dx), [[0.0, 20.0, 0.0, 40.0]])  # slope 0 at x = 0, as in Keras
 
 
 def test_gradcheck_away_from_the_kink():
@@ -27,6 +29,7 @@ def test_gradcheck_away_from_the_kink():
     assert list(report.results) == ["x"]  # no parameters
 
 
+@pytest.mark.host_only("ReLU has no parameters: no arrays")
 def test_no_parameters_and_same_shape_out():
     layer = ReLU()
     layer.build((None, 7))

@@ -6,7 +6,8 @@
 import numpy as np
 import pytest
 
-from tinynet import optimizers
+from conftest import dev, host
+from tinynet import backend, optimizers
 from tinynet.optimizers import Optimizer, RMSprop
 
 f32 = np.float32
@@ -22,6 +23,7 @@ def expected_steps(w, grads, lr, rho, eps):
     return w, v
 
 
+@pytest.mark.host_only("hyperparameters only: no arrays")
 def test_defaults_are_keras_defaults():
     opt = RMSprop()
     assert (opt.learning_rate, opt.rho, opt.epsilon) == (0.001, 0.9, 1e-7)
@@ -29,54 +31,55 @@ def test_defaults_are_keras_defaults():
 
 
 def test_first_step_by_hand():
-    w = np.array([1.0, -2.0, 0.5], "float32")
-    g = np.array([0.5, -1.0, 0.0], "float32")
-    RMSprop().apply([g], [w])
+    w = dev([1.0, -2.0, 0.5])
+    g = dev([0.5, -1.0, 0.0])
+    RMSprop().apply([g], [w])  # updates w in place
     # v = 0.1 g**2;  step = 0.001 g / sqrt(0.1 g**2 + 1e-7) ~ 0.001 sign(g) / sqrt(0.1) = 0.0031623 sign(g)
-    np.testing.assert_allclose(w, [1.0 - 0.0031623, -2.0 + 0.0031623, 0.5], atol=2e-7)
+    np.testing.assert_allclose(host(w), [1.0 - 0.0031623, -2.0 + 0.0031623, 0.5], atol=2e-7)
 
 
 def test_three_steps_exact_in_float32():
     rng = np.random.default_rng(0)
     w0 = rng.standard_normal((3, 2)).astype("float32")
     grads = [rng.standard_normal((3, 2)).astype("float32") for _ in range(3)]
-    w = w0.copy()
+    w = dev(w0)
     opt = RMSprop()
     for g in grads:
-        opt.apply([g], [w])
+        opt.apply([dev(g)], [w])
     w_expected, v_expected = expected_steps(w0, grads, lr=0.001, rho=0.9, eps=1e-7)
-    assert w.dtype == np.float32 and opt.slots[0].dtype == np.float32
-    np.testing.assert_array_equal(w, w_expected)
-    np.testing.assert_array_equal(opt.slots[0], v_expected)
+    float32 = backend.as_dtype("float32")
+    assert w.dtype == float32 and opt.slots[0].dtype == float32
+    np.testing.assert_array_equal(host(w), w_expected)
+    np.testing.assert_array_equal(host(opt.slots[0]), v_expected)
 
 
 def test_custom_hyperparameters_exact_in_float32():
     rng = np.random.default_rng(1)
     w0 = rng.standard_normal(4).astype("float32")
     grads = [rng.standard_normal(4).astype("float32") * 10 ** k for k in range(-2, 2)]
-    w = w0.copy()
+    w = dev(w0)
     opt = RMSprop(learning_rate=0.05, rho=0.8, epsilon=1e-3)
     for g in grads:
-        opt.apply([g], [w])
+        opt.apply([dev(g)], [w])
     w_expected, v_expected = expected_steps(w0, grads, lr=0.05, rho=0.8, eps=1e-3)
-    np.testing.assert_array_equal(w, w_expected)
-    np.testing.assert_array_equal(opt.slots[0], v_expected)
+    np.testing.assert_array_equal(host(w), w_expected)
+    np.testing.assert_array_equal(host(opt.slots[0]), v_expected)
 
 
 def test_several_parameters_each_with_its_own_state():
-    kernel, bias = np.ones((2, 2), "float32"), np.zeros(2, "float32")
-    g_kernel, g_bias = np.full((2, 2), 2.0, "float32"), np.array([1.0, -3.0], "float32")
+    kernel, bias = dev(np.ones((2, 2))), dev(np.zeros(2))
+    g_kernel, g_bias = dev(np.full((2, 2), 2.0)), dev([1.0, -3.0])
     opt = RMSprop()
     opt.apply([g_kernel, g_bias], [kernel, bias])
     assert len(opt.slots) == 2
     assert opt.slots[0].shape == (2, 2) and opt.slots[1].shape == (2,)
-    np.testing.assert_array_equal(opt.slots[0], f32(0.1) * f32(4.0))
-    np.testing.assert_array_equal(opt.slots[1], f32(1 - 0.9) * np.array([1.0, 9.0], "float32"))
+    np.testing.assert_array_equal(host(opt.slots[0]), f32(0.1) * f32(4.0))
+    np.testing.assert_array_equal(host(opt.slots[1]), f32(1 - 0.9) * np.array([1.0, 9.0], "float32"))
 
 
 def test_state_persists_across_apply_calls():
-    w = np.array([1.0], "float32")
-    g = np.array([1.0], "float32")
+    w = dev([1.0])
+    g = dev([1.0])
     opt = RMSprop()
     opt.apply([g], [w])
     slot = opt.slots[0]
@@ -91,7 +94,7 @@ def test_state_persists_across_apply_calls():
 
 
 def test_iterations_count_updates():
-    w, g = np.zeros(3, "float32"), np.ones(3, "float32")
+    w, g = dev(np.zeros(3)), dev(np.ones(3))
     opt = RMSprop()
     for i in range(1, 6):
         opt.apply([g], [w])
@@ -101,16 +104,17 @@ def test_iterations_count_updates():
 def test_count_params_like_keras():
     opt = RMSprop()
     assert opt.count_params() == 0  # nothing before the first step
-    opt.apply([np.ones((3, 4), "float32"), np.ones(4, "float32")], [np.zeros((3, 4), "float32"), np.zeros(4, "float32")])
+    opt.apply([dev(np.ones((3, 4))), dev(np.ones(4))], [dev(np.zeros((3, 4))), dev(np.zeros(4))])
     assert opt.count_params() == 12 + 4 + 2  # one v per weight, plus iterations and learning rate
 
 
 def test_zero_gradient_does_not_move_the_weights():
-    w = np.array([0.25, -4.0], "float32")
-    RMSprop().apply([np.zeros(2, "float32")], [w])
-    np.testing.assert_array_equal(w, [0.25, -4.0])
+    w = dev([0.25, -4.0])
+    RMSprop().apply([dev(np.zeros(2))], [w])
+    np.testing.assert_array_equal(host(w), [0.25, -4.0])
 
 
+@pytest.mark.host_only("names to objects: no arrays")
 def test_get_by_name_and_object():
     opt = optimizers.get("rmsprop")
     assert type(opt) is RMSprop and opt.learning_rate == 0.001
@@ -120,6 +124,7 @@ def test_get_by_name_and_object():
     assert isinstance(mine, Optimizer)
 
 
+@pytest.mark.host_only("an error message: no arrays")
 def test_unknown_name_lists_known_ones():
     with pytest.raises(ValueError) as info:
         optimizers.get("adam")

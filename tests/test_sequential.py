@@ -4,6 +4,7 @@ import re
 import numpy as np
 import pytest
 
+from conftest import dev, host
 from tinynet import gradcheck
 from tinynet.callbacks import History
 from tinynet.layers import Dense, ReLU, Softmax
@@ -32,9 +33,13 @@ def blob_model(seed=0, learning_rate=0.01, metrics=("accuracy",)):
     return model
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def trained():
-    """A model fitted on 240 blob points for 6 epochs, validated on the other 60."""
+    """A model fitted on 240 blob points for 6 epochs, validated on the other 60.
+
+    Built anew for each test (a fraction of a second): a model's arrays belong to
+    the backend that made them, and each test runs on every backend.
+    """
     x, y, labels = blobs()
     model = blob_model()
     history = model.fit(x[:240], y[:240], batch_size=32, epochs=6, verbose=0, validation_data=(x[240:], y[240:]))
@@ -49,11 +54,11 @@ def gradcheck_data(n=8, n_in=5, n_out=4, seed=0):
 
 def assert_away_from_relu_kinks(model, x):
     """Every ReLU input is at least 1e-3 from 0, where the derivative jumps."""
-    model.forward(x.astype("float64"))
+    model.forward(dev(x, "float64"))
     for layer in model.layers:
         relu = layer if isinstance(layer, ReLU) else getattr(layer, "activation", None)
         if isinstance(relu, ReLU):
-            assert np.abs(relu.x).min() > 1e-3, layer.name
+            assert np.abs(host(relu.x)).min() > 1e-3, layer.name
 
 
 def check(model, x, y):
@@ -100,7 +105,7 @@ def test_gradcheck_linear_output_as_probabilities():
     model.layers[1].set_weights([0.1 * kernel, np.full(4, 3.0)])  # outputs in about (2, 4): far from the clip
     model.compile(loss="categorical_crossentropy")
     x, y = gradcheck_data(seed=3)
-    assert model._fused_softmax() is None and model.forward(x).min() > 1.0
+    assert model._fused_softmax() is None and host(model.forward(dev(x, "float64"))).min() > 1.0
     check(model, x, y)
 
 
@@ -109,6 +114,7 @@ def test_fused_loss_equals_crossentropy_of_the_probabilities():
     model = Sequential([Dense(6, activation="relu", input_shape=(5,)), Dense(4, activation="softmax")])
     model.compile(loss="categorical_crossentropy")
     x, y = gradcheck_data(seed=4)
+    x, y = dev(x, "float64"), dev(y, "float64")  # float64: compared to 1e-12
     p = model.forward(x)
     assert float(model.compute_loss(y, p)) == pytest.approx(float(CategoricalCrossentropy()(y, p)), rel=1e-12)
 
@@ -149,7 +155,8 @@ def test_evaluate_without_metrics_returns_the_loss():
     model = blob_model(metrics=())
     loss = model.evaluate(x, y, verbose=0)
     assert type(loss) is float
-    assert loss == pytest.approx(float(CategoricalCrossentropy()(y, model.predict(x, verbose=0))), rel=1e-5)
+    p = model.predict(x, verbose=0)
+    assert loss == pytest.approx(float(CategoricalCrossentropy()(dev(y, "float64"), dev(p))), rel=1e-5)
     assert sorted(model.fit(x, y, epochs=1, verbose=0).history) == ["loss"]
 
 
@@ -170,13 +177,12 @@ def test_predict_batches_agree_with_one_batch(trained):
 
 def test_train_on_batch_returns_the_loss_before_the_update():
     x, y, _ = blobs(32)
-    y = y.astype("float32")  # as train_on_batch moves it to the device
     model = blob_model()
-    before = float(model.compute_loss(y, model.forward(x)))
+    before = float(model.compute_loss(dev(y), model.forward(dev(x))))  # float32, as train_on_batch moves them
     loss, accuracy = model.train_on_batch(x, y)
     assert loss == before
     assert 0.0 <= accuracy <= 1.0
-    assert float(model.compute_loss(y, model.forward(x))) < before
+    assert float(model.compute_loss(dev(y), model.forward(dev(x)))) < before
     assert model.optimizer.iterations == 1
 
 
@@ -300,6 +306,7 @@ def test_given_names_are_kept_and_skipped():
     assert [layer.name for layer in model.layers] == ["dense_1", "dense", "dense_2", "out"]
 
 
+@pytest.mark.host_only("an error message: no arrays")
 def test_add_rejects_non_layers():
     with pytest.raises(TypeError, match="Dense"):
         Sequential().add("dense")
@@ -404,6 +411,7 @@ def test_huge_learning_rate_diverges_with_a_clear_error():
     assert "learning rate" in str(info.value)
 
 
+@pytest.mark.host_only("an unbuilt model: no arrays")
 def test_summary_of_an_unbuilt_model():
     with pytest.raises(ValueError, match="input_shape"):
         Sequential([Dense(3)]).summary()

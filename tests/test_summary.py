@@ -72,6 +72,7 @@ def test_every_table_line_has_the_line_length():
         assert {len(line) for line in table} == {line_length}
 
 
+@pytest.mark.host_only("text layout only: no arrays")
 def test_column_widths():
     assert column_widths(88) == [38, 29, 17]
     assert column_widths(76) == [33, 24, 15]
@@ -129,6 +130,7 @@ def test_default_width_follows_the_terminal(monkeypatch, columns, expected):
     assert printed == [expected]  # 88 columns, or the terminal's width less 4
 
 
+@pytest.mark.host_only("an unbuilt model: no arrays")
 def test_unbuilt_model_is_a_clear_error():
     model = Sequential([Dense(512, activation="relu"), Dense(10)])
     with pytest.raises(ValueError, match=r"input_shape, e\.g\. Dense\(512, input_shape=\(784,\)\)"):
@@ -140,5 +142,6 @@ def test_unbuilt_model_is_a_clear_error():
 @pytest.mark.parametrize("n_bytes, text", [(0, "0.00 B"), (60, "60.00 B"), (1023, "1023.00 B"),
                                            (1024, "1.00 KB"), (2678824, "2.55 MB"), (5357656, "5.11 MB"),
                                            (3 * 1024**3, "3.00 GB")])
+@pytest.mark.host_only("text formatting only: no arrays")
 def test_readable_size(n_bytes, text):
     assert readable_size(n_bytes) == text

@@ -1,48 +1,147 @@
-"""The one place where tinynet meets NumPy or CuPy.
+"""The one place where tinynet meets NumPy, CuPy or another array library.
 
 Every layer, loss, optimizer and the training loop get their array functions
 from ``xp()`` (the active *array namespace*) instead of importing numpy, so the
-same code runs on the CPU (NumPy) or on a GPU (CuPy).
+same code runs on the CPU (NumPy) or on a GPU (CuPy)::
 
-The host/device boundary is explicit and lives here too:
+    tinynet.backend.set_backend("cupy")     # or TINYNET_BACKEND=cupy in the environment
 
-- ``to_device(x)`` moves a NumPy array onto the active backend (float32 by
-  default); ``fit`` calls it once per call, not once per step.
-- ``to_numpy(x)`` brings a result back to the host; ``predict``,
-  ``evaluate``, ``History`` and ``get_weights`` always hand back NumPy.
+Backends:
+
+- ``'numpy'``: the CPU. The default.
+- ``'cupy'``: an NVIDIA GPU (``pip install "tinynet[gpu]"``, which installs ``cupy-cuda12x``).
+- ``'strict'``: ``array_api_strict`` on its non-default device ``'device1'``: a CPU
+  stand-in for a GPU, used by the tests. Like CuPy it refuses to turn its arrays
+  into NumPy arrays implicitly and to mix them with host arrays, so a test suite
+  that passes here has no hidden host/device mix-ups.
+- ``'auto'``: ``'cupy'`` when ``gpu_available()``, else ``'numpy'``.
+
+The host/device boundary is explicit and lives here too: ``to_device`` (host ->
+backend, once per ``fit``, not per step), ``to_numpy`` (backend -> host;
+``predict``, ``evaluate``, ``History`` and ``get_weights`` always hand back
+NumPy), ``zeros`` (new arrays on the active device), ``synchronize`` (wait for
+queued GPU work, for timing) and ``free_memory`` (give CuPy's cached memory back).
 """
+import os
+
 import numpy
 
-_BACKENDS = ("numpy",)
-_name = "numpy"
-_xp = numpy
+BACKENDS = ("numpy", "cupy", "strict")
+GPU_INSTALL_HINT = 'Install the GPU extra: pip install "tinynet[gpu]" (CuPy for CUDA 12, cupy-cuda12x).'
 
 floatx = "float32"  # the default dtype of parameters and activations, as in Keras
 
+_name, _xp, _device = "numpy", numpy, None
+
+
+def gpu_problem():
+    """Why no GPU is usable, as a sentence (the original import or CUDA error), or None if one is."""
+    try:
+        import cupy
+    except Exception as error:  # ImportError, or a broken CUDA install failing at import
+        return f"CuPy cannot be imported ({type(error).__name__}: {error})."
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "CuPy is installed, but CUDA reports no GPU."
+        cupy.zeros(1).sum().item()  # a device that answers, not merely a driver that loads
+    except Exception as error:
+        return f"CuPy is installed, but no GPU answers ({type(error).__name__}: {error})."
+    return None
+
+
+def gpu_available():
+    """True when a GPU can be used: CuPy imports *and* a CUDA device runs a kernel."""
+    return gpu_problem() is None
+
 
 def set_backend(name):
-    """Select the array library: ``'numpy'`` (the CPU)."""
-    global _name, _xp
-    if name not in _BACKENDS:
-        raise ValueError(f"Unknown backend {name!r}. Known backends: {', '.join(_BACKENDS)}.")
-    _name, _xp = name, numpy
+    """Select the array library: ``'numpy'``, ``'cupy'``, ``'strict'`` or ``'auto'``.
+
+    Arrays made under one backend belong to it: build (or rebuild) models after switching.
+    """
+    global _name, _xp, _device
+    if name == "auto":
+        name = "cupy" if gpu_available() else "numpy"
+    if name not in BACKENDS:
+        raise ValueError(f"Unknown backend {name!r}. Known backends: {', '.join(BACKENDS)}, auto.")
+    if name == "numpy":
+        _xp, _device = numpy, None
+    elif name == "cupy":
+        problem = gpu_problem()
+        if problem:
+            raise RuntimeError(f"The 'cupy' backend needs a usable GPU. {problem} {GPU_INSTALL_HINT}")
+        import cupy
+        _xp, _device = cupy, None
+    else:
+        import array_api_strict
+        _xp, _device = array_api_strict, array_api_strict.Device("device1")
+    _name = name
 
 
 def get_backend():
-    """The name of the active backend."""
+    """The name of the active backend: ``'numpy'``, ``'cupy'`` or ``'strict'``."""
     return _name
 
 
 def xp():
-    """The active array namespace (the ``numpy`` module, or ``cupy``)."""
+    """The active array namespace (the ``numpy`` module, ``cupy``, or ``array_api_strict``)."""
     return _xp
 
 
+def as_dtype(name):
+    """The backend's dtype object for a name such as ``'float32'``."""
+    return getattr(_xp, name) if isinstance(name, str) else name
+
+
+def _on_device():
+    return {} if _device is None else {"device": _device}
+
+
 def to_device(x, dtype=floatx):
-    """Copy host data (a NumPy array or anything array-like) to the backend."""
-    return _xp.asarray(numpy.asarray(x), dtype=dtype)
+    """Copy host data (a NumPy array or anything array-like) to the backend, as ``dtype``.
+
+    Always a copy, on NumPy too, so training never writes into the caller's arrays.
+    """
+    if _name == "numpy":
+        return numpy.array(x, dtype=dtype)
+    if _name == "strict":  # array_api_strict.asarray would share the NumPy array's memory
+        return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype), copy=True, **_on_device())
+    return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype))  # CuPy: host -> GPU is always a copy
+
+
+def zeros(shape, dtype=floatx):
+    """A new array of zeros on the active device."""
+    return _xp.zeros(shape, dtype=as_dtype(dtype), **_on_device())
 
 
 def to_numpy(x):
-    """Copy a backend array back to a NumPy array on the host."""
+    """Copy a backend array back to a NumPy array on the host (always a copy)."""
+    if _name == "cupy":
+        return x.get()
+    if _name == "strict":
+        import array_api_strict
+        x = x.to_device(array_api_strict.Device("CPU_DEVICE"))  # the one allowed way off the device
     return numpy.array(x)  # a copy even on NumPy, so get_weights() never aliases the live parameters
+
+
+def synchronize():
+    """Wait until the GPU has finished the work queued so far (no-op on the CPU).
+
+    GPU calls return before the work is done: time GPU code with a
+    ``synchronize()`` at both edges, or the timing measures only the queueing.
+    """
+    if _name == "cupy":
+        _xp.cuda.get_current_stream().synchronize()
+
+
+def free_memory():
+    """Give the GPU memory that CuPy keeps cached back to the driver (no-op on the CPU).
+
+    Arrays still referenced (a model's weights) stay; delete the model first to free all.
+    """
+    if _name == "cupy":
+        _xp.get_default_memory_pool().free_all_blocks()
+        _xp.get_default_pinned_memory_pool().free_all_blocks()
+
+
+set_backend(os.environ.get("TINYNET_BACKEND", "numpy").strip().lower() or "numpy")

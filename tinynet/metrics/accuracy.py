@@ -17,7 +17,9 @@ class Accuracy:
         """The mean accuracy over the batch, a 0-d array on the backend."""
         xp = backend.xp()
         if y_pred.shape[-1] == 1:
-            hits = (y_pred > 0.5) == (xp.reshape(y_true, y_pred.shape) > 0.5)
+            # as floats: the array API does not compare integer labels with the float 0.5
+            labels = xp.astype(xp.reshape(y_true, y_pred.shape), y_pred.dtype)
+            hits = (y_pred > 0.5) == (labels > 0.5)
         elif y_true.ndim == y_pred.ndim and y_true.shape[-1] != 1:
             hits = xp.argmax(y_pred, axis=-1) == xp.argmax(y_true, axis=-1)
         else:  # a column of labels (N, 1) is read as (N,), as Keras does

@@ -151,7 +151,7 @@ class Sequential:
             order = backend.to_device(order, dtype=xp.int64)  # one copy per epoch, then batches are cut on the device
             sums = _RunningSums(steps, self.metrics)
             for step in range(steps):
-                batch = order[step * batch_size:(step + 1) * batch_size]
+                batch = order[_batch(step, batch_size, n)]
                 xb, yb = xp.take(x, batch, axis=0), xp.take(y, batch, axis=0)
                 loss, y_pred = self.train_step(xb, yb)
                 sums.add(step, loss, yb, y_pred)
@@ -199,7 +199,7 @@ class Sequential:
         bar = Progbar(steps, verbose=1 if verbose == "auto" else verbose)
         outputs = []
         for step in range(steps):
-            outputs.append(self.forward(x[step * batch_size:(step + 1) * batch_size]))
+            outputs.append(self.forward(x[_batch(step, batch_size, x.shape[0]), ...]))
             bar.update(step + 1)
         return backend.to_numpy(backend.xp().concat(outputs, axis=0))
 
@@ -209,7 +209,7 @@ class Sequential:
         bar = Progbar(steps, verbose=verbose)
         sums = _RunningSums(steps, self.metrics)
         for step in range(steps):
-            batch = slice(step * batch_size, (step + 1) * batch_size)
+            batch = (_batch(step, batch_size, x.shape[0]), ...)
             y_pred = self.forward(x[batch])
             sums.add(step, self.compute_loss(y[batch], y_pred), y[batch], y_pred)
             if bar.due(step + 1):
@@ -283,6 +283,11 @@ class Sequential:
         return x, backend.to_device(y)
 
 
+def _batch(step, batch_size, n):
+    """The slice of samples in batch number ``step`` (the last batch may be smaller)."""
+    return slice(step * batch_size, min((step + 1) * batch_size, n))
+
+
 def _as_array(data):
     """Lists and the like become NumPy arrays; arrays (NumPy or the backend's) pass through."""
     return data if hasattr(data, "__array_namespace__") else numpy.asarray(data)
@@ -296,9 +301,8 @@ class _RunningSums:
     """
 
     def __init__(self, steps, metrics):
-        xp = backend.xp()
         self.metrics = metrics
-        self.batch_losses = xp.zeros(steps, dtype=backend.floatx)  # for locating a non-finite loss
+        self.batch_losses = backend.zeros(steps)  # for locating a non-finite loss
         self.sums = {name: 0.0 for name in ["loss"] + [m.name for m in metrics]}
         self.seen = 0
 

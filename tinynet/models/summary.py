@@ -10,6 +10,8 @@
 """
 import shutil
 
+from tinynet import backend
+
 KERAS_LINE_LENGTH = 88
 COLUMN_ENDS = (0.45, 0.80, 1.0)  # where each column ends, as a fraction of the line
 
@@ -64,7 +66,7 @@ def summary_text(model, line_length=None):
     lines.append(rule("└", "─", "┴", "┘"))
 
     n_weights = model.count_params()
-    weight_bytes = sum(p.size * p.dtype.itemsize for layer in model.layers for p in layer.params.values())
+    weight_bytes = sum(p.size * backend.xp().finfo(p.dtype).bits // 8 for layer in model.layers for p in layer.params.values())
     n_optimizer = model.optimizer.count_params() if model.optimizer is not None else 0
     optimizer_bytes = 4 * n_optimizer
     lines += [

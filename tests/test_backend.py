@@ -1,0 +1,185 @@
+"""Tests for tinynet.backend: choosing the array library, and the host/device boundary.
+
+Tests marked ``host_only("switches backends itself")`` run once and call
+``set_backend`` themselves; the others run on every backend under test.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import array_api_strict
+import numpy as np
+import pytest
+
+from tinynet import backend
+from tinynet.layers import Dense, Layer
+from tinynet.models import Sequential
+
+REPO = Path(__file__).resolve().parents[1]
+INSTALL_HINT = 'pip install "tinynet[gpu]"'
+
+
+# --- choosing a backend ------------------------------------------------------------
+@pytest.mark.host_only("switches backends itself")
+def test_set_backend_and_get_backend():
+    backend.set_backend("strict")
+    assert backend.get_backend() == "strict" and backend.xp() is array_api_strict
+    backend.set_backend("numpy")
+    assert backend.get_backend() == "numpy" and backend.xp() is np
+
+
+@pytest.mark.host_only("switches backends itself")
+def test_unknown_backend_lists_the_choices():
+    backend.set_backend("strict")
+    with pytest.raises(ValueError) as info:
+        backend.set_backend("torch")
+    message = str(info.value)
+    assert "'torch'" in message
+    for name in ("numpy", "cupy", "strict", "auto"):
+        assert name in message
+    assert backend.get_backend() == "strict"  # a failed switch leaves the backend as it was
+
+
+@pytest.mark.host_only("switches backends itself")
+def test_auto_picks_the_gpu_only_when_one_is_usable():
+    backend.set_backend("auto")
+    assert backend.get_backend() == ("cupy" if backend.gpu_available() else "numpy")
+
+
+@pytest.mark.host_only("asks about the GPU: no arrays")
+def test_gpu_available_means_gpu_problem_is_none():
+    problem = backend.gpu_problem()
+    assert backend.gpu_available() == (problem is None)
+    assert problem is None or problem.endswith(".")  # a sentence, quoted in error messages
+
+
+@pytest.mark.host_only("CuPy is hidden, so no GPU: no arrays")
+def test_without_cupy_there_is_no_gpu(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail, on any machine
+    assert backend.gpu_available() is False
+    assert backend.gpu_problem().startswith("CuPy cannot be imported (ModuleNotFoundError: import of cupy halted")
+
+
+@pytest.mark.host_only("switches backends itself")
+def test_cupy_without_a_gpu_says_why_and_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # no GPU, even on a machine that has one
+    with pytest.raises(RuntimeError) as info:
+        backend.set_backend("cupy")
+    message = str(info.value)
+    assert INSTALL_HINT in message and "cupy-cuda12x" in message  # how to install
+    assert backend.gpu_problem() in message  # why: the original import error
+    assert backend.get_backend() == "numpy"  # still usable
+
+
+@pytest.mark.host_only("switches backends itself")
+def test_cupy_on_this_machine():
+    if backend.gpu_available():
+        pytest.skip("a GPU is usable here: set_backend('cupy') succeeds (the cupy backend runs the whole suite)")
+    assert backend.gpu_available() is False
+    with pytest.raises(RuntimeError) as info:
+        backend.set_backend("cupy")
+    assert INSTALL_HINT in str(info.value) and backend.gpu_problem() in str(info.value)
+
+
+@pytest.mark.host_only("runs Python in a subprocess")
+@pytest.mark.parametrize("value, expected", [("strict", "strict"), (" Strict ", "strict"), ("numpy", "numpy"),
+                                             ("", "numpy")])
+def test_tinynet_backend_variable_is_read_at_import(value, expected):
+    env = {**os.environ, "TINYNET_BACKEND": value}
+    result = subprocess.run([sys.executable, "-c", "import tinynet; print(tinynet.backend.get_backend())"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+# --- the host/device boundary, on every backend ------------------------------------------
+def test_to_device_gives_float32_on_the_active_device(backend_name):
+    x = backend.to_device([[1, 2], [3, 4]])  # a list of ints, on the host
+    assert x.dtype == backend.xp().float32 and x.shape == (2, 2)
+    # .device: 'cpu' on NumPy, the GPU on CuPy, the stand-in GPU 'device1' on strict
+    assert type(x) is type(backend.zeros(1)) and x.device == backend.zeros(1).device
+    if backend_name == "strict":
+        assert x.device == array_api_strict.Device("device1")  # not strict's default CPU device
+    assert backend.to_device(np.arange(3), dtype="int64").dtype == backend.xp().int64
+    assert backend.to_device(np.ones(2, "float32"), dtype="float64").dtype == backend.as_dtype("float64")
+
+
+def test_to_device_copies(backend_name):
+    source = np.array([1.0, 2.0, 3.0], "float32")
+    x = backend.to_device(source)
+    source[0] = 100.0  # the caller's array changes...
+    x[1] = -1.0  # ...and so does the backend's
+    np.testing.assert_array_equal(backend.to_numpy(x), [1.0, -1.0, 3.0])  # neither sees the other
+    np.testing.assert_array_equal(source, [100.0, 2.0, 3.0])
+
+
+def test_to_numpy_returns_a_numpy_copy(backend_name):
+    x = backend.to_device([1.0, 2.0, 3.0])
+    on_host = backend.to_numpy(x)
+    assert type(on_host) is np.ndarray and on_host.dtype == np.float32
+    np.testing.assert_array_equal(on_host, [1.0, 2.0, 3.0])
+    on_host[0] = 100.0
+    np.testing.assert_array_equal(backend.to_numpy(x), [1.0, 2.0, 3.0])  # the source is untouched
+    assert backend.to_numpy(backend.xp().sum(x)).shape == ()  # 0-d arrays too
+
+
+def test_zeros_on_the_active_device(backend_name):
+    z = backend.zeros((2, 3))
+    assert z.shape == (2, 3) and z.dtype == backend.xp().float32
+    assert z.device == backend.to_device([0.0]).device
+    np.testing.assert_array_equal(backend.to_numpy(z), np.zeros((2, 3)))
+    assert backend.zeros(4, dtype="int64").dtype == backend.xp().int64
+
+
+def test_synchronize_and_free_memory_leave_arrays_alone(backend_name):
+    x = backend.to_device([1.0, 2.0])
+    y = x * 2
+    assert backend.synchronize() is None and backend.free_memory() is None  # no-ops on the CPU backends
+    np.testing.assert_array_equal(backend.to_numpy(y), [2.0, 4.0])
+
+
+def test_as_dtype(backend_name):
+    xp = backend.xp()
+    assert backend.as_dtype("float32") == xp.float32 and backend.as_dtype("int64") == xp.int64
+    assert backend.as_dtype(xp.float64) == xp.float64  # a dtype object passes through
+
+
+# --- the point of the strict backend: it catches what a GPU would ---------------------------
+class NumpyInForward(Layer):
+    """A buggy layer: it turns its input into a NumPy array (on a GPU: a silent copy, or an error)."""
+
+    def forward(self, x):
+        self.x = x
+        return np.asarray(x) * 2
+
+    def backward(self, dy):
+        return dy * 2
+
+
+class HostArrayAdded(Layer):
+    """A buggy layer: it adds a NumPy array (a host array) to its input."""
+
+    def forward(self, x):
+        return x + np.ones(x.shape[1:], "float32")
+
+    def backward(self, dy):
+        return dy
+
+
+@pytest.mark.host_only("switches backends itself")
+@pytest.mark.parametrize("planted", [NumpyInForward, HostArrayAdded])
+def test_a_planted_host_device_mix_fails_on_strict_but_not_on_numpy(planted):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 3)).astype("float32"), np.eye(2)[rng.integers(0, 2, 16)]
+
+    def fit():
+        model = Sequential([Dense(4, input_shape=(3,)), planted(), Dense(2, activation="softmax")])
+        model.compile(loss="categorical_crossentropy")
+        model.fit(x, y, batch_size=8, verbose=0)
+
+    backend.set_backend("numpy")
+    fit()  # "works": on the CPU a NumPy array is both host and device, so nothing can tell
+    backend.set_backend("strict")
+    with pytest.raises((TypeError, RuntimeError), match="(?i)numpy"):  # as CuPy would: no implicit
+        fit()  # conversion to NumPy ("Can't convert ... to a NumPy array"), no NumPy operand
