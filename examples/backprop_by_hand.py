@@ -59,8 +59,8 @@ def heading(text):
 
 
 def float64(a):
-    """A float64 copy on the backend (a copy, so tinynet's in-place updates leave our numbers alone)."""
-    return backend.to_device(np.array(a), dtype="float64")
+    """A float64 copy on the backend: float64, so that tinynet agrees with NumPy to the last digits."""
+    return backend.to_device(a, dtype="float64")
 
 
 def tiny_model(optimizer):
@@ -134,7 +134,11 @@ for label, w, g, layer, key in [("W1", W1, dW1, dense1, "kernel"), ("b1", b1, db
     v = rho * 0.0 + (1 - rho) * g**2  # v starts at 0
     w_new = w - lr * g / np.sqrt(v + eps)
     show(f"{label} change: -lr * g / sqrt(v + eps)", w_new - w, layer.params[key] - float64(w),
-         "RMSprop.update_step")
+         "RMSprop.apply")
+w_reference, v_reference = float64(W1), float64(np.zeros_like(W1))
+RMSprop().update_step(float64(dW1), w_reference, v_reference)  # the readable reference of apply's kernel
+show("W1 change, by the reference code", W1 - lr * dW1 / np.sqrt((1 - rho) * dW1**2 + eps) - W1,
+     w_reference - float64(W1), "RMSprop.update_step")
 
 heading("5. The other loss and optimizer: mean squared error and SGD")
 mse = MeanSquaredError()  # as if the network did regression: its outputs z2, no softmax, against y

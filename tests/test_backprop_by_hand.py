@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "backprop_by_hand.py"
 
 
-def test_every_value_agrees():
+def test_every_value_agrees(backend_name):
     run = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "TINYNET_BACKEND": backend_name})
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stderr == ""
     lines = run.stdout.splitlines()

@@ -6,7 +6,8 @@
   (``[`Dense.backward`](../tinynet/layers/dense.py)``) points at a file that
   defines it, checked with ``ast``;
 - every ``python`` block runs, in order, in one namespace, unless an HTML comment
-  ``<!-- not run ... -->`` stands right before it;
+  ``<!-- not run ... -->`` stands right before it (on every backend under test:
+  the guide's own layer must run wherever tinynet runs);
 - every output the guide quotes is what the code prints: a ``text`` block after
   ``<!-- output of examples/backprop_by_hand.py -->`` must appear, line for line,
   in that script's output, and one after ``<!-- output of the python blocks above -->``
@@ -92,6 +93,7 @@ def defined_names(path):
 
 
 @pytest.mark.parametrize("doc", LINKED_DOCS, ids=lambda p: p.name)
+@pytest.mark.host_only("reads Markdown files")
 def test_every_relative_link_resolves(doc):
     assert links(doc), f"no links found in {doc}"
     broken = []
@@ -105,6 +107,7 @@ def test_every_relative_link_resolves(doc):
     assert not broken, "\n".join(broken)
 
 
+@pytest.mark.host_only("reads source files")
 def test_every_function_the_guide_links_to_exists():
     checked, missing = 0, []
     for label, target in links(GUIDE):
@@ -124,6 +127,7 @@ def test_every_function_the_guide_links_to_exists():
     assert checked >= 20  # the guide links every piece it derives
 
 
+@pytest.mark.host_only("reads the guide")
 def test_the_guide_names_every_layer_loss_and_optimizer():
     import tinynet
     text = GUIDE.read_text()
@@ -133,6 +137,7 @@ def test_the_guide_names_every_layer_loss_and_optimizer():
         "every shipped layer, loss and optimizer gets a derivation with a link"
 
 
+@pytest.mark.host_only("runs the script in a child process, on NumPy; tests/test_backprop_by_hand.py runs it on every backend")
 def test_quoted_output_of_the_by_hand_example_is_what_it_prints():
     run = subprocess.run([sys.executable, str(ROOT / "examples" / "backprop_by_hand.py")],
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)

@@ -26,6 +26,8 @@ from pathlib import Path
 import nbformat  # nbformat, nbclient and ipykernel come with the test extra: pip install ".[test]"
 import pytest
 
+pytestmark = pytest.mark.host_only("the notebook runs in its own kernel, which picks its backend itself")
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "mnist.ipynb"
 
