@@ -62,6 +62,8 @@ class Dense(Layer):
         self.grads["kernel"] = self.x.T @ dz  # dL/dW = x.T @ dz      (in, units)
         if self.use_bias:
             self.grads["bias"] = xp.sum(dz, axis=0)  # dL/db = sum of dz over the batch
+        if not self.needs_input_gradient:
+            return None  # the model's first layer: dL/dx of the data is never used, so skip the product
         return dz @ self.params["kernel"].T  # dL/dx = dz @ W.T      (batch, in)
 
     def _check_input(self, x):

@@ -26,6 +26,9 @@ class Layer:
         self.input_shape = (None, *input_shape) if input_shape is not None else None
         self.output_shape = None
         self.built = False
+        # False for a model's first layer: its input is the data, which no one needs dL/dx for,
+        # so backward may skip computing it (and return None). Set by Sequential.build.
+        self.needs_input_gradient = True
 
     def build(self, input_shape):
         """Create the parameters for inputs of ``input_shape`` (batch axis first)."""

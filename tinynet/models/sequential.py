@@ -48,7 +48,8 @@ class Sequential:
     def build(self, input_shape):
         """Create every layer's parameters for inputs of ``input_shape`` (batch axis first)."""
         shape = (None, *tuple(input_shape)[1:])
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            layer.needs_input_gradient = i > 0  # nothing uses dL/dx of the data
             if not layer.built:
                 layer.build(shape)
             elif tuple(layer.input_shape[1:]) != tuple(shape[1:]):
@@ -75,7 +76,11 @@ class Sequential:
         return x
 
     def backward(self, dy, layers=None):
-        """Backpropagate dL/dy through ``layers`` (default: all), last layer first; returns dL/dx."""
+        """Backpropagate dL/dy through ``layers`` (default: all), last layer first.
+
+        Returns dL/dx of the first layer's input, or None when that layer skips it
+        (a first Dense layer does: the data needs no gradient).
+        """
         for layer in reversed(self.layers if layers is None else layers):
             dy = layer.backward(dy)
         return dy
