@@ -22,6 +22,12 @@ class Dense(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
+    def get_config(self):
+        """Units, activation and bias, plus the name and input shape (initialisers are not kept:
+        a loaded layer gets its weights from the file)."""
+        return {**super().get_config(), "units": self.units,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias}
+
     def build(self, input_shape):
         if len(input_shape) != 2:
             raise ValueError(

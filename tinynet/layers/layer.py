@@ -74,5 +74,18 @@ class Layer:
                 )
             param[...] = backend.to_device(value, dtype=param.dtype)
 
+    def get_config(self):
+        """What it takes to rebuild this layer, as JSON-ready values (weights not included).
+
+        ``type(layer).from_config(layer.get_config())`` makes a fresh layer like this one;
+        ``model.save`` stores each layer's config (see ``tinynet.models.saving``).
+        """
+        input_shape = list(self.input_shape[1:]) if self.input_shape is not None else None
+        return {"name": self.name, "input_shape": input_shape}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"

@@ -287,6 +287,13 @@ class Sequential:
         self.loss.check_shapes(y.shape, (y.shape[0], *self.output_shape[1:]))
         return x, backend.to_device(y)
 
+    # --- saving -------------------------------------------------------------
+    def save(self, filepath, overwrite=True):
+        """Write the architecture, weights and compile settings to a ``.npz`` file, which
+        ``tinynet.models.load_model(filepath)`` reads back (the format: ``tinynet.models.saving``)."""
+        from tinynet.models import saving  # imported here: saving itself imports Sequential
+        saving.save_model(self, filepath, overwrite=overwrite)
+
 
 def _batch(step, batch_size, n):
     """The slice of samples in batch number ``step`` (the last batch may be smaller)."""
