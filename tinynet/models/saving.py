@@ -46,6 +46,7 @@ from tinynet import layers as layers_module, losses, optimizers
 from tinynet.models.sequential import Sequential
 
 FORMAT, FORMAT_VERSION = "tinynet", 1
+ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of every zip archive, and so of every .npz
 
 
 class ModelFileError(ValueError):
@@ -153,14 +154,17 @@ def load_model(filepath, custom_objects=None, compile=True):
 
 def _read_arrays(path):
     """Every array in the archive, read into memory (so a truncated file fails here, clearly)."""
+    with open(path, "rb") as f:
+        start = f.read(len(ZIP_MAGIC))
+    if start != ZIP_MAGIC:
+        raise ModelFileError(f"{path} is not a tinynet model file: "
+                             f"{'it is empty' if not start else 'it is not a zip archive, as every .npz file is'}.")
     try:
-        archive = numpy.load(path, allow_pickle=False)
-        if not isinstance(archive, numpy.lib.npyio.NpzFile):
-            raise ValueError("it is a single .npy array, not an .npz archive")
-        with archive:
+        with numpy.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as e:
-        raise ModelFileError(f"{path} is not a tinynet model file: it cannot be read as an .npz archive ({e}).") from e
+        raise ModelFileError(f"{path} is not a tinynet model file: it cannot be read as an .npz archive "
+                             f"of plain arrays ({e}).") from e
 
 
 def _read_header(path, config, names):

@@ -26,8 +26,11 @@ def training_curves(history, path=None):
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs only
+        ax.set_xlim(0.5, len(epochs) + 0.5)  # room either side, even for a single epoch
+        ax.margins(y=0.1)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"Training curves ({len(logs[names[0]])} epochs)")
+    n = len(logs[names[0]])
+    fig.suptitle(f"Training curves ({n} epoch{'s' if n != 1 else ''})")
     return finish(fig, path)
