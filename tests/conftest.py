@@ -98,19 +98,41 @@ def draw_digit(strokes, width=200, height=200, linewidth=None):
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-@pytest.fixture(scope="session")
-def mnist_model():
-    """A small MNIST classifier trained for one epoch on 12,000 images (about a second; 90% accurate),
-    with the validation images and labels: ``(model, x_valid uint8 (10000, 28, 28), y_valid)``."""
-    import tinynet
-    from tinynet.datasets import mnist
+def small_mnist_model():
+    """784 -> 64 (relu) -> 10 (softmax), compiled as the notebook's model."""
     from tinynet.layers import Dense
     from tinynet.models import Sequential
 
-    (x_train, y_train), (x_valid, y_valid) = mnist.load_data(mnist_dir())
-    tinynet.utils.set_random_seed(0)
     model = Sequential([Dense(64, activation="relu", input_shape=(784,)), Dense(10, activation="softmax")])
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train[:12000].reshape(-1, 784) / 255, tinynet.utils.to_categorical(y_train[:12000], 10),
-              batch_size=64, epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def mnist_weights():
+    """The weights of a small MNIST classifier trained once, on NumPy, for one epoch on
+    12,000 images (about a second; 90% accurate), with the validation images and labels:
+    ``(weights, x_valid uint8 (10000, 28, 28), y_valid)``."""
+    import tinynet
+    from tinynet.datasets import mnist
+
+    (x_train, y_train), (x_valid, y_valid) = mnist.load_data(mnist_dir())
+    previous = backend.get_backend()
+    backend.set_backend("numpy")
+    try:
+        tinynet.utils.set_random_seed(0)
+        model = small_mnist_model()
+        model.fit(x_train[:12000].reshape(-1, 784) / 255, tinynet.utils.to_categorical(y_train[:12000], 10),
+                  batch_size=64, epochs=1, verbose=0)
+        return model.get_weights(), x_valid, y_valid
+    finally:
+        backend.set_backend(previous)
+
+
+@pytest.fixture
+def mnist_model(mnist_weights):
+    """That classifier, rebuilt on the backend under test: ``(model, x_valid, y_valid)``."""
+    weights, x_valid, y_valid = mnist_weights
+    model = small_mnist_model()
+    model.set_weights(weights)
     return model, x_valid, y_valid

@@ -6,6 +6,8 @@ from PIL import Image
 from conftest import ONE, SEVEN, draw_digit
 from tinynet.utils.digits import load_digit, prepare_digit
 
+host = pytest.mark.host_only("image preparation is NumPy and Pillow on the host")
+
 
 def bounding_box(image):
     rows, cols = np.nonzero(image)
@@ -27,6 +29,7 @@ def close_up_to_a_pixel(a, b, tolerance):
 SIZES = [(56, 56), (200, 300), (300, 200), (900, 700)]  # (width, height)
 
 
+@host
 @pytest.mark.parametrize("width, height", SIZES)
 @pytest.mark.parametrize("strokes", [ONE, SEVEN], ids=["one", "seven"])
 def test_a_drawn_digit_becomes_mnist_like(strokes, width, height):
@@ -40,6 +43,7 @@ def test_a_drawn_digit_becomes_mnist_like(strokes, width, height):
     assert abs(row - 14) <= 0.5 and abs(col - 14) <= 0.5
 
 
+@host
 def test_the_aspect_ratio_is_kept():
     picture = draw_digit(SEVEN, 300, 600)  # a tall, narrow seven
     ink_height, ink_width = bounding_box(picture.min(axis=-1) < 128)
@@ -50,11 +54,13 @@ def test_the_aspect_ratio_is_kept():
     assert height == 20 and width <= 4  # a one stays thin
 
 
+@host
 def test_white_on_black_gives_the_same_as_black_on_white():
     picture = draw_digit(SEVEN, 240, 260)
     np.testing.assert_allclose(prepare_digit(255 - picture), prepare_digit(picture), atol=1e-6)
 
 
+@host
 def test_grey_colour_float_and_integer_inputs_agree():
     picture = draw_digit(SEVEN)
     gray = np.asarray(Image.fromarray(picture).convert("L"))
@@ -64,12 +70,14 @@ def test_grey_colour_float_and_integer_inputs_agree():
     np.testing.assert_allclose(prepare_digit(gray.astype(np.float32)), expected, atol=1e-6)  # floats in 0..255
 
 
+@host
 def test_grey_paper_and_grey_ink_are_stretched():
     picture = draw_digit(ONE).astype(float)
     faded = 90 + picture * 0.5  # ink at 90, paper at 217: a dim photo
     np.testing.assert_allclose(prepare_digit(faded), prepare_digit(picture), atol=1e-6)
 
 
+@host
 def test_paper_grain_is_not_ink():
     rng = np.random.default_rng(0)
     picture = draw_digit(SEVEN, 300, 300).astype(float)
@@ -79,6 +87,7 @@ def test_paper_grain_is_not_ink():
     assert close_up_to_a_pixel(x, prepare_digit(picture), 0.02)
 
 
+@host
 def test_blank_and_malformed_inputs():
     with pytest.raises(ValueError, match="No digit found"):
         prepare_digit(np.full((40, 40), 255, np.uint8))
@@ -88,6 +97,7 @@ def test_blank_and_malformed_inputs():
         prepare_digit(np.array([["a", "b"], ["c", "d"]]))
 
 
+@host
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_load_digit_reads_png_and_jpeg(tmp_path, suffix):
     picture = draw_digit(SEVEN, 320, 240)
@@ -102,6 +112,7 @@ def test_load_digit_reads_png_and_jpeg(tmp_path, suffix):
         assert close_up_to_a_pixel(x, expected, 0.05)
 
 
+@host
 def test_load_digit_lays_transparent_pictures_on_white(tmp_path):
     picture = draw_digit(ONE)
     rgba = np.zeros((*picture.shape[:2], 4), np.uint8)  # black, fully transparent...
@@ -110,6 +121,7 @@ def test_load_digit_lays_transparent_pictures_on_white(tmp_path):
     np.testing.assert_allclose(load_digit(tmp_path / "one.png"), prepare_digit(picture), atol=0.02)
 
 
+@host
 def test_load_digit_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="No such image file"):
         load_digit(tmp_path / "missing.png")
@@ -144,6 +156,7 @@ def test_a_trained_model_reads_drawn_digits(mnist_model, strokes, digit):
         assert model.predict(x.reshape(1, 784), verbose=0).argmax() == digit
 
 
+@host
 def test_a_boolean_drawing():
     drawing = np.zeros((100, 60), bool)
     drawing[10:90, 25:35] = True  # a one, True for ink

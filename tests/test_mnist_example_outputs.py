@@ -7,6 +7,8 @@ from PIL import Image
 
 import tinynet
 
+host = pytest.mark.host_only("argument checking only")
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist.py"
 
 
@@ -34,6 +36,7 @@ def test_write_plots_writes_the_four_pictures(example, mnist_model, tmp_path, ca
     assert capsys.readouterr().out.split() == [str(folder / name) for name in names]
 
 
+@host
 def test_save_must_be_npz_before_any_training(example, capsys):
     with pytest.raises(SystemExit) as info:
         example.main(["--save", "model.h5"])

@@ -15,6 +15,8 @@ from tinynet.callbacks import History
 from tinynet.plot.confusion_matrix import confusion_counts
 from tinynet.utils import to_categorical
 
+pytestmark = pytest.mark.host_only("plots read NumPy data on the host")
+
 RED = to_rgba("red")
 
 

@@ -12,6 +12,8 @@ from PIL import Image
 
 from conftest import ONE, SEVEN, draw_digit
 
+host = pytest.mark.host_only("no model is built in this process")
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "predict.py"
 LINE = re.compile(r"(?P<name>.+): (?P<digits>\d) \((?P<p1>[\d.]+)%\), \d \((?P<p2>[\d.]+)%\), \d \((?P<p3>[\d.]+)%\)")
 
@@ -87,6 +89,7 @@ def test_bad_images_are_reported_and_the_rest_still_read(predict, model_file, pi
     assert f"{tmp_path / 'notes.png'}: error: Cannot read" in err
 
 
+@host
 def test_a_missing_or_wrong_model_file(predict, pictures, tmp_path, capsys):
     image = str(next(iter(pictures)))
     with pytest.raises(SystemExit) as info:
@@ -97,6 +100,7 @@ def test_a_missing_or_wrong_model_file(predict, pictures, tmp_path, capsys):
     assert info.value.code == 2 and "is not a tinynet model file" in capsys.readouterr().err
 
 
+@host
 def test_runs_as_a_script(model_file, pictures):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(EXAMPLE.parents[1]), env.get("PYTHONPATH")]))
