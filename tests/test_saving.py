@@ -298,3 +298,17 @@ def test_the_loader_reads_the_real_zip_not_the_name(trained, tmp_path):
     renamed = tmp_path / "weights.bin"  # any name works: the content decides
     renamed.write_bytes(path.read_bytes())
     assert load_model(renamed).count_params() == trained.count_params()
+
+
+def test_other_optimizers_and_losses_round_trip(tmp_path):
+    from tinynet.losses import MeanSquaredError
+    from tinynet.optimizers import SGD
+
+    model = Sequential([Dense(1, input_shape=(1,))])  # the notebook's line, y = m*x + b
+    model.compile(optimizer=SGD(learning_rate=0.03, momentum=0.5, nesterov=True), loss="mse")
+    model.save(tmp_path / "line.npz")
+    loaded = load_model(tmp_path / "line.npz")
+    assert type(loaded.optimizer) is SGD and type(loaded.loss) is MeanSquaredError
+    assert (loaded.optimizer.learning_rate, loaded.optimizer.momentum, loaded.optimizer.nesterov) == (0.03, 0.5, True)
+    x = np.arange(5, dtype="float32").reshape(5, 1)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
