@@ -31,7 +31,8 @@ def assert_png(path, fig):
     path = Path(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(path) as png:
-        assert png.size == tuple(round(side * 100) for side in fig.get_size_inches())
+        for pixels, inches in zip(png.size, fig.get_size_inches()):
+            assert abs(pixels - inches * 100) <= 1
         assert np.asarray(png.convert("L")).std() > 10  # something is drawn on it
 
 
@@ -81,6 +82,15 @@ def test_image_grid_errors():
         plot.image_grid(np.zeros((4, 780)))
     with pytest.raises(ValueError, match="class numbers"):
         plot.image_grid(x, np.zeros((4, 2, 2)))
+    with pytest.raises(ValueError, match="No images"):
+        plot.image_grid(np.zeros((0, 784)))
+
+
+def test_a_grid_of_one_image_is_wide_enough_for_its_title():
+    x, labels = digits(1)
+    fig = plot.image_grid(x, labels, [3])
+    assert fig.get_suptitle() == "Predictions on 1 image: 1 wrong (in red, with the true label)"
+    assert fig.get_figwidth() >= 0.085 * len(fig.get_suptitle())
 
 
 # --- training_curves -----------------------------------------------------------------------

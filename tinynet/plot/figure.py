@@ -15,6 +15,12 @@ def new_figure(width, height):
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def set_title(fig, title):
+    """Title the figure, widening it if the title would not fit (a grid of one image is narrow)."""
+    fig.suptitle(title)
+    fig.set_figwidth(max(fig.get_figwidth(), 0.085 * len(title) + 0.4))  # about 0.085 inch a character
+
+
 def finish(fig, path):
     """Write ``fig`` to ``path`` (a PNG, say) if a path is given; return the figure."""
     if path is not None:

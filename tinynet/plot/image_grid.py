@@ -1,7 +1,7 @@
 """A grid of images with their labels and, if given, the model's predictions."""
 import numpy
 
-from tinynet.plot.figure import as_classes, as_images, draw_grid, finish, new_figure
+from tinynet.plot.figure import as_classes, as_images, draw_grid, finish, new_figure, set_title
 
 
 def image_grid(images, labels=None, predictions=None, columns=10, title=None, path=None):
@@ -13,6 +13,8 @@ def image_grid(images, labels=None, predictions=None, columns=10, title=None, pa
     """
     images = as_images(images)
     n = len(images)
+    if n == 0:
+        raise ValueError("No images to draw.")
     labels = as_classes(labels) if labels is not None else None
     predicted = as_classes(predictions, "predictions") if predictions is not None else None
     for name, values in (("labels", labels), ("predictions", predicted)):
@@ -30,8 +32,9 @@ def image_grid(images, labels=None, predictions=None, columns=10, title=None, pa
     rows = -(-n // columns)
     fig = new_figure(1.1 * columns, 1.25 * rows + 0.5)
     draw_grid(fig, images, titles, wrong, columns)
+    counted = f"{n} image{'s' if n != 1 else ''}"
     if title is None:
-        title = f"{n} images with their labels" if predicted is None else \
-            f"Predictions on {n} images: {int(numpy.sum(wrong))} wrong (in red, with the true label)"
-    fig.suptitle(title)
+        title = f"{counted} with their labels" if predicted is None else \
+            f"Predictions on {counted}: {int(numpy.sum(wrong))} wrong (in red, with the true label)"
+    set_title(fig, title)
     return finish(fig, path)

@@ -1,7 +1,7 @@
 """The mistakes a model is surest of: where it was confident, and wrong."""
 import numpy
 
-from tinynet.plot.figure import as_classes, as_images, draw_grid, finish, new_figure
+from tinynet.plot.figure import as_classes, as_images, draw_grid, finish, new_figure, set_title
 
 
 def mistakes(images, labels, probabilities, count=20, columns=10, path=None):
@@ -27,7 +27,7 @@ def mistakes(images, labels, probabilities, count=20, columns=10, path=None):
     titles = [f"pred {predicted[i]} ({confidence[i]:.1%})\ntrue {labels[i]}" for i in worst]
     draw_grid(fig, images[worst], titles, [True] * len(worst), columns)
     if len(worst):
-        fig.suptitle(f"The {len(worst)} most confident mistakes (of {len(wrong):,} in {len(labels):,} images)")
+        set_title(fig, f"The {len(worst)} most confident mistakes (of {len(wrong):,} in {len(labels):,} images)")
     else:
-        fig.suptitle(f"No mistakes in {len(labels):,} images")
+        set_title(fig, f"No mistakes in {len(labels):,} images")
     return finish(fig, path)
