@@ -312,3 +312,20 @@ def test_other_optimizers_and_losses_round_trip(tmp_path):
     assert (loaded.optimizer.learning_rate, loaded.optimizer.momentum, loaded.optimizer.nesterov) == (0.03, 0.5, True)
     x = np.arange(5, dtype="float32").reshape(5, 1)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_compile_settings_that_cannot_be_saved_warn(tmp_path):
+    from tinynet.losses import CategoricalCrossentropy
+
+    class Smoothed(CategoricalCrossentropy):
+        def __init__(self, smoothing=0.1):  # keeps no attribute named smoothing
+            super().__init__()
+
+    model = Sequential([Dense(3, activation="softmax", input_shape=(2,))])
+    model.compile(loss=Smoothed())
+    with pytest.warns(UserWarning, match="compile settings are not saved.*smoothing"):
+        model.save(tmp_path / "model.npz")
+    loaded = load_model(tmp_path / "model.npz")
+    assert loaded.loss is None  # the architecture and weights are there; compile it again
+    x = np.ones((1, 2), "float32")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
