@@ -3,6 +3,7 @@
     python examples/mnist.py                 # 5 epochs, as in the notebook
     python examples/mnist.py --epochs 1 --data-dir ../shared/data/mnist
     python examples/mnist.py --device gpu    # on an NVIDIA GPU (pip install "tinynet[gpu]")
+    python examples/mnist.py --plots out/ --save out/model.npz   # pictures, and the trained model
 
 Each step prints what the notebook shows: the data's shapes and range, the
 model summary, the training progress and the final validation accuracy.
@@ -45,7 +46,12 @@ def main(argv=None):
                         help="folder with the four MNIST .gz files (default: $TINYNET_DATA_DIR, else download)")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                         help="auto (default): the GPU when one is usable, else the CPU")
+    parser.add_argument("--plots", metavar="DIR", default=None,
+                        help="write digits.png, training_curves.png, confusion_matrix.png and mistakes.png there")
+    parser.add_argument("--save", metavar="PATH", default=None, help="save the trained model (a .npz file)")
     args = parser.parse_args(argv)
+    if args.save and not args.save.endswith(".npz"):
+        parser.error(f"--save: the model is saved as a .npz file; got {args.save!r}")  # now, not after training
     choose_device(args.device)
     if args.seed is not None:
         tinynet.utils.set_random_seed(args.seed)
@@ -87,7 +93,30 @@ def main(argv=None):
           + f" (mean {statistics.mean(seconds):.2f} s, backend {tinynet.backend.get_backend()}, {os.cpu_count()} cores)")
     print(f"   final accuracy {history.history['accuracy'][-1]:.4f}, "
           f"validation accuracy {history.history['val_accuracy'][-1]:.4f}")
+
+    if args.plots:
+        print("7. Pictures")
+        write_plots(args.plots, x_train, y_train, x_valid, y_valid, model, history)
+    if args.save:
+        os.makedirs(os.path.dirname(args.save) or ".", exist_ok=True)
+        model.save(args.save)
+        print(f"8. Saved the model to {args.save}: tinynet.models.load_model reads it back, and\n"
+              f"   python examples/predict.py {args.save} digit.png   reads your own digits with it")
     return history
+
+
+def write_plots(folder, x_train, y_train, x_valid, y_valid, model, history):
+    """The four pictures: training digits, training curves, confusion matrix, confident mistakes."""
+    os.makedirs(folder, exist_ok=True)
+    digits, curves, confusion, mistakes = (os.path.join(folder, name) for name in (
+        "digits.png", "training_curves.png", "confusion_matrix.png", "mistakes.png"))
+    p_valid = model.predict(x_valid, verbose=0)  # probabilities, (10000, 10)
+    tinynet.plot.image_grid(x_train[:40], y_train[:40], path=digits)
+    tinynet.plot.training_curves(history, path=curves)
+    tinynet.plot.confusion_matrix(y_valid, p_valid, path=confusion)
+    tinynet.plot.mistakes(x_valid, y_valid, p_valid, path=mistakes)
+    for path in (digits, curves, confusion, mistakes):
+        print(f"   {path}")
 
 
 if __name__ == "__main__":

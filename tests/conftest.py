@@ -71,3 +71,68 @@ def mnist_dir():
             pytest.fail(message)
         pytest.skip(message)
     return folder
+
+
+# Digits drawn as a learner would draw them: strokes between points in a unit square, (x, y), y down.
+ONE = [[(0.5, 0.15), (0.5, 0.85)]]
+SEVEN = [[(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)]]
+
+
+def draw_digit(strokes, width=200, height=200, linewidth=None):
+    """Black strokes on white paper, rendered with matplotlib: an (height, width, 3) uint8 RGB array."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width / 100, height / 100), dpi=100, facecolor="white")
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(1, 0)
+    ax.axis("off")
+    for stroke in strokes:
+        xs, ys = zip(*stroke)
+        ax.plot(xs, ys, color="black", linewidth=linewidth or min(width, height) * 0.08,
+                solid_capstyle="round", solid_joinstyle="round")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def small_mnist_model():
+    """784 -> 64 (relu) -> 10 (softmax), compiled as the notebook's model."""
+    from tinynet.layers import Dense
+    from tinynet.models import Sequential
+
+    model = Sequential([Dense(64, activation="relu", input_shape=(784,)), Dense(10, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@pytest.fixture(scope="session")
+def mnist_weights():
+    """The weights of a small MNIST classifier trained once, on NumPy, for one epoch on
+    12,000 images (about a second; 90% accurate), with the validation images and labels:
+    ``(weights, x_valid uint8 (10000, 28, 28), y_valid)``."""
+    import tinynet
+    from tinynet.datasets import mnist
+
+    (x_train, y_train), (x_valid, y_valid) = mnist.load_data(mnist_dir())
+    previous = backend.get_backend()
+    backend.set_backend("numpy")
+    try:
+        tinynet.utils.set_random_seed(0)
+        model = small_mnist_model()
+        model.fit(x_train[:12000].reshape(-1, 784) / 255, tinynet.utils.to_categorical(y_train[:12000], 10),
+                  batch_size=64, epochs=1, verbose=0)
+        return model.get_weights(), x_valid, y_valid
+    finally:
+        backend.set_backend(previous)
+
+
+@pytest.fixture
+def mnist_model(mnist_weights):
+    """That classifier, rebuilt on the backend under test: ``(model, x_valid, y_valid)``."""
+    weights, x_valid, y_valid = mnist_weights
+    model = small_mnist_model()
+    model.set_weights(weights)
+    return model, x_valid, y_valid

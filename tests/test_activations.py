@@ -55,3 +55,17 @@ def test_a_non_layer_class_is_rejected():
     with pytest.raises(ValueError, match="Unknown activation"):
         activations.get(NotALayer)
     assert issubclass(ReLU, Layer)
+
+
+@pytest.mark.parametrize("identifier, name", [("relu", "relu"), ("softmax", "softmax"), (None, "linear"),
+                                              ("linear", "linear")])
+def test_serialize_names_what_get_built(identifier, name):
+    assert activations.serialize(activations.get(identifier)) == name
+
+
+def test_serialize_refuses_an_unnamed_activation():
+    class Cube(Layer):
+        pass
+
+    with pytest.raises(ValueError, match="Cannot name the activation"):
+        activations.serialize(Cube())

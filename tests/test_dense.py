@@ -159,3 +159,14 @@ def test_activation_objects_and_linear():
     assert isinstance(Dense(3, activation="relu").activation, ReLU)
     softmax = Softmax()
     assert Dense(3, activation=softmax).activation is softmax
+
+
+def test_get_config_and_from_config():
+    layer = Dense(7, activation="softmax", use_bias=False, input_shape=(5,), name="out")
+    config = layer.get_config()
+    assert config == {"name": "out", "input_shape": [5], "units": 7, "activation": "softmax", "use_bias": False}
+    copy = Dense.from_config(config)
+    assert (copy.name, copy.units, type(copy.activation), copy.use_bias, copy.input_shape) == \
+        ("out", 7, Softmax, False, (None, 5))
+    assert Dense(3).get_config()["input_shape"] is None
+    assert ReLU.from_config(ReLU(name="r").get_config()).name == "r"

@@ -471,3 +471,13 @@ def test_evaluate_and_predict_verbose(capsys):
     line = capsys.readouterr().out
     assert re.fullmatch(r"2/2 ━{20} \d+s \d+(s|ms|us)/step - accuracy: \d\.\d{4} - loss: \d\.\d{4}\n", line), line
     assert f"loss: {loss:.4f}" in line and f"accuracy: {accuracy:.4f}" in line
+
+
+def test_the_first_layer_skips_the_gradient_of_the_data():
+    model = Sequential([Dense(4, activation="relu", input_shape=(3,)), Dense(2, activation="softmax")])
+    assert [layer.needs_input_gradient for layer in model.layers] == [False, True]
+    model.compile(loss="categorical_crossentropy")
+    x, y = np.ones((5, 3), "float32"), np.eye(2, dtype="float32")[[0, 1, 0, 1, 1]]
+    model.compute_gradients(dev(x), dev(y))
+    assert model.backward(dev(np.ones((5, 2), "float32"))) is None  # dL/dx of the data: not computed
+    assert Dense(2, input_shape=(3,)).needs_input_gradient  # a layer on its own still returns dL/dx

@@ -24,3 +24,14 @@ def get(identifier):
             "or a layer object such as tinynet.layers.ReLU()."
         )
     return _ACTIVATIONS[identifier]()
+
+
+def serialize(activation):
+    """The name of an activation, the inverse of ``get``: ReLU() -> ``'relu'``, None -> ``'linear'``."""
+    if activation is None:
+        return "linear"
+    for name, cls in _ACTIVATIONS.items():
+        if type(activation) is cls:
+            return name
+    raise ValueError(f"Cannot name the activation {activation!r}: only {', '.join(_ACTIVATIONS)} "
+                     "and 'linear' can be saved by name.")

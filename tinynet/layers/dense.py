@@ -22,6 +22,12 @@ class Dense(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
+    def get_config(self):
+        """Units, activation and bias, plus the name and input shape (initialisers are not kept:
+        a loaded layer gets its weights from the file)."""
+        return {**super().get_config(), "units": self.units,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias}
+
     def build(self, input_shape):
         if len(input_shape) != 2:
             raise ValueError(
@@ -62,6 +68,8 @@ class Dense(Layer):
         self.grads["kernel"] = self.x.T @ dz  # dL/dW = x.T @ dz      (in, units)
         if self.use_bias:
             self.grads["bias"] = xp.sum(dz, axis=0)  # dL/db = sum of dz over the batch
+        if not self.needs_input_gradient:
+            return None  # the model's first layer: dL/dx of the data is never used, so skip the product
         return dz @ self.params["kernel"].T  # dL/dx = dz @ W.T      (batch, in)
 
     def _check_input(self, x):

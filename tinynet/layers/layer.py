@@ -26,6 +26,9 @@ class Layer:
         self.input_shape = (None, *input_shape) if input_shape is not None else None
         self.output_shape = None
         self.built = False
+        # False for a model's first layer: its input is the data, which no one needs dL/dx for,
+        # so backward may skip computing it (and return None). Set by Sequential.build.
+        self.needs_input_gradient = True
 
     def build(self, input_shape):
         """Create the parameters for inputs of ``input_shape`` (batch axis first)."""
@@ -70,6 +73,19 @@ class Layer:
                     f"but the array given for it has shape {tuple(value.shape)}."
                 )
             param[...] = backend.to_device(value, dtype=param.dtype)
+
+    def get_config(self):
+        """What it takes to rebuild this layer, as JSON-ready values (weights not included).
+
+        ``type(layer).from_config(layer.get_config())`` makes a fresh layer like this one;
+        ``model.save`` stores each layer's config (see ``tinynet.models.saving``).
+        """
+        input_shape = list(self.input_shape[1:]) if self.input_shape is not None else None
+        return {"name": self.name, "input_shape": input_shape}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"

@@ -9,5 +9,6 @@ class ReLU(Layer):
         return backend.xp().maximum(x, 0.0)  # y = max(x, 0)
 
     def backward(self, dy):
-        # dL/dx = dL/dy where x > 0, else 0   (the slope of max(x, 0) is 1 or 0)
-        return backend.xp().where(self.x > 0, dy, 0.0)
+        xp = backend.xp()
+        # dL/dx = dL/dy * (x > 0)   (the slope of max(x, 0) is 1 where x > 0, else 0)
+        return dy * xp.astype(self.x > 0, dy.dtype)

@@ -48,7 +48,8 @@ class Sequential:
     def build(self, input_shape):
         """Create every layer's parameters for inputs of ``input_shape`` (batch axis first)."""
         shape = (None, *tuple(input_shape)[1:])
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            layer.needs_input_gradient = i > 0  # nothing uses dL/dx of the data
             if not layer.built:
                 layer.build(shape)
             elif tuple(layer.input_shape[1:]) != tuple(shape[1:]):
@@ -75,7 +76,11 @@ class Sequential:
         return x
 
     def backward(self, dy, layers=None):
-        """Backpropagate dL/dy through ``layers`` (default: all), last layer first; returns dL/dx."""
+        """Backpropagate dL/dy through ``layers`` (default: all), last layer first.
+
+        Returns dL/dx of the first layer's input, or None when that layer skips it
+        (a first Dense layer does: the data needs no gradient).
+        """
         for layer in reversed(self.layers if layers is None else layers):
             dy = layer.backward(dy)
         return dy
@@ -281,6 +286,13 @@ class Sequential:
                              f"got {x.shape[0]} inputs and {y.shape[0]} targets.")
         self.loss.check_shapes(y.shape, (y.shape[0], *self.output_shape[1:]))
         return x, backend.to_device(y)
+
+    # --- saving -------------------------------------------------------------
+    def save(self, filepath, overwrite=True):
+        """Write the architecture, weights and compile settings to a ``.npz`` file, which
+        ``tinynet.models.load_model(filepath)`` reads back (the format: ``tinynet.models.saving``)."""
+        from tinynet.models import saving  # imported here: saving itself imports Sequential
+        saving.save_model(self, filepath, overwrite=overwrite)
 
 
 def _batch(step, batch_size, n):

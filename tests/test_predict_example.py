@@ -1,0 +1,110 @@
+"""Tests for examples/predict.py: a saved model reads digits drawn here and validation images."""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ONE, SEVEN, draw_digit
+
+host = pytest.mark.host_only("no model is built in this process")
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "predict.py"
+LINE = re.compile(r"(?P<name>.+): (?P<digits>\d) \((?P<p1>[\d.]+)%\), \d \((?P<p2>[\d.]+)%\), \d \((?P<p3>[\d.]+)%\)")
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("predict_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def predict():
+    return load_example().main
+
+
+@pytest.fixture
+def model_file(tmp_path, mnist_model):
+    path = tmp_path / "model.npz"
+    mnist_model[0].save(path)
+    return path
+
+
+@pytest.fixture
+def pictures(tmp_path, mnist_model):
+    """Two drawn digits (black on white, one as JPEG) and three validation images (white on black)."""
+    _, x_valid, y_valid = mnist_model
+    files = {tmp_path / "one.png": 1, tmp_path / "seven.jpg": 7}
+    Image.fromarray(draw_digit(ONE, 300, 400)).save(tmp_path / "one.png")
+    Image.fromarray(draw_digit(SEVEN, 500, 500)).save(tmp_path / "seven.jpg")
+    for i in range(3):
+        files[tmp_path / f"valid{i}.png"] = int(y_valid[i])
+        Image.fromarray(x_valid[i]).save(tmp_path / f"valid{i}.png")
+    return files
+
+
+def test_prints_the_top_three_for_each_picture(predict, model_file, pictures, capsys):
+    assert predict([str(model_file), *map(str, pictures)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(pictures)
+    for line, (path, digit) in zip(lines, pictures.items()):
+        match = LINE.fullmatch(line)
+        assert match, line
+        assert match["name"] == str(path) and int(match["digits"]) == digit
+        p1, p2, p3 = (float(match[k]) for k in ("p1", "p2", "p3"))
+        assert 100 >= p1 >= p2 >= p3 >= 0 and p1 + p2 + p3 <= 100.2
+
+
+def test_probabilities_are_the_reloaded_models(predict, model_file, pictures, mnist_model, capsys):
+    from tinynet.utils.digits import load_digit
+
+    path = next(iter(pictures))
+    predict([str(model_file), str(path)])
+    p = mnist_model[0].predict(load_digit(path).reshape(1, 784), verbose=0)[0]
+    best = np.argsort(-p)[:3]
+    assert capsys.readouterr().out == f"{path}: " + ", ".join(f"{k} ({p[k]:.1%})" for k in best) + "\n"
+
+
+def test_show_writes_the_inputs_as_a_picture(predict, model_file, pictures, tmp_path, capsys):
+    predict([str(model_file), *map(str, pictures), "--show", str(tmp_path / "inputs.png")])
+    assert (tmp_path / "inputs.png").read_bytes()[:4] == b"\x89PNG"
+    assert "inputs.png" in capsys.readouterr().out
+
+
+def test_bad_images_are_reported_and_the_rest_still_read(predict, model_file, pictures, tmp_path, capsys):
+    (tmp_path / "notes.png").write_text("not a picture")
+    good = next(iter(pictures))
+    status = predict([str(model_file), str(tmp_path / "missing.png"), str(tmp_path / "notes.png"), str(good)])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert out.startswith(f"{good}: 1 (")
+    assert f"{tmp_path / 'missing.png'}: error: No such image file" in err
+    assert f"{tmp_path / 'notes.png'}: error: Cannot read" in err
+
+
+@host
+def test_a_missing_or_wrong_model_file(predict, pictures, tmp_path, capsys):
+    image = str(next(iter(pictures)))
+    with pytest.raises(SystemExit) as info:
+        predict([str(tmp_path / "nothing.npz"), image])
+    assert info.value.code == 2 and "No such model file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        predict([image, image])  # a picture given as the model
+    assert info.value.code == 2 and "is not a tinynet model file" in capsys.readouterr().err
+
+
+@host
+def test_runs_as_a_script(model_file, pictures):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(EXAMPLE.parents[1]), env.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, str(EXAMPLE), str(model_file), str(next(iter(pictures)))],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert LINE.fullmatch(result.stdout.strip())["digits"] == "1"
