@@ -105,21 +105,20 @@ dp = probabilities.backward()  # dL/dp, then through the softmax: the long way r
 softmax = Softmax()
 softmax.forward(float64(z2))
 show("  same, via dL/dp and the softmax", dz2, softmax.backward(dp), "Softmax.backward")
-dx_tinynet = dense2.backward_linear(float64(dz2))  # fills dense2.grads, returns dL/da1
+da1_tinynet = dense2.backward_linear(float64(dz2))  # fills dense2.grads, returns dL/da1
 dW2 = a1.T @ dz2
 show("dL/dW2 = a1.T @ dz2", dW2, dense2.grads["kernel"], "Dense.backward_linear")
 db2 = dz2.sum(axis=0)
 show("dL/db2 = sum of dz2 over the batch", db2, dense2.grads["bias"], "Dense.backward_linear")
 da1 = dz2 @ W2.T
-show("dL/da1 = dz2 @ W2.T", da1, dx_tinynet, "Dense.backward_linear")
+show("dL/da1 = dz2 @ W2.T", da1, da1_tinynet, "Dense.backward_linear")
 dz1 = np.where(z1 > 0, da1, 0.0)
 show("dL/dz1 = da1 where z1 > 0, else 0", dz1, dense1.activation.backward(float64(da1)), "ReLU.backward")
-dx_tinynet = dense1.backward_linear(float64(dz1))
+dense1.backward_linear(float64(dz1))  # the first layer returns None: nothing needs dL/dx of the data
 dW1 = x.T @ dz1
 show("dL/dW1 = x.T @ dz1", dW1, dense1.grads["kernel"], "Dense.backward_linear")
 db1 = dz1.sum(axis=0)
 show("dL/db1 = sum of dz1 over the batch", db1, dense1.grads["bias"], "Dense.backward_linear")
-show("dL/dx = dz1 @ W1.T  (not needed)", dz1 @ W1.T, dx_tinynet, "Dense.backward_linear")
 
 model.compute_gradients(xd, yd)  # the whole backward pass at once, as fit runs it
 for label, grad, layer, key in [("dW2", dW2, dense2, "kernel"), ("db2", db2, dense2, "bias"),
