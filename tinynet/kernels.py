@@ -70,26 +70,39 @@ def _rmsprop_numba():
     return update
 
 
+# Each operation rounded on its own, as on the CPU: plain * and + would let the CUDA
+# compiler fuse a multiply and an add into one (differently rounded) multiply-add.
+_CUDA_ROUNDED_OPS = """
+__device__ float mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ float add(float a, float b) { return __fadd_rn(a, b); }
+__device__ float sub(float a, float b) { return __fsub_rn(a, b); }
+__device__ float div(float a, float b) { return __fdiv_rn(a, b); }
+__device__ float root(float a) { return __fsqrt_rn(a); }
+__device__ double mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ double add(double a, double b) { return __dadd_rn(a, b); }
+__device__ double sub(double a, double b) { return __dsub_rn(a, b); }
+__device__ double div(double a, double b) { return __ddiv_rn(a, b); }
+__device__ double root(double a) { return __dsqrt_rn(a); }
+"""
+
+
 @functools.cache
 def _rmsprop_cupy():
     import cupy
 
-    # __fmul_rn/__fadd_rn/__fdiv_rn/__fsqrt_rn: round each operation on its own, as the CPU
-    # does; plain * and + would let the CUDA compiler fuse them into one multiply-add.
     kernel = cupy.ElementwiseKernel(
-        "float32 g, float32 lr, float32 rho, float32 one_minus_rho, float32 eps, float32 tiny",
-        "float32 w, float32 v",
+        "T g, T lr, T rho, T one_minus_rho, T eps, T tiny", "T w, T v",
         """
-        float vi = __fadd_rn(__fmul_rn(rho, v), __fmul_rn(one_minus_rho, __fmul_rn(g, g)));
-        vi = vi >= tiny ? vi : 0.0f;   // flush to zero
+        T vi = add(mul(rho, v), mul(one_minus_rho, mul(g, g)));   // v = rho * v + (1 - rho) * g**2
+        vi = vi >= tiny ? vi : (T)0;                                // flush to zero
         v = vi;
-        w = __fsub_rn(w, __fdiv_rn(__fmul_rn(lr, g), __fsqrt_rn(__fadd_rn(vi, eps))));
+        w = sub(w, div(mul(lr, g), root(add(vi, eps))));            // w = w - lr * g / sqrt(v + eps)
         """,
-        "tinynet_rmsprop_update",
+        "tinynet_rmsprop_update", preamble=_CUDA_ROUNDED_OPS,
     )
 
     def update(w, g, v, lr, rho, eps):
-        f32 = numpy.float32
-        kernel(g, f32(lr), f32(rho), f32(1 - rho), f32(eps), f32(TINY), w, v)
+        dtype = w.dtype.type
+        kernel(g, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps), dtype(TINY), w, v)
 
     return update
