@@ -26,16 +26,15 @@ Three plots are written as PNG files: the points and the lines, the loss over
 import argparse
 import os
 
-import matplotlib
+import matplotlib.colors
+import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")  # write files; no window needed
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
-
-import tinynet  # noqa: E402
-from tinynet.layers import Dense  # noqa: E402
-from tinynet.models import Sequential  # noqa: E402
-from tinynet.optimizers import SGD  # noqa: E402
+import tinynet
+from tinynet.layers import Dense
+from tinynet.models import Sequential
+from tinynet.optimizers import SGD
+from tinynet.plot.figure import finish, new_figure  # a figure with no window, and writing it to a file
 
 X = np.arange(10.0)  # 0, 1, ..., 9
 Y = np.array([10, 20, 25, 30, 40, 45, 40, 50, 60, 55], dtype=float)
@@ -146,7 +145,8 @@ COLORS = {"coordinate search": "tab:orange", "gradient descent": "tab:blue", "ti
 
 
 def plot_fit(path, fitted):
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = new_figure(7, 5)
+    ax = fig.add_subplot()
     xs = np.array([-0.5, 9.5])
     m0, b0 = START
     m, b = fitted
@@ -160,16 +160,15 @@ def plot_fit(path, fitted):
            xlim=(-0.5, 9.5), ylim=(0, 70))
     ax.legend(loc="upper left", fontsize=9)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish(fig, path, dpi=120)
 
 
 def plot_loss_surface(path, paths, exact):
     ms, bs = np.linspace(-3.5, 8.5, 241), np.linspace(-2, 46, 241)
     M, B = np.meshgrid(ms, bs)
     L = np.mean((Y[None, None, :] - (M[..., None] * X + B[..., None])) ** 2, axis=-1)  # the loss at every (m, b)
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig = new_figure(8, 6)
+    ax = fig.add_subplot()
     levels = [15, 16, 20, 30, 50, 100, 200, 400, 800, 1600, 3200]  # lines of equal loss, closer near the bottom
     contours = ax.contour(M, B, L, levels=levels, cmap="viridis", norm=matplotlib.colors.LogNorm(), linewidths=1)
     ax.clabel(contours, fmt="loss %g", fontsize=8)
@@ -182,13 +181,12 @@ def plot_loss_surface(path, paths, exact):
     ax.set(xlabel="slope m", ylabel="intercept b",
            title="The loss over (m, b), and the paths to its lowest point")
     ax.legend(loc="upper right", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish(fig, path, dpi=120)
 
 
 def plot_losses(path, curves, best):
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = new_figure(12, 4.5)
+    left, right = fig.subplots(1, 2)
     for name, losses in curves.items():
         losses = np.array(losses)
         tinynet_curve = name.startswith("tinynet")  # drawn dotted over gradient descent's, which it follows
@@ -214,9 +212,7 @@ def plot_losses(path, curves, best):
     for ax in (left, right):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish(fig, path, dpi=120)
 
 
 # --- the steps ----------------------------------------------------------------------------------

@@ -46,13 +46,13 @@ def main(argv=None):
             print(f"{path}: error: {e}", file=sys.stderr)
             failed += 1
     if inputs:
-        x = numpy.stack(inputs).reshape(len(inputs), -1)  # flatten to 784, as in training
-        probabilities = model.predict(x, verbose=0)
+        images = numpy.stack(inputs)  # (N, 28, 28)
+        probabilities = model.predict(images.reshape(len(images), -1), verbose=0)  # flatten to 784, as in training
         for name, p in zip(names, probabilities):
             best = numpy.argsort(-p, kind="stable")[:TOP]
             print(f"{name}: " + ", ".join(f"{k} ({p[k]:.1%})" for k in best))
         if args.show:
-            tinynet.plot.image_grid(numpy.stack(inputs), predictions=probabilities,
+            tinynet.plot.image_grid(images, predictions=probabilities,
                                     title="What the model saw, and what it read", path=args.show)
             print(f"(the inputs, as the model saw them: {args.show})")
     return 1 if failed else 0

@@ -265,8 +265,8 @@ def test_weights_of_the_wrong_shape(trained, tmp_path):
     path = tmp_path / "model.npz"
     trained.save(path)
     rewrite(path, change_arrays=lambda a: a.update({"dense_1/kernel": np.zeros((16, 9), "float32")}))
-    with pytest.raises(ModelFileError, match=r"do not match the architecture: dense_1/kernel should be numbers "
-                                             r"of shape \(16, 8\), the file holds float32 \(16, 9\)"):
+    with pytest.raises(ModelFileError, match=r"do not match the architecture: Layer 'dense_1': kernel has shape "
+                                             r"\(16, 8\), but the array given for it has shape \(16, 9\)"):
         load_model(path)
 
 

@@ -202,20 +202,21 @@ def _from_config(entry, known):
 
 
 def _set_weights(model, arrays, path):
-    """Put each array named '<layer>/<weight>' into that weight, checking names and shapes."""
-    expected = {f"{layer.name}/{key}": (layer, key) for layer in model.layers for key in layer.params}
+    """Put each array named '<layer>/<weight>' into that weight, checking names, dtypes and shapes."""
+    expected = [f"{layer.name}/{key}" for layer in model.layers for key in layer.params]
     missing = [name for name in expected if name not in arrays]
     extra = [name for name in arrays if name not in expected]
     if missing or extra:
         raise ModelFileError(f"{path}: the weights do not match the architecture: "
                              f"missing {missing or 'none'}, unexpected {extra or 'none'}.")
-    for name, (layer, key) in expected.items():
-        value, param = arrays[name], layer.params[key]
-        if tuple(value.shape) != tuple(param.shape) or value.dtype.kind not in "fiu":
-            raise ModelFileError(f"{path}: the weights do not match the architecture: {name} should be numbers "
-                                 f"of shape {tuple(param.shape)}, the file holds {value.dtype} {tuple(value.shape)}.")
-    for layer in model.layers:
-        layer.set_weights([arrays[f"{layer.name}/{key}"] for key in layer.params])
+    for name in expected:  # set_weights checks shapes, not that the arrays hold numbers
+        if arrays[name].dtype.kind not in "fiu":
+            raise ModelFileError(f"{path}: the weights do not match the architecture: {name} should be numbers, "
+                                 f"the file holds {arrays[name].dtype}.")
+    try:
+        model.set_weights([arrays[name] for name in expected])  # the same order as model.get_weights()
+    except ValueError as e:
+        raise ModelFileError(f"{path}: the weights do not match the architecture: {e}") from e
 
 
 def _compile(model, config, custom_objects, path):

@@ -21,10 +21,16 @@ def set_title(fig, title):
     fig.set_figwidth(max(fig.get_figwidth(), 0.085 * len(title) + 0.4))  # about 0.085 inch a character
 
 
-def finish(fig, path):
-    """Write ``fig`` to ``path`` (a PNG, say) if a path is given; return the figure."""
+def grid_shape(n, columns):
+    """(rows, columns) for ``n`` images (n >= 1) in rows of at most ``columns``: fewer columns if fewer images."""
+    columns = min(columns, n)
+    return -(-n // columns), columns  # -(-n // c) is n / c rounded up
+
+
+def finish(fig, path, dpi=100):
+    """Write ``fig`` to ``path`` (a PNG, say, ``dpi`` pixels an inch) if a path is given; return the figure."""
     if path is not None:
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=dpi)
     return fig
 
 
@@ -58,7 +64,7 @@ def draw_grid(fig, images, titles, wrong, columns):
     if len(images) == 0:
         return
     vmax = 1.0 if images.max() <= 1 else 255.0  # pixels scaled to 0..1, or raw 0..255
-    rows = math.ceil(len(images) / columns)
+    rows, columns = grid_shape(len(images), columns)
     for i, (image, title, bad) in enumerate(zip(images, titles, wrong)):
         ax = fig.add_subplot(rows, columns, i + 1)
         ax.imshow(image, cmap="gray", vmin=0, vmax=vmax)

@@ -1,7 +1,7 @@
 """A grid of images with their labels and, if given, the model's predictions."""
 import numpy
 
-from tinynet.plot.figure import as_classes, as_images, draw_grid, finish, new_figure, set_title
+from tinynet.plot.figure import as_classes, as_images, draw_grid, finish, grid_shape, new_figure, set_title
 
 
 def image_grid(images, labels=None, predictions=None, columns=10, title=None, path=None):
@@ -28,8 +28,7 @@ def image_grid(images, labels=None, predictions=None, columns=10, title=None, pa
     else:
         wrong = list(predicted != labels)
         titles = [f"{p} (true {y})" if bad else str(p) for p, y, bad in zip(predicted, labels, wrong)]
-    columns = min(columns, n)
-    rows = -(-n // columns)
+    rows, columns = grid_shape(n, columns)
     fig = new_figure(1.1 * columns, 1.25 * rows + 0.5)
     draw_grid(fig, images, titles, wrong, columns)
     counted = f"{n} image{'s' if n != 1 else ''}"

@@ -1,7 +1,7 @@
 """The mistakes a model is surest of: where it was confident, and wrong."""
 import numpy
 
-from tinynet.plot.figure import as_classes, as_images, draw_grid, finish, new_figure, set_title
+from tinynet.plot.figure import as_classes, as_images, draw_grid, finish, grid_shape, new_figure, set_title
 
 
 def mistakes(images, labels, probabilities, count=20, columns=10, path=None):
@@ -20,9 +20,7 @@ def mistakes(images, labels, probabilities, count=20, columns=10, path=None):
     confidence = probabilities.max(axis=1)
     wrong = numpy.flatnonzero(predicted != labels)
     worst = wrong[numpy.argsort(-confidence[wrong], kind="stable")][:count]  # most confident first
-    shown = max(len(worst), 1)
-    columns = min(columns, shown)
-    rows = -(-shown // columns)
+    rows, columns = grid_shape(max(len(worst), 1), columns)  # an empty grid still gets room for its title
     fig = new_figure(1.2 * columns, 1.4 * rows + 0.5)
     titles = [f"pred {predicted[i]} ({confidence[i]:.1%})\ntrue {labels[i]}" for i in worst]
     draw_grid(fig, images[worst], titles, [True] * len(worst), columns)

@@ -82,9 +82,9 @@ def _ink(gray):
     The background is the usual shade along the border (its median). If it is
     light, the ink is dark: invert, so the ink becomes the bright part, as in MNIST.
     """
-    if numpy.median(_border(gray)) > 0.5:
-        gray = 1.0 - gray  # black on white -> white on black
     border = _border(gray)
+    if numpy.median(border) > 0.5:
+        gray, border = 1.0 - gray, 1.0 - border  # black on white -> white on black
     background = numpy.median(border)
     ink = gray - background
     # How much the paper itself varies (0 on a clean image), measured along the border
