@@ -20,21 +20,16 @@ from tinynet.models import Sequential
 
 
 def choose_device(device):
-    """Select the backend for --device, say which was chosen, and why when it is not the GPU."""
-    if device == "gpu":
-        problem = tinynet.backend.gpu_problem()
-        if problem:
-            sys.exit(f"--device gpu: no usable GPU. {problem}\n{tinynet.backend.GPU_INSTALL_HINT}")
-        tinynet.backend.set_backend("cupy")
-    elif device == "cpu":
-        tinynet.backend.set_backend("numpy")
+    """Select the backend for --device and say which was chosen (and why not the GPU, for auto)."""
+    try:
+        tinynet.backend.set_backend({"gpu": "cupy", "cpu": "numpy"}.get(device, "auto"))
+    except RuntimeError as error:  # --device gpu without a usable GPU: the reason and what to install
+        sys.exit(f"--device gpu: {error}")
+    if tinynet.backend.get_backend() == "cupy":
+        print("0. Device: GPU (CuPy)")
     else:
-        problem = tinynet.backend.gpu_problem()
-        tinynet.backend.set_backend("numpy" if problem else "cupy")
-    name = tinynet.backend.get_backend()
-    where = "GPU (CuPy)" if name == "cupy" else "CPU (NumPy)"
-    reason = f"; no GPU: {problem}" if device == "auto" and name == "numpy" else ""
-    print(f"0. Device: {where}{reason}")
+        reason = f"; no GPU: {tinynet.backend.gpu_problem()}" if device == "auto" else ""
+        print(f"0. Device: CPU (NumPy){reason}")
 
 
 def main(argv=None):
@@ -86,7 +81,6 @@ def main(argv=None):
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, verbose=1,
                         validation_data=(x_valid, y_valid))
 
-    tinynet.backend.synchronize()
     print("6. Results")
     seconds = history.epoch_seconds
     print("   epoch seconds: " + ", ".join(f"{s:.1f}" for s in seconds)

@@ -60,14 +60,14 @@ def set_backend(name):
     Arrays made under one backend belong to it: build (or rebuild) models after switching.
     """
     global _name, _xp, _device
-    if name == "auto":
-        name = "cupy" if gpu_available() else "numpy"
-    if name not in BACKENDS:
+    if name not in (*BACKENDS, "auto"):
         raise ValueError(f"Unknown backend {name!r}. Known backends: {', '.join(BACKENDS)}, auto.")
+    problem = gpu_problem() if name in ("cupy", "auto") else None
+    if name == "auto":
+        name = "numpy" if problem else "cupy"
     if name == "numpy":
         _xp, _device = numpy, None
     elif name == "cupy":
-        problem = gpu_problem()
         if problem:
             raise RuntimeError(f"The 'cupy' backend needs a usable GPU. {problem} {GPU_INSTALL_HINT}")
         import cupy
@@ -101,7 +101,10 @@ def to_device(x, dtype=floatx):
     """Copy host data (a NumPy array or anything array-like) to the backend, as ``dtype``.
 
     Always a copy, on NumPy too, so training never writes into the caller's arrays.
+    An array already on the backend is copied there (cast to ``dtype``).
     """
+    if not isinstance(x, numpy.ndarray) and hasattr(x, "__array_namespace__"):
+        return _xp.astype(x, as_dtype(dtype), copy=True)  # already a backend array: no trip to the host
     if _name == "numpy":
         return numpy.array(x, dtype=dtype)
     if _name == "strict":  # array_api_strict.asarray would share the NumPy array's memory

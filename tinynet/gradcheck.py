@@ -73,13 +73,13 @@ def numerical_gradient(f, a, eps=1e-6):
 
 
 def _float64(x):
-    return backend.to_device(numpy.asarray(x), dtype="float64")
+    return backend.to_device(x, dtype="float64")  # NumPy or backend arrays alike
 
 
 def _params_to_float64(layers):
     for layer in layers:
         for key, p in layer.params.items():
-            layer.params[key] = _float64(backend.to_numpy(p))
+            layer.params[key] = _float64(p)
 
 
 def check_layer(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, seed=0):
@@ -89,6 +89,7 @@ def check_layer(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, seed=0):
     for a fixed random r, so every output counts. The layer itself is not changed.
     """
     layer = copy.deepcopy(layer)
+    layer.needs_input_gradient = True  # even a model's first layer: dL/dx is checked too
     x = _float64(x)
     if not layer.built:
         layer.build((None, *x.shape[1:]))

@@ -16,8 +16,8 @@ readable reference (``RMSprop.update_step``): the tests check that both give
 bit-identical results. ``rmsprop(...)`` returns None on a backend without a
 kernel (``strict``), and the optimizer then runs the reference.
 
-Flush to zero: entries of v below the smallest normal float32 (1.2e-38) are set
-to 0. A weight whose gradient stays 0 sees v shrink by rho at every step, and
+Flush to zero: entries of v below the smallest normal number of their dtype
+(1.2e-38 in float32) are set to 0. A weight whose gradient stays 0 sees v shrink by rho at every step, and
 once v is *subnormal* every operation on it runs ~100x slower on x86 CPUs.
 TensorFlow (Keras's CPU backend) avoids that by running with the CPU's
 flush-to-zero mode on, which sets such values to 0; NumPy has no such switch, so
@@ -30,7 +30,6 @@ import numpy
 
 from tinynet import backend
 
-TINY = float(numpy.finfo(numpy.float32).tiny)  # the smallest normal float32, 1.18e-38
 
 
 def rmsprop():
@@ -38,6 +37,7 @@ def rmsprop():
 
     It updates w and v in place, with lr, rho, 1 - rho and eps rounded to w's
     dtype as the reference's Python floats are (1 - rho is computed in double first).
+    A NaN in v stays NaN, as in Keras (the flush tests ``v < tiny``, false for NaN).
     """
     name = backend.get_backend()
     if name == "numpy":
@@ -54,36 +54,19 @@ def _rmsprop_numba():
     # error_model="numpy": division by zero gives inf as in NumPy (and lets the loop vectorise).
     # No fastmath: every operation is rounded exactly as NumPy rounds it.
     @numba.njit(error_model="numpy", cache=True)
-    def rmsprop_update(w, g, v, lr, rho, one_minus_rho, eps):
+    def rmsprop_update(w, g, v, lr, rho, one_minus_rho, eps, tiny):
         w, g, v = w.reshape(-1), g.reshape(-1), v.reshape(-1)  # the same entries, as one row
-        tiny = numpy.float32(TINY)
         for i in range(w.size):
             vi = rho * v[i] + one_minus_rho * (g[i] * g[i])  # v = rho * v + (1 - rho) * g**2
-            vi = vi if vi >= tiny else numpy.float32(0)  # flush to zero
+            vi = numpy.float32(0) if vi < tiny else vi  # flush to zero
             v[i] = vi
             w[i] -= (lr * g[i]) / numpy.sqrt(vi + eps)  # w = w - lr * g / sqrt(v + eps)
 
     def update(w, g, v, lr, rho, eps):
         dtype = w.dtype.type
-        rmsprop_update(w, g, v, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps))
+        rmsprop_update(w, g, v, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps), numpy.finfo(dtype).tiny)
 
     return update
-
-
-# Each operation rounded on its own, as on the CPU: plain * and + would let the CUDA
-# compiler fuse a multiply and an add into one (differently rounded) multiply-add.
-_CUDA_ROUNDED_OPS = """
-__device__ float mul(float a, float b) { return __fmul_rn(a, b); }
-__device__ float add(float a, float b) { return __fadd_rn(a, b); }
-__device__ float sub(float a, float b) { return __fsub_rn(a, b); }
-__device__ float div(float a, float b) { return __fdiv_rn(a, b); }
-__device__ float root(float a) { return __fsqrt_rn(a); }
-__device__ double mul(double a, double b) { return __dmul_rn(a, b); }
-__device__ double add(double a, double b) { return __dadd_rn(a, b); }
-__device__ double sub(double a, double b) { return __dsub_rn(a, b); }
-__device__ double div(double a, double b) { return __ddiv_rn(a, b); }
-__device__ double root(double a) { return __dsqrt_rn(a); }
-"""
 
 
 @functools.cache
@@ -93,16 +76,16 @@ def _rmsprop_cupy():
     kernel = cupy.ElementwiseKernel(
         "T g, T lr, T rho, T one_minus_rho, T eps, T tiny", "T w, T v",
         """
-        T vi = add(mul(rho, v), mul(one_minus_rho, mul(g, g)));   // v = rho * v + (1 - rho) * g**2
-        vi = vi >= tiny ? vi : (T)0;                                // flush to zero
-        v = vi;
-        w = sub(w, div(mul(lr, g), root(add(vi, eps))));            // w = w - lr * g / sqrt(v + eps)
+        T vi = rho * v + one_minus_rho * (g * g);   // v = rho * v + (1 - rho) * g**2
+        v = vi < tiny ? (T)0 : vi;                  // flush to zero
+        w = w - (lr * g) / sqrt(v + eps);           // w = w - lr * g / sqrt(v + eps)
         """,
-        "tinynet_rmsprop_update", preamble=_CUDA_ROUNDED_OPS,
+        "tinynet_rmsprop_update",
+        options=("--fmad=false",),  # round each * and + on its own, as the CPU does (no fused multiply-add)
     )
 
     def update(w, g, v, lr, rho, eps):
         dtype = w.dtype.type
-        kernel(g, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps), dtype(TINY), w, v)
+        kernel(g, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps), numpy.finfo(dtype).tiny, w, v)
 
     return update

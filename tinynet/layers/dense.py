@@ -63,7 +63,7 @@ class Dense(Layer):
         return z
 
     def backward_linear(self, dz):
-        """From dL/dz, fill dL/dW and dL/db and return dL/dx."""
+        """From dL/dz, fill dL/dW and dL/db and return dL/dx (None for a model's first layer)."""
         xp = backend.xp()
         self.grads["kernel"] = self.x.T @ dz  # dL/dW = x.T @ dz      (in, units)
         if self.use_bias:

@@ -36,13 +36,12 @@ class MeanSquaredError(Loss):
             y_true = xp.reshape(y_true, y_pred.shape)  # targets (N,) -> (N, 1), one column
         y_true = xp.astype(y_true, y_pred.dtype, copy=False)  # as Keras: compute in the predictions' dtype
         self.diff = y_pred - y_true  # y_hat - y
-        self.size = self.diff.size  # N * D, how many numbers are averaged
         # Keras averages over the outputs, then over the batch; with every sample
         # having D outputs that is the plain mean of all N * D squares:
         return xp.mean(self.diff * self.diff)  # L = sum((y_hat - y)**2) / (N * D)
 
     def backward(self):
-        return 2 * self.diff / self.size  # dL/dy_hat = 2 * (y_hat - y) / (N * D)
+        return 2 * self.diff / self.diff.size  # dL/dy_hat = 2 * (y_hat - y) / (N * D)
 
     def check_shapes(self, y_true_shape, y_pred_shape):
         y_true_shape, y_pred_shape = tuple(y_true_shape), tuple(y_pred_shape)

@@ -156,7 +156,7 @@ class Sequential:
             order = backend.to_device(order, dtype=xp.int64)  # one copy per epoch, then batches are cut on the device
             sums = _RunningSums(steps, self.metrics)
             for step in range(steps):
-                batch = order[_batch(step, batch_size, n)]
+                batch = order[_batch(step, batch_size, n)]  # this step's sample numbers
                 xb, yb = xp.take(x, batch, axis=0), xp.take(y, batch, axis=0)
                 loss, y_pred = self.train_step(xb, yb)
                 sums.add(step, loss, yb, y_pred)
@@ -204,7 +204,7 @@ class Sequential:
         bar = Progbar(steps, verbose=1 if verbose == "auto" else verbose)
         outputs = []
         for step in range(steps):
-            outputs.append(self.forward(x[_batch(step, batch_size, x.shape[0]), ...]))
+            outputs.append(self.forward(x[_batch(step, batch_size, x.shape[0])]))
             bar.update(step + 1)
         return backend.to_numpy(backend.xp().concat(outputs, axis=0))
 
@@ -214,7 +214,7 @@ class Sequential:
         bar = Progbar(steps, verbose=verbose)
         sums = _RunningSums(steps, self.metrics)
         for step in range(steps):
-            batch = (_batch(step, batch_size, x.shape[0]), ...)
+            batch = _batch(step, batch_size, x.shape[0])
             y_pred = self.forward(x[batch])
             sums.add(step, self.compute_loss(y[batch], y_pred), y[batch], y_pred)
             if bar.due(step + 1):
@@ -296,8 +296,9 @@ class Sequential:
 
 
 def _batch(step, batch_size, n):
-    """The slice of samples in batch number ``step`` (the last batch may be smaller)."""
-    return slice(step * batch_size, min((step + 1) * batch_size, n))
+    """The index of batch number ``step``: its rows, then ``...`` for the other axes
+    (the last batch may be smaller; the array API wants slices within bounds)."""
+    return slice(step * batch_size, min((step + 1) * batch_size, n)), ...
 
 
 def _as_array(data):

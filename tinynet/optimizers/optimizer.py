@@ -11,9 +11,15 @@ class Optimizer:
         """Update each array in ``params`` in place, from the matching array in ``grads``."""
         if self.slots is None:
             self.slots = [self.build_slot(p) for p in params]
+        step = self.step_function()
         for g, w, slot in zip(grads, params, self.slots):
-            self.update_step(g, w, slot)
+            step(g, w, slot)
         self.iterations += 1
+
+    def step_function(self):
+        """The function that updates one parameter: ``update_step``, or a compiled
+        equivalent of it (RMSprop's, on NumPy and CuPy)."""
+        return self.update_step
 
     def build_slot(self, param):
         """The state this optimizer keeps for one parameter (None if it keeps none)."""

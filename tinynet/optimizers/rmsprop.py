@@ -14,11 +14,11 @@ class RMSprop(Optimizer):
     Parameters whose gradients are large take smaller steps, and vice versa.
 
     ``update_step`` below is that formula written with array operations: the
-    reference. On NumPy and CuPy, ``apply`` runs the same formula compiled into
-    one pass over the arrays (``tinynet/kernels.py``), which is several times
-    faster and gives bit-identical results. Values of v below the smallest
-    normal float32 are flushed to zero, as TensorFlow's CPU kernels do (the
-    kernels module says why).
+    reference. On NumPy and CuPy, ``step_function`` hands ``apply`` the same
+    formula compiled into one pass over the arrays (``tinynet/kernels.py``),
+    several times faster and bit-identical. Values of v below the smallest
+    normal number (1.2e-38 in float32) are flushed to zero, as TensorFlow's CPU
+    kernels do (the kernels module says why).
 
     Where PyTorch differs: ``torch.optim.RMSprop`` defaults to lr=0.01,
     alpha (our rho) = 0.99 and eps=1e-8, and adds eps *outside* the root:
@@ -33,20 +33,16 @@ class RMSprop(Optimizer):
     def build_slot(self, param):
         return backend.xp().zeros_like(param)  # v starts at 0
 
-    def apply(self, grads, params):
-        fused = kernels.rmsprop()
+    def step_function(self):
+        fused = kernels.rmsprop()  # update_step's formula compiled into one pass; None on 'strict'
         if fused is None:
-            return super().apply(grads, params)  # update_step, one array operation at a time
-        if self.slots is None:
-            self.slots = [self.build_slot(p) for p in params]
-        for g, w, v in zip(grads, params, self.slots):
-            fused(w, g, v, self.learning_rate, self.rho, self.epsilon)  # update_step's formula, in one pass
-        self.iterations += 1
+            return self.update_step
+        return lambda g, w, v: fused(w, g, v, self.learning_rate, self.rho, self.epsilon)
 
     def update_step(self, g, w, v):
         """The reference update of one parameter, in place, in Keras's order of operations."""
         xp, rho = backend.xp(), self.rho
         v *= rho
         v += (1 - rho) * (g * g)  # v = rho * v + (1 - rho) * g**2
-        v[...] = xp.where(v >= kernels.TINY, v, 0.0)  # flush subnormal v to zero
+        v[...] = xp.where(v < xp.finfo(v.dtype).smallest_normal, 0.0, v)  # flush subnormal v to zero
         w -= (self.learning_rate * g) / xp.sqrt(v + self.epsilon)  # w = w - lr * g / sqrt(v + eps)

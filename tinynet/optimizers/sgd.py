@@ -45,9 +45,10 @@ class SGD(Optimizer):
         if v is None:
             w -= lr * g  # w = w - lr * g
             return
+        step = lr * g
         v *= momentum
-        v -= lr * g  # v = momentum * v - lr * g    (in place)
+        v -= step  # v = momentum * v - lr * g    (in place)
         if self.nesterov:
-            w += momentum * v - lr * g  # w = w + momentum * v - lr * g
+            w += momentum * v - step  # w = w + momentum * v - lr * g
         else:
             w += v  # w = w + v
