@@ -48,3 +48,12 @@ def test_v_is_flushed_to_zero_instead_of_becoming_subnormal():
     tiny = np.finfo(np.float32).tiny
     assert np.all((v == 0) | (v >= tiny))  # never subnormal
     assert v[0] > 0  # 0.2 * 0.8**299 ~ 1.6e-30 is still normal: kept
+
+
+def test_a_nan_gradient_leaves_nan_in_v_as_keras_does():
+    w0 = np.ones(2, "float32")
+    grads = [np.array([np.nan, 1.0], "float32")]
+    for optimizer_class in (RMSprop, ReferenceRMSprop):
+        w, v = run(optimizer_class, w0, grads)
+        assert np.isnan(v[0]) and np.isnan(w[0])  # the flush never turns NaN into 0
+        assert v[1] == np.float32(0.2)  # (1 - rho) * g**2 with rho = 0.8
