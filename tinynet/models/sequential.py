@@ -215,8 +215,8 @@ class Sequential:
         sums = _RunningSums(steps, self.metrics)
         for step in range(steps):
             batch = _batch(step, batch_size, x.shape[0])
-            y_pred = self.forward(x[batch])
-            sums.add(step, self.compute_loss(y[batch], y_pred), y[batch], y_pred)
+            y_pred, y_true = self.forward(x[batch]), y[batch]
+            sums.add(step, self.compute_loss(y_true, y_pred), y_true, y_pred)
             if bar.due(step + 1):
                 bar.update(step + 1, sums.means().items())
         return sums.means()
