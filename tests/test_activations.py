@@ -27,8 +27,16 @@ def test_linear_is_none(identifier):
 @pytest.mark.host_only("names to objects: no arrays")
 def test_by_object_and_by_class():
     relu = ReLU()
-    assert activations.get(relu) is relu
+    copy = activations.get(relu)
+    assert type(copy) is ReLU and copy is not relu  # each layer gets its own: an activation caches its input
     assert type(activations.get(Softmax)) is Softmax
+
+
+@pytest.mark.host_only("names to objects: no arrays")
+@pytest.mark.parametrize("identifier", [7, ["relu"], "sigmoid"])
+def test_unknown_activations_list_the_known_ones(identifier):
+    with pytest.raises(ValueError, match=r"Unknown activation .*Known: relu, softmax"):
+        activations.get(identifier)
 
 
 def test_named_activation_computes_its_function():

@@ -146,11 +146,35 @@ def test_unknown_activation_lists_known_ones():
         assert known in message
 
 
-@pytest.mark.parametrize("units", [0, -1, 2.5, "3"])
+@pytest.mark.parametrize("units, error", [(0, ValueError), (-1, ValueError), (2.5, TypeError), ("3", TypeError),
+                                          (True, TypeError)])
 @pytest.mark.host_only("an error message: no arrays")
-def test_units_must_be_a_positive_int(units):
-    with pytest.raises(ValueError, match="units"):
+def test_units_must_be_a_positive_int(units, error):
+    with pytest.raises(error, match="units must be an integer of at least 1"):
         Dense(units)
+
+
+@pytest.mark.host_only("an unbuilt layer: no arrays")
+def test_numpy_integers_are_integers():
+    assert Dense(np.int64(4), input_shape=(np.int32(3),)).units == 4
+
+
+@pytest.mark.host_only("an error message: no arrays")
+@pytest.mark.parametrize("input_shape, message", [(784, r"input_shape=\(784,\), not input_shape=784"),
+                                                  ("784", "input_shape must be a tuple such as"),
+                                                  ((784.0,), "each entry of input_shape must be an integer"),
+                                                  ((), "input_shape must be a tuple such as")])
+def test_input_shape_must_be_a_tuple_of_ints(input_shape, message):
+    with pytest.raises(TypeError, match=message):
+        Dense(10, input_shape=input_shape)
+
+
+@pytest.mark.host_only("an error message: no arrays")
+def test_use_bias_and_name_are_checked():
+    with pytest.raises(ValueError, match="use_bias must be one of True, False"):
+        Dense(3, use_bias="no")
+    with pytest.raises(TypeError, match="name must be a string"):
+        Dense(3, name=5)
 
 
 @pytest.mark.host_only("an unbuilt layer: no arrays")
@@ -158,7 +182,7 @@ def test_activation_objects_and_linear():
     assert Dense(3, activation="linear").activation is None
     assert isinstance(Dense(3, activation="relu").activation, ReLU)
     softmax = Softmax()
-    assert Dense(3, activation=softmax).activation is softmax
+    assert type(Dense(3, activation=softmax).activation) is Softmax
 
 
 def test_get_config_and_from_config():

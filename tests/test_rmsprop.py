@@ -122,6 +122,9 @@ def test_get_by_name_and_object():
     mine = RMSprop(learning_rate=0.01)
     assert optimizers.get(mine) is mine
     assert isinstance(mine, Optimizer)
+    assert type(optimizers.get(RMSprop)) is RMSprop  # the class, as Keras users sometimes write it
+    with pytest.raises(ValueError, match=r"Unknown optimizer \['rmsprop'\]"):
+        optimizers.get(["rmsprop"])
 
 
 @pytest.mark.host_only("an error message: no arrays")

@@ -1,5 +1,6 @@
 """Tests for tinynet.models.Sequential: gradients, training, evaluation, weights and errors."""
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -395,12 +396,20 @@ def test_non_numeric_inputs():
         model.predict(np.array([["a", "b"]]), verbose=0)
 
 
-def test_infinite_inputs_stop_training_at_the_right_step():
+def test_infinite_inputs_are_refused_before_training():
     x, y, _ = blobs(40)
-    x[15, 0] = np.inf  # sample 15 is in batch 2 (batches of 10, in order)
+    x[15, 0] = np.inf
     model = blob_model()
-    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match=r"at epoch 1, step 2\b"):
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"x\[15\] holds NaN or infinity"):
         model.fit(x, y, batch_size=10, epochs=3, shuffle=False, verbose=0)
+    y = y.astype("float32")
+    y[3, 0] = np.nan
+    for call in (model.train_on_batch, model.evaluate):
+        with pytest.raises(ValueError, match=r"y\[3\] holds NaN or infinity"):
+            call(blobs(20)[0], y[:20])
+    for w, w0 in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
 
 
 def test_huge_learning_rate_diverges_with_a_clear_error():
@@ -481,3 +490,184 @@ def test_the_first_layer_skips_the_gradient_of_the_data():
     model.compute_gradients(dev(x), dev(y))
     assert model.backward(dev(np.ones((5, 2), "float32"))) is None  # dL/dx of the data: not computed
     assert Dense(2, input_shape=(3,)).needs_input_gradient  # a layer on its own still returns dL/dx
+
+
+# --- state has one owner: the issue's silent failures ----------------------------
+def test_one_activation_object_for_two_layers_gives_right_gradients():
+    relu = ReLU()
+    set_random_seed(0)
+    model = Sequential([Dense(6, activation=relu, input_shape=(5,)), Dense(6, activation=relu),
+                        Dense(4, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    x, y = gradcheck_data()
+    assert model.layers[0].activation is not model.layers[1].activation
+    check(model, x, y)
+
+
+@pytest.mark.host_only("an error before any array is made")
+def test_the_same_layer_twice_is_refused():
+    dense = Dense(4, input_shape=(3,))
+    model = Sequential([dense])
+    with pytest.raises(ValueError, match=r"Layer 'dense' is already in this model.*Create a new layer"):
+        model.add(dense)
+    with pytest.raises(ValueError, match=r"Layer 'dense' is already in the model 'sequential'"):
+        Sequential([dense])
+    assert model.layers == [dense]
+
+
+def test_a_layer_that_does_not_fit_leaves_the_model_as_it_was():
+    model = Sequential([Dense(4, input_shape=(3,))])
+    late = Dense(2, input_shape=(100,))
+    with pytest.raises(ValueError, match=r"'dense_1' was given input_shape=\(100,\), but the layer before "
+                                         r"it outputs \(None, 4\)\. Only the first layer needs an input_shape"):
+        model.add(late)
+    assert len(model.layers) == 1 and late.name is None and late.model is None
+    model.add(Dense(2, input_shape=(4,)))  # an input_shape that agrees is fine
+    assert model.output_shape == (None, 2)
+
+
+@pytest.mark.host_only("an error message: no arrays")
+def test_sequential_wants_a_list():
+    with pytest.raises(TypeError, match=r"Sequential\(\[Dense"):
+        Sequential(Dense(3))
+
+
+def test_a_layer_added_after_fit_asks_for_a_new_compile():
+    x, y, _ = blobs(60)
+    model = blob_model()
+    model.fit(x, y, epochs=1, verbose=0)
+    model.layers.pop()
+    model.add(Dense(3, activation="softmax"))
+    with pytest.raises(ValueError, match=r"RMSprop was built for other parameters.*compile again"):
+        model.fit(x, y, epochs=1, verbose=0)
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy")  # a new optimizer: it trains
+    model.fit(x, y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("n_hidden", [8, 64])  # smaller and larger than the first model
+def test_one_optimizer_in_two_models_is_refused(n_hidden):
+    x, y, _ = blobs(60)
+    first = blob_model()
+    optimizer = first.optimizer
+    first.fit(x, y, epochs=1, verbose=0)
+    second = Sequential([Dense(n_hidden, activation="relu", input_shape=(2,)), Dense(3, activation="softmax")])
+    second.compile(optimizer=optimizer, loss="categorical_crossentropy")
+    before = second.get_weights()
+    for train in (lambda: second.fit(x, y, verbose=0), lambda: second.train_on_batch(x, y)):
+        with pytest.raises(ValueError, match=r"RMSprop was built for other parameters \(4 arrays\)"):
+            train()
+    for w, w0 in zip(second.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
+
+
+@pytest.mark.host_only("an error message: no arrays")
+def test_a_metric_listed_twice_is_refused():
+    model = Sequential([Dense(3, input_shape=(2,))])
+    with pytest.raises(ValueError, match="metrics lists 'accuracy' twice"):
+        model.compile(loss="mse", metrics=["accuracy", "accuracy"])
+
+
+def test_a_non_finite_loss_in_train_on_batch_leaves_the_weights_unchanged():
+    x, y, _ = blobs(20)
+    model = blob_model(learning_rate=1e30)
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="the weights were left unchanged"):
+        for _ in range(20):  # the weights blow up, and soon the loss is not finite
+            before = model.get_weights()
+            model.train_on_batch(x, y)
+    for w, w0 in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_a_diverging_fit_rolls_back_to_the_start_of_the_epoch():
+    x, y, _ = blobs(100)
+    model = blob_model(learning_rate=1e30)
+    before = model.get_weights()
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="rolled back to where epoch 1 began"):
+        model.fit(x, y, batch_size=10, epochs=5, verbose=0)
+    for w, w0 in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
+    assert model.optimizer.iterations == 0 and not any(np.any(host(v)) for v in model.optimizer.slots)
+
+
+# --- arguments checked before any work ------------------------------------------
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"batch_size": 0}, ValueError, "batch_size must be an integer of at least 1, got 0"),
+    ({"batch_size": -5}, ValueError, "batch_size must be an integer of at least 1"),
+    ({"batch_size": 32.5}, TypeError, "batch_size must be an integer"),
+    ({"epochs": -1}, ValueError, "epochs must be an integer of at least 0"),
+    ({"epochs": "5"}, TypeError, "epochs must be an integer"),
+    ({"verbose": "yes"}, ValueError, "verbose must be one of 'auto', 0, 1, 2, got 'yes'"),
+    ({"verbose": 3}, ValueError, "verbose must be one of"),
+    ({"shuffle": "no"}, ValueError, "shuffle must be one of True, False"),
+    ({"validation_data": np.zeros((2, 2))}, ValueError, r"validation_data must be a tuple \(x_val, y_val\)"),
+])
+def test_fit_checks_its_arguments_before_any_work(kwargs, error, message, capsys):
+    x, y, _ = blobs(20)
+    model = blob_model()
+    before = model.get_weights()
+    with pytest.raises(error, match=message):
+        model.fit(x, y, **kwargs)
+    assert capsys.readouterr().out == ""  # not even "Epoch 1/..."
+    for w, w0 in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
+
+
+def test_evaluate_and_predict_check_batch_size_and_verbose():
+    x, y, _ = blobs(20)
+    model = blob_model()
+    with pytest.raises(ValueError, match="batch_size must be an integer of at least 1"):
+        model.evaluate(x, y, batch_size=0)
+    with pytest.raises(ValueError, match="verbose must be one of"):
+        model.predict(x, verbose="loud")
+
+
+def test_numpy_integer_batch_size_and_zero_epochs_work():
+    x, y, _ = blobs(20)
+    model = blob_model()
+    history = model.fit(x, y, batch_size=np.int64(5), epochs=0, verbose=0)
+    assert history.history == {}
+    model.fit(x, y, batch_size=np.int64(5), epochs=1, verbose=0)
+
+
+def test_empty_inputs():
+    x, y, _ = blobs(20)
+    model = blob_model()
+    for call in (lambda: model.fit(x[:0], y[:0], verbose=0), lambda: model.evaluate(x[:0], y[:0], verbose=0),
+                 lambda: model.train_on_batch(x[:0], y[:0])):
+        with pytest.raises(ValueError, match=r"there are no samples \(x has shape \(0, 2\)\)"):
+            call()
+    empty = model.predict(x[:0], verbose=0)
+    assert empty.shape == (0, 3) and empty.dtype == np.float32
+
+
+def test_strings_and_ragged_targets_are_type_errors():
+    x, y, _ = blobs(4)
+    model = blob_model()
+    with pytest.raises(TypeError, match=r"expected numbers, got an array of dtype <U1"):
+        model.fit(x, [["a", "b", "c"]] * 4, verbose=0)
+    with pytest.raises(TypeError, match="expected an array of numbers"):
+        model.fit(x, [[1, 0, 0], [0, 1]] * 2, verbose=0)
+
+
+def test_set_weights_takes_lists():
+    model = blob_model()
+    weights = [w.tolist() for w in model.get_weights()]
+    weights[-1] = [1.0, 2.0, 3.0]
+    model.set_weights(weights)
+    np.testing.assert_array_equal(model.get_weights()[-1], [1, 2, 3])
+    weights[-1] = ["a", "b", "c"]
+    with pytest.raises(TypeError, match=r"Layer 'dense_1': the value given for bias is not an array of numbers"):
+        model.set_weights(weights)
+
+
+def test_unscaled_pixels_warn_with_the_fix():
+    x = np.random.default_rng(0).integers(0, 256, (30, 2)).astype("uint8")
+    y = to_categorical(np.arange(30) % 3, 3)
+    model = blob_model()
+    with pytest.warns(UserWarning, match=r"integers up to 255 \(dtype uint8\).*x = x / 255"):
+        model.fit(x, y, epochs=1, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(x / 255, y, epochs=1, verbose=0)  # scaled: no warning
+

@@ -141,10 +141,16 @@ def test_zero_gradient_with_no_velocity_does_not_move_the_weights():
     np.testing.assert_array_equal(host(w), [0.25, -4.0])
 
 
-@pytest.mark.parametrize("momentum", [-0.1, 1.5])
-def test_momentum_must_be_between_0_and_1(momentum):
-    with pytest.raises(ValueError, match="momentum must be a number between 0 and 1"):
+@pytest.mark.parametrize("momentum, error", [(-0.1, ValueError), (1.5, ValueError), ("0.9", TypeError),
+                                             (float("nan"), ValueError)])
+def test_momentum_must_be_between_0_and_1(momentum, error):
+    with pytest.raises(error, match=r"momentum must be a number in \[0, 1\]"):
         SGD(momentum=momentum)
+
+
+def test_nesterov_must_be_a_bool():
+    with pytest.raises(ValueError, match="nesterov must be one of False, True"):
+        SGD(momentum=0.9, nesterov="yes")
 
 
 def test_get_by_name_and_object():

@@ -1,8 +1,13 @@
 """Activations by name, as ``Dense(..., activation='relu')`` takes them.
 
 An activation is a layer without parameters (``ReLU``, ``Softmax``); ``Dense``
-runs it after its linear part and backpropagates through it.
+runs it after its linear part and backpropagates through it. An activation
+caches its input for the backward pass, so each Dense layer needs its own:
+given an object, ``get`` returns a copy, and one ``ReLU()`` can be handed to
+several layers (as a Keras activation function can).
 """
+import copy
+
 from tinynet.layers.layer import Layer
 from tinynet.layers.relu import ReLU
 from tinynet.layers.softmax import Softmax
@@ -11,14 +16,15 @@ _ACTIVATIONS = {"relu": ReLU, "softmax": Softmax}
 
 
 def get(identifier):
-    """``'relu'`` -> ReLU(); ``'softmax'`` -> Softmax(); ``None`` or ``'linear'`` -> None."""
-    if identifier is None or identifier == "linear":
+    """``'relu'`` -> ReLU(); ``'softmax'`` -> Softmax(); ``None`` or ``'linear'`` -> None;
+    a layer object -> a copy of it."""
+    if identifier is None or (isinstance(identifier, str) and identifier == "linear"):
         return None
     if isinstance(identifier, Layer):
-        return identifier
+        return copy.deepcopy(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Layer):
         return identifier()
-    if identifier not in _ACTIVATIONS:
+    if not isinstance(identifier, str) or identifier not in _ACTIVATIONS:
         raise ValueError(
             f"Unknown activation {identifier!r}. Known: {', '.join(_ACTIVATIONS)}, 'linear' (or None), "
             "or a layer object such as tinynet.layers.ReLU()."

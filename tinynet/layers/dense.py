@@ -1,7 +1,7 @@
 """Dense, the fully connected layer: y = activation(x @ W + b)."""
 import math
 
-from tinynet import activations, backend, initializers
+from tinynet import activations, arguments, backend, initializers
 from tinynet.layers.layer import Layer
 
 
@@ -14,11 +14,9 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, input_shape=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None):
         super().__init__(input_shape=input_shape, name=name)
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"units must be a positive integer, got {units!r}.")
-        self.units = units
+        self.units = arguments.integer(units, "units")
         self.activation = activations.get(activation)  # a layer (ReLU, Softmax) or None
-        self.use_bias = use_bias
+        self.use_bias = arguments.one_of(use_bias, "use_bias", (True, False))
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 

@@ -10,7 +10,7 @@ Shapes include the batch axis as ``None``, as Keras prints them: ``(None, 784)``
 """
 import re
 
-from tinynet import backend
+from tinynet import arguments, backend
 
 
 def snake_case(name):
@@ -21,10 +21,13 @@ def snake_case(name):
 
 class Layer:
     def __init__(self, input_shape=None, name=None):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string such as 'hidden_1', got {name!r}.")
         self.name = name  # None until a model names it ('dense', 'dense_1', ...)
+        self.model = None  # the model this layer belongs to (one at most: set by Sequential.add)
         self.params = {}  # name -> array, e.g. {'kernel': W, 'bias': b}
         self.grads = {}  # name -> dL/dparam, filled by backward
-        self.input_shape = (None, *input_shape) if input_shape is not None else None
+        self.input_shape = (None, *arguments.shape(input_shape, "input_shape")) if input_shape is not None else None
         self.output_shape = None
         self.built = False
         # False for a model's first layer: its input is the data, which no one needs dL/dx for,
@@ -68,12 +71,17 @@ class Layer:
                 f"({', '.join(self.params) or 'none'}), but {len(weights)} were given."
             )
         for (key, param), value in zip(self.params.items(), weights):
+            try:  # lists, NumPy arrays or the backend's own, as numbers of the parameter's dtype
+                value = backend.to_device(value, dtype=param.dtype)
+            except (TypeError, ValueError) as error:
+                raise TypeError(f"Layer {self.name!r}: the value given for {key} is not an array of numbers "
+                                f"({error}).") from None
             if tuple(value.shape) != tuple(param.shape):
                 raise ValueError(
                     f"Layer {self.name!r}: {key} has shape {tuple(param.shape)}, "
                     f"but the array given for it has shape {tuple(value.shape)}."
                 )
-            param[...] = backend.to_device(value, dtype=param.dtype)
+            param[...] = value
 
     def get_config(self):
         """What it takes to rebuild this layer, as JSON-ready values (weights not included).

@@ -16,7 +16,7 @@ def get(identifier):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
-    if identifier not in _LOSSES:
+    if not isinstance(identifier, str) or identifier not in _LOSSES:
         raise ValueError(f"Unknown loss {identifier!r}. Known: {', '.join(_LOSSES)}, or a tinynet.losses.Loss object.")
     return _LOSSES[identifier]()
 

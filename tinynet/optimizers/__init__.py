@@ -10,7 +10,9 @@ def get(identifier):
     """An optimizer object from a name such as ``'rmsprop'``, or the object itself."""
     if isinstance(identifier, Optimizer):
         return identifier
-    if identifier not in _OPTIMIZERS:
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if not isinstance(identifier, str) or identifier not in _OPTIMIZERS:
         raise ValueError(
             f"Unknown optimizer {identifier!r}. Known: {', '.join(_OPTIMIZERS)}, "
             "or an object such as tinynet.optimizers.RMSprop(learning_rate=0.001)."

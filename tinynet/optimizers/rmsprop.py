@@ -1,5 +1,5 @@
 """RMSprop: divide each step by a running root-mean-square of recent gradients."""
-from tinynet import backend, kernels
+from tinynet import arguments, backend, kernels
 from tinynet.optimizers.optimizer import Optimizer
 
 
@@ -28,7 +28,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7):
         super().__init__(learning_rate)
-        self.rho, self.epsilon = rho, epsilon
+        self.rho = arguments.real(rho, "rho", "a number in [0, 1), such as 0.9", lambda r: 0 <= r < 1)
+        self.epsilon = arguments.real(epsilon, "epsilon", "a number above 0, such as 1e-7", lambda e: e > 0)
 
     def build_slot(self, param):
         return backend.xp().zeros_like(param)  # v starts at 0

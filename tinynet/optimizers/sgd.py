@@ -1,5 +1,5 @@
 """SGD: step each parameter downhill, against its gradient (optionally with momentum)."""
-from tinynet import backend
+from tinynet import arguments, backend
 from tinynet.optimizers.optimizer import Optimizer
 
 
@@ -31,9 +31,9 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
         super().__init__(learning_rate)
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"momentum must be a number between 0 and 1, got {momentum!r}.")
-        self.momentum, self.nesterov = momentum, nesterov
+        self.momentum = arguments.real(momentum, "momentum", "a number in [0, 1], such as 0.9",
+                                       lambda m: 0 <= m <= 1)
+        self.nesterov = arguments.one_of(nesterov, "nesterov", (False, True))
 
     def build_slot(self, param):
         if self.momentum == 0:

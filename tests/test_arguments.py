@@ -1,0 +1,40 @@
+"""The argument checks: each names the argument and what it expects."""
+import numpy as np
+import pytest
+
+from tinynet import arguments
+
+pytestmark = pytest.mark.host_only("argument checks: no arrays")
+
+
+def test_integer_takes_python_and_numpy_integers():
+    assert arguments.integer(3, "n") == 3 and type(arguments.integer(np.int64(3), "n")) is int
+    assert arguments.integer(0, "epochs", minimum=0) == 0
+
+
+@pytest.mark.parametrize("value, error", [(True, TypeError), (2.0, TypeError), ("2", TypeError), (None, TypeError),
+                                          (0, ValueError), (-3, ValueError)])
+def test_integer_refuses(value, error):
+    with pytest.raises(error, match=r"^batch_size must be an integer of at least 1, got "):
+        arguments.integer(value, "batch_size")
+
+
+def test_real():
+    assert arguments.real(np.float32(0.5), "rho", "a number in [0, 1)", lambda r: 0 <= r < 1) == 0.5
+    for value, error in [("fast", TypeError), (False, TypeError), (float("nan"), ValueError), (1.0, ValueError)]:
+        with pytest.raises(error, match=r"^rho must be a number in \[0, 1\), got "):
+            arguments.real(value, "rho", "a number in [0, 1)", lambda r: 0 <= r < 1)
+
+
+def test_one_of():
+    assert arguments.one_of("auto", "verbose", ("auto", 0, 1, 2)) == "auto"
+    assert arguments.one_of(np.int64(2), "verbose", ("auto", 0, 1, 2)) == 2
+    for value in ("yes", 1.0, [1], None):
+        with pytest.raises(ValueError, match="^verbose must be one of 'auto', 0, 1, 2, got "):
+            arguments.one_of(value, "verbose", ("auto", 0, 1, 2))
+
+
+def test_shape():
+    assert arguments.shape([28, np.int64(28)], "input_shape") == (28, 28)
+    with pytest.raises(TypeError, match=r"input_shape=\(784,\), not input_shape=784"):
+        arguments.shape(784, "input_shape")

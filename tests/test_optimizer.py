@@ -1,0 +1,43 @@
+"""The optimizer base class: its state belongs to the parameters it was built for."""
+import numpy as np
+import pytest
+
+from conftest import dev, host
+from tinynet.optimizers import RMSprop, SGD
+
+
+def test_build_makes_one_slot_per_parameter_once():
+    params = [dev(np.ones((2, 3))), dev(np.ones(3))]
+    optimizer = RMSprop()
+    optimizer.build(params)
+    slots = optimizer.slots
+    assert [tuple(s.shape) for s in slots] == [(2, 3), (3,)]
+    optimizer.build(params)  # the same arrays: nothing changes
+    assert optimizer.slots is slots
+    assert optimizer.count_params() == 2 + 9
+
+
+@pytest.mark.parametrize("other", ["fewer", "more", "different"])
+def test_other_parameters_are_refused(other):
+    params = [dev(np.ones((2, 3))), dev(np.ones(3))]
+    optimizer = SGD(momentum=0.9)
+    optimizer.apply([dev(np.ones((2, 3))), dev(np.ones(3))], params)
+    given = {"fewer": params[:1], "more": params + [dev(np.ones(2))],
+             "different": [dev(np.ones((2, 3))), params[1]]}[other]
+    with pytest.raises(ValueError, match=r"SGD was built for other parameters \(2 arrays\)"):
+        optimizer.apply([dev(np.ones(p.shape)) for p in given], given)
+    np.testing.assert_allclose(host(params[1]), 0.99)  # only the first update happened
+
+
+@pytest.mark.host_only("argument checks: no arrays")
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"learning_rate": "fast"}, TypeError, "learning_rate must be a number above 0, such as 0.001, got 'fast'"),
+    ({"learning_rate": -0.1}, ValueError, "learning_rate must be a number above 0"),
+    ({"learning_rate": 0}, ValueError, "learning_rate must be a number above 0"),
+    ({"rho": 1.0}, ValueError, r"rho must be a number in \[0, 1\), such as 0.9, got 1.0"),
+    ({"rho": None}, TypeError, r"rho must be a number in \[0, 1\)"),
+    ({"epsilon": -1e-7}, ValueError, "epsilon must be a number above 0"),
+])
+def test_rmsprop_checks_its_settings(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        RMSprop(**kwargs)
