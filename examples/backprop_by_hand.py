@@ -19,9 +19,9 @@ import numpy as np
 
 from tinynet import backend
 from tinynet.layers import Dense, Softmax
-from tinynet.losses import CategoricalCrossentropy, MeanSquaredError
+from tinynet.losses import CategoricalCrossentropy, MeanSquaredError, SoftmaxCrossentropy
 from tinynet.models import Sequential
-from tinynet.optimizers import SGD, RMSprop
+from tinynet.optimizers import SGD, RMSprop, rmsprop
 
 np.set_printoptions(precision=6, suppress=True, floatmode="fixed")
 
@@ -89,16 +89,15 @@ show("the whole forward pass: p", p, model.forward(xd), "Sequential.forward")
 
 heading("2. Loss: categorical crossentropy, mean over the batch")
 loss = -np.sum(y * np.log(p)) / N
-show("L = -sum(y * log p) / N", loss, model.compute_loss(yd, model.forward(xd)),
-     "Sequential.compute_loss")
+show("L = -sum(y * log p) / N", loss, model.compute_loss(xd, yd)[0], "Sequential.compute_loss")
 show("the same L from the probabilities", loss, CategoricalCrossentropy().forward(yd, float64(p)),
      "CategoricalCrossentropy.forward")
 
 heading("3. Backward pass")
-from_logits = CategoricalCrossentropy(from_logits=True)
+from_logits = SoftmaxCrossentropy()
 from_logits.forward(yd, float64(z2))
 dz2 = (p - y) / N
-show("dL/dz2 = (p - y) / N", dz2, from_logits.backward(), "CategoricalCrossentropy.backward")
+show("dL/dz2 = (p - y) / N", dz2, from_logits.backward(), "SoftmaxCrossentropy.backward")
 probabilities = CategoricalCrossentropy()
 probabilities.forward(yd, float64(p))
 dp = probabilities.backward()  # dL/dp, then through the softmax: the long way round
@@ -127,17 +126,18 @@ for label, grad, layer, key in [("dW2", dW2, dense2, "kernel"), ("db2", db2, den
 
 heading("4. Update: RMSprop (lr = 0.001, rho = 0.9, eps = 1e-7), the first step")
 lr, rho, eps = 0.001, 0.9, 1e-7
+model.optimizer.build([layer.params[key] for layer in model.layers for key in layer.params])  # as fit does first
 model.train_step(xd, yd)  # forward, backward and update: one step of fit
 for label, w, g, layer, key in [("W1", W1, dW1, dense1, "kernel"), ("b1", b1, db1, dense1, "bias"),
                                 ("W2", W2, dW2, dense2, "kernel"), ("b2", b2, db2, dense2, "bias")]:
     v = rho * 0.0 + (1 - rho) * g**2  # v starts at 0
     w_new = w - lr * g / np.sqrt(v + eps)
     show(f"{label} change: -lr * g / sqrt(v + eps)", w_new - w, layer.params[key] - float64(w),
-         "RMSprop.apply")
+         "RMSprop.update_step")
 w_reference, v_reference = float64(W1), float64(np.zeros_like(W1))
-RMSprop().update_step(float64(dW1), w_reference, v_reference)  # the readable reference of apply's kernel
-show("W1 change, by the reference code", W1 - lr * dW1 / np.sqrt((1 - rho) * dW1**2 + eps) - W1,
-     w_reference - float64(W1), "RMSprop.update_step")
+rmsprop.array_update(w_reference, float64(dW1), v_reference, lr, rho, eps)  # what update_step compiles
+show("W1 change, by the array operations", W1 - lr * dW1 / np.sqrt((1 - rho) * dW1**2 + eps) - W1,
+     w_reference - float64(W1), "rmsprop.array_update")
 
 heading("5. The other loss and optimizer: mean squared error and SGD")
 mse = MeanSquaredError()  # as if the network did regression: its outputs z2, no softmax, against y

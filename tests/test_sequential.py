@@ -8,8 +8,8 @@ import pytest
 from conftest import dev, host
 from tinynet import gradcheck
 from tinynet.callbacks import History
-from tinynet.layers import Dense, ReLU, Softmax
-from tinynet.losses import CategoricalCrossentropy
+from tinynet.layers import Dense, Layer, ReLU, Softmax
+from tinynet.losses import CategoricalCrossentropy, SoftmaxCrossentropy
 from tinynet.models import Sequential
 from tinynet.optimizers import RMSprop
 from tinynet.utils import set_random_seed, to_categorical
@@ -76,7 +76,8 @@ def test_gradcheck_relu_relu_softmax_fused_with_crossentropy():
     model = Sequential([Dense(7, activation="relu", input_shape=(5,)), Dense(6, activation="relu"),
                         Dense(4, activation="softmax")])
     model.compile(loss="categorical_crossentropy")
-    assert model._fused_softmax() is model.layers[-1].activation
+    assert type(model.train_loss) is SoftmaxCrossentropy  # decided by compile: trains on the logits
+    assert model.train_forward[-1] == model.layers[-1].forward_linear
     report = check(model, *gradcheck_data(seed=5))
     assert set(report.results) == {f"{name}.{key}" for name in ("dense", "dense_1", "dense_2")
                                    for key in ("kernel", "bias")}
@@ -86,7 +87,7 @@ def test_gradcheck_standalone_softmax_layer():
     set_random_seed(1)
     model = Sequential([Dense(7, activation="relu", input_shape=(5,)), Dense(4), Softmax()])
     model.compile(loss="categorical_crossentropy")
-    assert model._fused_softmax() is model.layers[-1]
+    assert type(model.train_loss) is SoftmaxCrossentropy and len(model.train_forward) == 2  # no Softmax()
     check(model, *gradcheck_data(seed=1))
 
 
@@ -94,7 +95,7 @@ def test_gradcheck_linear_output_with_from_logits():
     set_random_seed(2)
     model = Sequential([Dense(7, activation="relu", input_shape=(5,)), Dense(4)])
     model.compile(loss=CategoricalCrossentropy(from_logits=True))
-    assert model._fused_softmax() is None
+    assert model.train_loss is model.loss
     check(model, *gradcheck_data(seed=2))
 
 
@@ -106,8 +107,26 @@ def test_gradcheck_linear_output_as_probabilities():
     model.layers[1].set_weights([0.1 * kernel, np.full(4, 3.0)])  # outputs in about (2, 4): far from the clip
     model.compile(loss="categorical_crossentropy")
     x, y = gradcheck_data(seed=3)
-    assert model._fused_softmax() is None and host(model.forward(dev(x, "float64"))).min() > 1.0
+    assert model.train_loss is model.loss and host(model.forward(dev(x, "float64"))).min() > 1.0
     check(model, x, y)
+
+
+def test_a_custom_last_layer_with_a_softmax_activation_trains_on_its_probabilities():
+    class Scale(Layer):  # a layer of one's own, with an activation but no linear part apart
+        def __init__(self):
+            super().__init__()
+            self.activation = Softmax()
+
+        def forward(self, x):
+            return self.activation.forward(2.0 * x)
+
+        def backward(self, dy):
+            return 2.0 * self.activation.backward(dy)
+
+    model = Sequential([Dense(4, input_shape=(5,)), Scale()])
+    model.compile(loss="categorical_crossentropy")
+    assert model.train_loss is model.loss  # no fused path for it, and no error
+    check(model, *gradcheck_data())
 
 
 def test_fused_loss_equals_crossentropy_of_the_probabilities():
@@ -117,7 +136,7 @@ def test_fused_loss_equals_crossentropy_of_the_probabilities():
     x, y = gradcheck_data(seed=4)
     x, y = dev(x, "float64"), dev(y, "float64")  # float64: compared to 1e-12
     p = model.forward(x)
-    assert float(model.compute_loss(y, p)) == pytest.approx(float(CategoricalCrossentropy()(y, p)), rel=1e-12)
+    assert float(model.compute_loss(x, y)[0]) == pytest.approx(float(CategoricalCrossentropy()(y, p)), rel=1e-12)
 
 
 # --- training ----------------------------------------------------------------------
@@ -179,11 +198,11 @@ def test_predict_batches_agree_with_one_batch(trained):
 def test_train_on_batch_returns_the_loss_before_the_update():
     x, y, _ = blobs(32)
     model = blob_model()
-    before = float(model.compute_loss(dev(y), model.forward(dev(x))))  # float32, as train_on_batch moves them
+    before = float(model.compute_loss(dev(x), dev(y))[0])  # float32, as train_on_batch moves them
     loss, accuracy = model.train_on_batch(x, y)
     assert loss == before
     assert 0.0 <= accuracy <= 1.0
-    assert float(model.compute_loss(dev(y), model.forward(dev(x)))) < before
+    assert float(model.compute_loss(dev(x), dev(y))[0]) < before
     assert model.optimizer.iterations == 1
 
 
@@ -488,7 +507,7 @@ def test_the_first_layer_skips_the_gradient_of_the_data():
     model.compile(loss="categorical_crossentropy")
     x, y = np.ones((5, 3), "float32"), np.eye(2, dtype="float32")[[0, 1, 0, 1, 1]]
     model.compute_gradients(dev(x), dev(y))
-    assert model.backward(dev(np.ones((5, 2), "float32"))) is None  # dL/dx of the data: not computed
+    assert model.layers[0].backward(dev(np.ones((5, 4), "float32"))) is None  # dL/dx of the data: not computed
     assert Dense(2, input_shape=(3,)).needs_input_gradient  # a layer on its own still returns dL/dx
 
 

@@ -130,7 +130,7 @@ def check_model(model, x, y, eps=1e-6, rtol=1e-5, atol=1e-8):
     report = GradcheckReport(rtol, atol)
 
     def loss():
-        return model.compute_loss(y, model.forward(x))
+        return model.compute_loss(x, y)[0]
 
     for layer in model.layers:
         for key, p in layer.params.items():

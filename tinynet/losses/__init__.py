@@ -1,5 +1,6 @@
 """Losses, by object or by Keras name: ``loss='categorical_crossentropy'``, ``loss='mse'``."""
 from tinynet.losses.loss import Loss
+from tinynet.losses.softmax_crossentropy import SoftmaxCrossentropy
 from tinynet.losses.categorical_crossentropy import CategoricalCrossentropy, categorical_crossentropy
 from tinynet.losses.mean_squared_error import MeanSquaredError, mean_squared_error
 
@@ -22,4 +23,4 @@ def get(identifier):
 
 
 __all__ = ["CategoricalCrossentropy", "Loss", "MeanSquaredError", "categorical_crossentropy", "get",
-           "mean_squared_error"]
+           "mean_squared_error", "SoftmaxCrossentropy"]

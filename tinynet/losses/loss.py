@@ -16,6 +16,15 @@ class Loss:
     def backward(self):
         raise NotImplementedError
 
+    def get_config(self):
+        """The constructor's arguments, as JSON-ready values: ``type(loss).from_config(config)``
+        makes the same loss (``model.save`` stores it)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def check_shapes(self, y_true_shape, y_pred_shape):
         """Raise a clear error when targets cannot be compared with predictions."""
         if tuple(y_true_shape) != tuple(y_pred_shape):

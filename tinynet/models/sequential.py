@@ -6,15 +6,13 @@ import warnings
 import numpy
 
 from tinynet import arguments, backend, losses, metrics as metrics_module, optimizers
-from tinynet.callbacks import History
+from tinynet.callbacks import EpochProgress, History
+from tinynet.callbacks.progress import first_non_finite
 from tinynet.layers import Layer, Softmax
 from tinynet.layers.layer import snake_case
-from tinynet.losses import CategoricalCrossentropy
+from tinynet.losses import CategoricalCrossentropy, SoftmaxCrossentropy
 from tinynet.models.summary import summary_text
-from tinynet.utils import Progbar
-from tinynet.utils import random
-
-CHECK_EVERY = 100  # steps between checks for a non-finite loss (a host read, i.e. a sync, on a GPU)
+from tinynet.utils import Progbar, random
 
 
 class Sequential:
@@ -62,6 +60,8 @@ class Sequential:
             layer.name = None if unnamed else layer.name
             raise
         layer.model = self
+        if self.loss is not None:
+            self._plan_training()  # the last layer changed
 
     def build(self, input_shape):
         """Create every layer's parameters for inputs of ``input_shape`` (batch axis first)."""
@@ -91,58 +91,60 @@ class Sequential:
     def output_shape(self):
         return self.layers[-1].output_shape if self.built else None
 
-    # --- the two passes -----------------------------------------------------
+    # --- one training step: forward, loss, backward, update ---------------
     def forward(self, x):
+        """The model's output: each layer's forward pass in turn, ``y = f_L(...f_1(x))``."""
         for layer in self.layers:
             x = layer.forward(x)
         return x
 
-    def backward(self, dy, layers=None):
-        """Backpropagate dL/dy through ``layers`` (default: all), last layer first.
-
-        Returns dL/dx of the first layer's input, or None when that layer skips it
-        (a first Dense layer does: the data needs no gradient).
-        """
-        for layer in reversed(self.layers if layers is None else layers):
-            dy = layer.backward(dy)
-        return dy
-
-    def compute_loss(self, y, y_pred):
-        """The loss of ``y_pred = forward(x)`` against targets ``y`` (a 0-d array).
-
-        When the model ends in a softmax and the loss is categorical crossentropy,
-        the loss is computed from the softmax's input (the logits), as Keras does:
-        it is the same number, but never takes log(0), and its gradient is simply
-        dL/dz = (softmax(z) - y) / N (see ``compute_gradients``).
-        """
-        softmax = self._fused_softmax()
-        if softmax is not None:
-            return self._logits_loss.forward(y, softmax.z)
-        return self.loss.forward(y, y_pred)
+    def train_step(self, x, y):
+        """One step of gradient descent on one batch (backend arrays): returns (loss, y_hat)."""
+        loss, y_hat = self.compute_gradients(x, y)  # forward pass, loss, backward pass
+        for g, w, v in zip(self._gradients(), self._params(), self.optimizer.slots):
+            self.optimizer.update_step(g, w, v)  # the optimizer's formula, e.g. RMSprop's
+        self.optimizer.iterations += 1
+        return loss, y_hat
 
     def compute_gradients(self, x, y):
-        """One forward and one backward pass: fills every layer's ``grads``.
+        """Forward pass, loss, backward pass: fills every layer's ``grads``; returns (loss, y_hat).
 
-        Returns ``(loss, y_pred)``. Nothing is updated: that is the optimizer's job.
+        Nothing is updated: that is the optimizer's job.
         """
-        y_pred = self.forward(x)
-        loss = self.compute_loss(y, y_pred)
-        if self._fused_softmax() is not None:
-            dz = self._logits_loss.backward()  # dL/dz = (softmax(z) - y) / N: skips the softmax's backward
-            last = self.layers[-1]
-            dy = dz if isinstance(last, Softmax) else last.backward_linear(dz)
-            self.backward(dy, self.layers[:-1])
-        else:
-            self.backward(self.loss.backward())  # starts from dL/dy_pred
-        return loss, y_pred
+        loss, y_hat = self.compute_loss(x, y)
+        dy = self.train_loss.backward()  # dL/dy_hat (dL/dz, when y_hat is the logits z)
+        for backward in reversed(self.train_backward):
+            dy = backward(dy)  # from dL/d(output) of a layer to dL/d(input): the previous layer's dL/d(output)
+        return loss, y_hat
 
-    def _fused_softmax(self):
-        """The final Softmax when the loss is crossentropy on its probabilities, else None."""
-        if not isinstance(self.loss, CategoricalCrossentropy) or self.loss.from_logits:
-            return None
-        last = self.layers[-1]
-        softmax = last if isinstance(last, Softmax) else getattr(last, "activation", None)
-        return softmax if isinstance(softmax, Softmax) else None
+    def compute_loss(self, x, y):
+        """The loss (a 0-d array) on one batch, along the training path; returns (loss, y_hat)."""
+        for forward in self.train_forward:
+            x = forward(x)  # y_hat: the output, or the logits z when the loss takes them
+        return self.train_loss.forward(y, x), x
+
+    def _plan_training(self):
+        """Decide, once, what a training step runs: ``train_forward``, ``train_backward``, ``train_loss``.
+
+        A model that ends in a softmax and is trained with crossentropy on its
+        probabilities trains on the logits z instead, as Keras does: the last layer
+        stops before its softmax and ``SoftmaxCrossentropy`` takes z. It is the same
+        loss, never takes log(0), and its gradient is simply dL/dz = (softmax(z) - y) / N.
+        """
+        *hidden, last = self.layers
+        forward, backward = [layer.forward for layer in hidden], [layer.backward for layer in hidden]
+        loss = self.loss
+        if isinstance(loss, CategoricalCrossentropy) and not loss.from_logits:
+            if isinstance(last, Softmax):  # a Softmax layer of its own: leave it out
+                last, loss = None, SoftmaxCrossentropy()
+            elif isinstance(getattr(last, "activation", None), Softmax) and hasattr(last, "forward_linear"):
+                forward.append(last.forward_linear)  # a Dense layer: its linear part, z = x W + b
+                backward.append(last.backward_linear)
+                last, loss = None, SoftmaxCrossentropy()
+        if last is not None:
+            forward.append(last.forward)
+            backward.append(last.backward)
+        self.train_forward, self.train_backward, self.train_loss = forward, backward, loss
 
     # --- training -----------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
@@ -156,10 +158,9 @@ class Sequential:
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"metrics lists {name!r} twice; each metric is reported under its name, once.")
-        self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
-        self._logits_loss = CategoricalCrossentropy(from_logits=True)
-        self.metrics = metrics
+        self.optimizer, self.loss, self.metrics = optimizers.get(optimizer), losses.get(loss), metrics
+        if self.layers:
+            self._plan_training()
 
     def fit(self, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None, shuffle=True):
         """Train for ``epochs`` passes over (x, y) in mini-batches; returns a ``History``."""
@@ -174,45 +175,20 @@ class Sequential:
         if validation_data is not None:
             x_val, y_val = self._prepare(*validation_data, "validation_data")
         self.optimizer.build(self._params())  # refuses another model's optimizer before any work
-        n = x.shape[0]
-        steps = math.ceil(n / batch_size)
-        self.history = history = History(params={"verbose": verbose, "epochs": epochs, "steps": steps})
-        xp = backend.xp()
+        steps = math.ceil(x.shape[0] / batch_size)
+        self.history = History(params={"verbose": verbose, "epochs": epochs, "steps": steps})
         for epoch in range(epochs):
-            if verbose and epochs > 1:
-                print(f"Epoch {epoch + 1}/{epochs}")
-            bar = Progbar(steps, verbose=verbose)
-            start = time.perf_counter()
-            saved = self._copy_state()  # to roll back to if the loss stops being finite
-            order = random.generator().permutation(n) if shuffle else numpy.arange(n)  # on the host
-            order = backend.to_device(order, dtype=xp.int64)  # one copy per epoch, then batches are cut on the device
-            sums = _RunningSums(steps, self.metrics)
-            for step in range(steps):
-                batch = order[_batch(step, batch_size, n)]  # this step's sample numbers
-                xb, yb = xp.take(x, batch, axis=0), xp.take(y, batch, axis=0)
-                loss, y_pred = self.train_step(xb, yb)
-                sums.add(step, loss, yb, y_pred)
-                if step + 1 == steps or (step + 1) % CHECK_EVERY == 0 or bar.due(step + 1):
-                    sums.check_finite(epoch, step, on_failure=lambda: self._restore_state(saved))
-                    if step + 1 < steps:
-                        bar.update(step + 1, sums.means().items())
-            logs = sums.means()
+            saved = self._copy_state()  # what a non-finite loss rolls back to
+            progress = EpochProgress(epoch, epochs, steps, self.metrics, verbose,
+                                     on_failure=lambda: self._restore_state(saved))
+            for step, (xb, yb) in enumerate(_batches(x, y, batch_size, shuffle)):
+                loss, y_hat = self.train_step(xb, yb)  # the step
+                progress.update(step, loss, yb, y_hat)  # the bookkeeping: running means, progress bar
+            logs = progress.means()
             if validation_data is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate(x_val, y_val, batch_size).items()})
-            history.append(epoch, logs, seconds=time.perf_counter() - start)
-            bar.update(steps, logs.items())
-        return history
-
-    def train_step(self, x, y):
-        """One step of gradient descent on one batch (backend arrays): returns (loss, y_pred)."""
-        loss, y_pred = self.compute_gradients(x, y)
-        self.apply_gradients()
-        return loss, y_pred
-
-    def apply_gradients(self):
-        """The optimizer's update of every parameter, from the gradients the backward pass left."""
-        grads = [g for layer in self.layers for g in layer.grads.values()]
-        self.optimizer.apply(grads, self._params())
+            self.history.append(epoch, logs, seconds=progress.end(logs))
+        return self.history
 
     def train_on_batch(self, x, y):
         """One training step on one batch of NumPy data; returns the batch's loss
@@ -220,12 +196,12 @@ class Sequential:
         self._require_compiled("train_on_batch")
         x, y = self._prepare(x, y, "x and y")
         self.optimizer.build(self._params())
-        loss, y_pred = self.compute_gradients(x, y)
+        loss, y_hat = self.compute_gradients(x, y)
         if not math.isfinite(float(loss)):
             raise FloatingPointError(f"The loss of this batch is {float(loss)}: the weights were left unchanged. "
                                      "Usual causes: a learning rate too high, or inputs not scaled.")
-        self.apply_gradients()
-        return self._as_results(float(loss), [float(m(y, y_pred)) for m in self.metrics])
+        self.optimizer.apply(self._gradients(), self._params())
+        return self._as_results(float(loss), [float(m(y, y_hat)) for m in self.metrics])
 
     def _as_results(self, loss, metric_values):
         return [loss] + metric_values if self.metrics else loss
@@ -255,19 +231,22 @@ class Sequential:
     def _evaluate(self, x, y, batch_size, verbose=0):
         """Loss and metrics over (x, y), batch by batch: a dict of Python floats."""
         steps = math.ceil(x.shape[0] / batch_size)
-        bar = Progbar(steps, verbose=verbose)
-        sums = _RunningSums(steps, self.metrics)
+        progress = EpochProgress(None, 1, steps, self.metrics, verbose)
         for step in range(steps):
             batch = _batch(step, batch_size, x.shape[0])
-            y_pred, y_true = self.forward(x[batch]), y[batch]
-            sums.add(step, self.compute_loss(y_true, y_pred), y_true, y_pred)
-            if bar.due(step + 1):
-                bar.update(step + 1, sums.means().items())
-        return sums.means()
+            y_true = y[batch]
+            loss, y_hat = self.compute_loss(x[batch], y_true)
+            progress.update(step, loss, y_true, y_hat)
+        logs = progress.means()
+        progress.end(logs)
+        return logs
 
     # --- weights and counts -------------------------------------------------
     def _params(self):
         return [p for layer in self.layers for p in layer.params.values()]
+
+    def _gradients(self):
+        return [g for layer in self.layers for g in layer.grads.values()]
 
     def _copy_state(self):
         """Copies of the weights and the optimizer's state, on the device."""
@@ -358,7 +337,7 @@ class Sequential:
         self.loss.check_shapes(y.shape, (y.shape[0], *self.output_shape[1:]))
         y = backend.to_device(y)
         for name, data in (("x", x), ("y", y)):
-            row = _first_non_finite(data)
+            row = first_non_finite(data)
             if row is not None:
                 raise ValueError(f"{role}: {name}[{row}] holds NaN or infinity; remove or fix that sample.")
         return x, y
@@ -369,6 +348,16 @@ class Sequential:
         ``tinynet.models.load_model(filepath)`` reads back (the format: ``tinynet.models.saving``)."""
         from tinynet.models import saving  # imported here: saving itself imports Sequential
         saving.save_model(self, filepath, overwrite=overwrite)
+
+
+def _batches(x, y, batch_size, shuffle):
+    """(x, y) cut into mini-batches on the device, in a new random order each epoch when ``shuffle``."""
+    xp, n = backend.xp(), x.shape[0]
+    order = random.generator().permutation(n) if shuffle else numpy.arange(n)  # on the host
+    order = backend.to_device(order, dtype=xp.int64)  # one copy per epoch, then batches are cut on the device
+    for step in range(math.ceil(n / batch_size)):
+        batch = order[_batch(step, batch_size, n)]  # this step's sample numbers
+        yield xp.take(x, batch, axis=0), xp.take(y, batch, axis=0)
 
 
 def _batch(step, batch_size, n):
@@ -388,53 +377,6 @@ def _numbers(data, role):
     return array
 
 
-def _first_non_finite(a):
-    """The index of the first row of ``a`` that holds NaN or infinity, or None (one host read)."""
-    xp = backend.xp()
-    bad = ~xp.isfinite(xp.reshape(a, (a.shape[0], -1)))
-    bad_rows = xp.any(bad, axis=1)
-    if not bool(xp.any(bad_rows)):
-        return None
-    return int(xp.argmax(xp.astype(bad_rows, xp.int8)))
-
-
 def _as_array(data):
     """Lists and the like become NumPy arrays; arrays (NumPy or the backend's) pass through."""
     return data if hasattr(data, "__array_namespace__") else numpy.asarray(data)
-
-
-class _RunningSums:
-    """The loss and metrics summed over the batches seen so far, kept on the backend.
-
-    ``means()`` reads them back to the host (the only sync), as Keras shows them:
-    running means over the samples seen this epoch.
-    """
-
-    def __init__(self, steps, metrics):
-        self.metrics = metrics
-        self.batch_losses = backend.zeros(steps)  # for locating a non-finite loss
-        self.sums = {name: 0.0 for name in ["loss"] + [m.name for m in metrics]}
-        self.seen = 0
-
-    def add(self, step, loss, y, y_pred):
-        n = y.shape[0]
-        self.batch_losses[step] = loss
-        self.sums["loss"] = self.sums["loss"] + loss * n
-        for m in self.metrics:
-            self.sums[m.name] = self.sums[m.name] + m(y, y_pred) * n
-        self.seen += n
-
-    def means(self):
-        """{name: running mean}, sorted by name like Keras's logs (accuracy, loss)."""
-        return {name: float(total) / self.seen for name, total in sorted(self.sums.items())}
-
-    def check_finite(self, epoch, step, on_failure):
-        """Raise if a loss so far is NaN or infinite, after calling ``on_failure()`` (the rollback)."""
-        first = _first_non_finite(self.batch_losses[:step + 1])  # the first non-finite step
-        if first is None:
-            return
-        on_failure()
-        raise FloatingPointError(
-            f"The loss became {float(self.batch_losses[first])} at epoch {epoch + 1}, step {first + 1}: "
-            f"training stopped, and the weights were rolled back to where epoch {epoch + 1} began. "
-            "Usual causes: a learning rate too high, or inputs not scaled (divide pixels by 255).")

@@ -31,22 +31,26 @@ class Optimizer:
     def apply(self, grads, params):
         """Update each array in ``params`` in place, from the matching array in ``grads``."""
         self.build(params)
-        step = self.step_function()
         for g, w, slot in zip(grads, self.params, self.slots):
-            step(g, w, slot)
+            self.update_step(g, w, slot)
         self.iterations += 1
-
-    def step_function(self):
-        """The function that updates one parameter: ``update_step``, or a compiled
-        equivalent of it (RMSprop's, on NumPy and CuPy)."""
-        return self.update_step
 
     def build_slot(self, param):
         """The state this optimizer keeps for one parameter (None if it keeps none)."""
         return None
 
     def update_step(self, grad, param, slot):
+        """Update one parameter in place: each optimizer's own formula."""
         raise NotImplementedError
+
+    def get_config(self):
+        """The constructor's arguments, as JSON-ready values: ``type(opt).from_config(config)``
+        makes the same optimizer, fresh (``model.save`` stores it)."""
+        return {"learning_rate": self.learning_rate}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def count_params(self):
         """Numbers of state, counted as Keras counts them: the slots, plus the

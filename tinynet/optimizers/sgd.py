@@ -35,6 +35,9 @@ class SGD(Optimizer):
                                        lambda m: 0 <= m <= 1)
         self.nesterov = arguments.one_of(nesterov, "nesterov", (False, True))
 
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
     def build_slot(self, param):
         if self.momentum == 0:
             return None  # plain gradient descent keeps no state

@@ -1,0 +1,39 @@
+"""Softmax and categorical crossentropy in one step, from the logits z."""
+from tinynet import backend
+from tinynet.losses.loss import Loss
+
+
+class SoftmaxCrossentropy(Loss):
+    """``-mean_n sum_i y_ni log softmax(z_n)_i``, computed from the scores z before the softmax.
+
+    A model that ends in a softmax and is compiled with ``categorical_crossentropy``
+    trains on this (``Sequential.compile`` decides so, as Keras does): the same
+    number as the crossentropy of the probabilities, but log(0) never happens,
+    and the softmax's Jacobian and the log's 1/p cancel into one subtraction:
+
+        dL/dz = (softmax(z) - y) / N
+
+    ``CategoricalCrossentropy(from_logits=True)`` is this loss too.
+    """
+
+    name = "categorical_crossentropy"
+
+    def forward(self, y, z):
+        xp = backend.xp()
+        self.check_shapes(y.shape, z.shape)
+        shifted = z - xp.max(z, axis=-1, keepdims=True)  # exp of a shifted row cannot overflow; softmax is unchanged
+        log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))  # log p = log softmax(z)
+        self.y, self.p = y, xp.exp(log_p)
+        return -xp.sum(y * log_p) / z.shape[0]  # L = -1/N sum_n sum_i y_ni log p_ni
+
+    def backward(self):
+        return (self.p - self.y) / self.y.shape[0]  # dL/dz = (p - y) / N   (each row of y sums to 1)
+
+    def check_shapes(self, y_true_shape, y_pred_shape):
+        if len(y_true_shape) < len(y_pred_shape) or (y_true_shape[-1] == 1 and y_pred_shape[-1] > 1):
+            raise ValueError(
+                f"categorical_crossentropy needs one-hot targets of shape (N, {y_pred_shape[-1]}), "
+                f"but got integer labels of shape {tuple(y_true_shape)}. "
+                f"Use y = tinynet.utils.to_categorical(y, {y_pred_shape[-1]})."
+            )
+        Loss.check_shapes(self, y_true_shape, y_pred_shape)
