@@ -185,4 +185,4 @@ def test_the_python_blocks_run_and_print_what_the_guide_quotes(monkeypatch):
     assert ran >= 7 and len(compared) >= 5
     # the worked example of the clip: the clipped path stops learning, the fused path (fit's) does not
     assert any(code.startswith("clipped path:") for code in compared)
-    assert any(code.startswith("on the bounds:") for code in compared)
+    assert any(code.startswith("label [1.0, 0.0]: dL/dp") for code in compared)
