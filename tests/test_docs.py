@@ -12,7 +12,9 @@
   ``<!-- output of examples/backprop_by_hand.py -->`` must appear, line for line,
   in that script's output, and one after ``<!-- output of the python blocks above -->``
   must be what the blocks since the previous quoted output printed (with
-  floating-point numbers in scientific notation masked).
+  floating-point numbers in scientific notation masked);
+- every ``text`` block is a quoted output with one of those two comments, so none
+  goes unchecked.
 """
 import ast
 import contextlib
@@ -148,6 +150,14 @@ def test_quoted_output_of_the_by_hand_example_is_what_it_prints():
         assert code in run.stdout, f"the guide quotes lines the script does not print:\n{code}"
 
 
+@pytest.mark.host_only("reads the guide")
+def test_every_quoted_output_is_checked():
+    unchecked = [code for language, code, before in blocks(GUIDE)
+                 if language == "text" and not before.rstrip().endswith((OUTPUT_OF_SCRIPT, OUTPUT_OF_BLOCKS))]
+    assert not unchecked, (f"put {OUTPUT_OF_SCRIPT} or {OUTPUT_OF_BLOCKS} right before each quoted output; "
+                           "these are checked by nothing:\n" + "\n".join(unchecked))
+
+
 def mask_numbers(text):
     return re.sub(r"[+-]?\d\.\d+e[+-]\d+", "<number>", text)
 
@@ -155,7 +165,7 @@ def mask_numbers(text):
 def test_the_python_blocks_run_and_print_what_the_guide_quotes(monkeypatch):
     monkeypatch.setenv("TINYNET_DATA_DIR", str(mnist_dir()))
     namespace = {"__name__": "backprop_guide"}
-    printed, ran, compared = "", 0, 0
+    printed, ran, compared = "", 0, []
     saved = np.get_printoptions()
     try:
         for language, code, before in blocks(GUIDE):
@@ -168,7 +178,11 @@ def test_the_python_blocks_run_and_print_what_the_guide_quotes(monkeypatch):
             elif before.rstrip().endswith(OUTPUT_OF_BLOCKS):
                 assert mask_numbers(printed) == mask_numbers(code), \
                     f"the guide quotes:\n{code}\nbut the blocks printed:\n{printed}"
-                printed, compared = "", compared + 1
+                printed = ""
+                compared.append(code)
     finally:
         np.set_printoptions(**saved)
-    assert ran >= 5 and compared >= 2
+    assert ran >= 7 and len(compared) >= 5
+    # the worked example of the clip: the clipped path stops learning, the fused path (fit's) does not
+    assert any(code.startswith("clipped path:") for code in compared)
+    assert any(code.startswith("label [1.0, 0.0]: dL/dp") for code in compared)
