@@ -442,7 +442,8 @@ def _settings_in(path, what):
     try:
         yield
     except (KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"{path}: {what}: {e}{COMPILE_FIX if what == COMPILE_SETTINGS else ''}") from e
+        fix = COMPILE_FIX if what == COMPILE_SETTINGS else ""
+        raise ModelFileError(f"{path}: {what}: {str(e).rstrip('.')}{fix}.") from e
 
 
 # --- checking sizes before anything is allocated ------------------------------------------
