@@ -621,3 +621,33 @@ def test_a_deeply_nested_config(tmp_path):
         load_model(path)
     assert str(info.value) == (f"{path} is not a tinynet model file: its 'config' is JSON nested too deeply "
                                "to be an architecture.")
+
+
+def test_weights_that_are_not_finite_are_neither_saved_nor_loaded(trained, tmp_path):
+    path = tmp_path / "model.npz"
+    trained.save(path)
+    before = path.read_bytes()
+    kernel, bias = trained.layers[0].get_weights()
+    kernel[3, 2] = np.nan
+    trained.layers[0].set_weights([kernel, bias])
+    with pytest.raises(ValueError) as info:
+        trained.save(path)  # a diverged model would overwrite the good file
+    assert str(info.value) == (f"Not saved to {path}: the weights dense/kernel hold NaN or infinite values "
+                               "(training diverged: try a lower learning rate, or inputs scaled to 0..1).")
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.npz"]
+    rewrite(path, change_arrays=lambda a: a.update({"dense_2/bias": np.array([0, np.inf, 0], "float32")}))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == (f"{path}: the weights dense_2/bias hold NaN or infinite values: the file is "
+                               "damaged, or was written from a model whose training diverged.")
+
+
+def test_saving_into_a_folder_without_write_permission(tmp_path, monkeypatch):
+    def refused(file, mode="r"):  # as open() answers in a read-only folder (root may write anywhere, so simulated)
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(saving, "open", refused, raising=False)  # the module's open, not builtins.open
+    with pytest.raises(PermissionError) as info:
+        small_model().save(tmp_path / "model.npz")
+    assert str(info.value) == f"Cannot save to {tmp_path / 'model.npz'}: no permission to create files in {tmp_path}."
+    assert os.listdir(tmp_path) == []

@@ -97,6 +97,10 @@ def save_model(model, filepath, overwrite=True):
     for layer in model.layers:
         for key, weight in zip(layer.params, layer.get_weights()):
             arrays[f"{layer.name}/{key}"] = weight
+    broken = [name for name, weight in arrays.items() if name != "config" and not numpy.isfinite(weight).all()]
+    if broken:  # a diverged model would overwrite a good file with one that predicts nothing
+        raise ValueError(f"Not saved to {path}: the weights {', '.join(broken)} hold NaN or infinite values "
+                         "(training diverged: try a lower learning rate, or inputs scaled to 0..1).")
     write_atomically(path, lambda f: numpy.savez(f, **arrays))
 
 
@@ -145,7 +149,11 @@ def write_atomically(path, write):
     remove_stale_temporaries(path)
     tmp = path.with_name(f"{temporary_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        with open(tmp, "xb") as f:
+        file = open(tmp, "xb")
+    except PermissionError as e:
+        raise PermissionError(f"Cannot save to {path}: no permission to create files in {path.parent}.") from e
+    try:
+        with file as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
@@ -215,6 +223,10 @@ def load_model(filepath, custom_objects=None, compile=True):
                 optimizer = _from_config(compiled["optimizer"], _optimizer_classes(custom_objects))
                 loss = _from_config(compiled["loss"], _loss_classes(custom_objects))
         arrays = {name: _read_array(archive, path, name, entries[name][0]) for name in entries if name != "config"}
+    broken = [name for name, array in arrays.items() if not numpy.isfinite(array).all()]
+    if broken:
+        raise ModelFileError(f"{path}: the weights {', '.join(broken)} hold NaN or infinite values: the file is "
+                             "damaged, or was written from a model whose training diverged.")
     with _settings_in(path, ARCHITECTURE):
         model = Sequential(layers, name=header["config"]["name"])  # builds: allocates the weights
     _set_weights(model, arrays, path)
