@@ -3,14 +3,17 @@
     python examples/mnist.py --save out/model.npz
     python examples/predict.py out/model.npz my_seven.png photo_of_a_two.jpg
 
-Each picture (PNG or JPEG, any size; dark ink on light paper, or light on dark)
-is made to look like an MNIST digit, as the model saw them in training: grey,
+Each picture (PNG or JPEG, any size; dark ink on light paper, light on dark, any
+ink on a transparent sheet, 16-bit scans too) is made to look like an MNIST
+digit, as the model saw them in training: grey,
 white ink on black, the digit scaled to fit 20x20 pixels and centred by its
 centre of mass in 28x28 (tinynet.utils.digits.load_digit). Then the model
 prints its three most likely digits:
 
     my_seven.png: 7 (98.1%), 1 (1.2%), 9 (0.3%)
 
+A picture that cannot be read (missing, damaged, or too large to decode safely)
+is reported on stderr and the others are still read; the exit status is then 1.
 --show PATH writes a picture of the 28x28 inputs the model was given.
 """
 import argparse

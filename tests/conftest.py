@@ -98,6 +98,34 @@ def draw_digit(strokes, width=200, height=200, linewidth=None):
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
+def transparent(picture, ink_colour, hidden_colour=(0, 0, 0)):
+    """The strokes of a black-on-white drawing in ``ink_colour`` on a transparent sheet, as RGBA: alpha holds
+    the drawing (antialiased edges partly transparent); the transparent pixels' colour is ``hidden_colour``."""
+    import numpy as np
+
+    alpha = 255 - picture[..., 0]
+    rgba = np.zeros((*picture.shape[:2], 4), np.uint8)
+    rgba[..., :3] = np.where(alpha[..., None] > 0, ink_colour, hidden_colour)
+    rgba[..., 3] = alpha
+    return rgba
+
+
+def png_claiming(width, height):
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels, as a huge photo's does."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", width, height)  # the IHDR chunk's width and height...
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # ...and its checksum
+    return bytes(data)
+
+
 def small_mnist_model():
     """784 -> 64 (relu) -> 10 (softmax), compiled as the notebook's model."""
     from tinynet.layers import Dense

@@ -42,6 +42,31 @@ def test_unknown_backend_lists_the_choices():
 
 
 @pytest.mark.host_only("switches backends itself")
+@pytest.mark.parametrize("name, expected", [("NumPy", "numpy"), (" STRICT ", "strict"), ("\tnumpy\n", "numpy")])
+def test_backend_names_ignore_case_and_spaces(name, expected):
+    backend.set_backend(name)  # as TINYNET_BACKEND=' NumPy ' is read
+    assert backend.get_backend() == expected
+
+
+@pytest.mark.host_only("switches backends itself")
+@pytest.mark.parametrize("name", [None, 1, b"numpy", np])
+def test_a_backend_name_that_is_not_a_string(name):
+    backend.set_backend("strict")
+    with pytest.raises(TypeError, match=r"backend is named by a string such as 'numpy', got .*\("
+                                        f"{type(name).__name__}\\)"):
+        backend.set_backend(name)
+    assert backend.get_backend() == "strict"
+
+
+@pytest.mark.host_only("switches backends itself")
+@pytest.mark.parametrize("name", ["", "  ", "num py"])
+def test_blank_or_misspelt_names_are_unknown(name):
+    with pytest.raises(ValueError, match=f"Unknown backend {name!r}. Known backends: numpy, cupy, strict, auto"):
+        backend.set_backend(name)
+    assert backend.get_backend() == "numpy"
+
+
+@pytest.mark.host_only("switches backends itself")
 def test_auto_picks_the_gpu_only_when_one_is_usable():
     backend.set_backend("auto")
     assert backend.get_backend() == ("cupy" if backend.gpu_available() else "numpy")
@@ -84,13 +109,44 @@ def test_cupy_on_this_machine():
 
 @pytest.mark.host_only("runs Python in a subprocess")
 @pytest.mark.parametrize("value, expected", [("strict", "strict"), (" Strict ", "strict"), ("numpy", "numpy"),
-                                             ("", "numpy")])
+                                             ("NumPy", "numpy"), ("", "numpy"), ("  ", "numpy")])
 def test_tinynet_backend_variable_is_read_at_import(value, expected):
-    env = {**os.environ, "TINYNET_BACKEND": value}
-    result = subprocess.run([sys.executable, "-c", "import tinynet; print(tinynet.backend.get_backend())"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    result = import_tinynet(value)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == expected
+
+
+def import_tinynet(value):
+    """``import tinynet`` in a fresh Python with TINYNET_BACKEND=value; it prints the backend chosen."""
+    env = {**os.environ, "TINYNET_BACKEND": value}
+    return subprocess.run([sys.executable, "-c", "import tinynet; print(tinynet.backend.get_backend())"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.host_only("runs Python in a subprocess")
+@pytest.mark.parametrize("value", ["garbage", "numpy,strict", "gpu"])
+def test_a_bad_tinynet_backend_variable_is_named_at_import(value):
+    result = import_tinynet(value)
+    assert result.returncode == 1 and result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]  # the error itself, on one line
+    assert last == (f"ValueError: The environment variable TINYNET_BACKEND={value!r} cannot be used: "
+                    f"Unknown backend {value!r}. Known backends: numpy, cupy, strict, auto. "
+                    "Change it, or unset it to run on 'numpy'.")
+    assert "set_backend" not in result.stderr  # raised where the variable is read, not from deep inside
+    assert "During handling" not in result.stderr  # and without a chained second traceback
+
+
+@pytest.mark.host_only("runs Python in a subprocess; asks about the GPU")
+def test_tinynet_backend_cupy_works_or_names_the_variable():
+    result = import_tinynet(" CuPy ")
+    if backend.gpu_available():
+        assert result.returncode == 0 and result.stdout.strip() == "cupy", result.stderr
+        return
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1
+    assert last.startswith("RuntimeError: The environment variable TINYNET_BACKEND=' CuPy ' cannot be used: "
+                           "The 'cupy' backend needs a usable GPU.")
+    assert "cupy-cuda12x" in last and last.endswith("Change it, or unset it to run on 'numpy'.")
 
 
 # --- the host/device boundary, on every backend ------------------------------------------

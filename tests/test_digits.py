@@ -1,9 +1,11 @@
 """Tests for tinynet.utils.digits: pictures of digits made MNIST-like (28x28, 20-pixel box, centre of mass)."""
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ONE, SEVEN, draw_digit
+from conftest import ONE, SEVEN, draw_digit, png_claiming, transparent
 from tinynet.utils.digits import load_digit, prepare_digit
 
 host = pytest.mark.host_only("image preparation is NumPy and Pillow on the host")
@@ -163,3 +165,69 @@ def test_a_boolean_drawing():
     x = prepare_digit(drawing)
     assert bounding_box(x) == (20, 2) and x.max() == 1.0  # 80 x 10 pixels -> 20 x 2.5, rounded
     np.testing.assert_allclose(prepare_digit(~drawing), x, atol=1e-6)
+
+
+# --- pictures people really have -----------------------------------------------------
+@host
+@pytest.mark.parametrize("ink, hidden", [((255, 255, 255), (0, 0, 0)), ((255, 255, 255), (255, 255, 255)),
+                                         ((0, 0, 0), (255, 255, 255)), ((200, 30, 30), (0, 0, 0))],
+                         ids=["white-ink", "white-ink-white-sheet", "black-ink-white-sheet", "red-ink"])
+def test_ink_on_a_transparent_sheet_is_read_from_the_alpha_channel(tmp_path, ink, hidden):
+    picture = draw_digit(SEVEN, 240, 260)
+    expected = prepare_digit(picture)
+    rgba = transparent(picture, ink, hidden)
+    Image.fromarray(rgba).save(tmp_path / "seven.png")
+    np.testing.assert_allclose(load_digit(tmp_path / "seven.png"), expected, atol=0.02)
+    np.testing.assert_allclose(prepare_digit(rgba), expected, atol=0.02)  # an RGBA array, the same
+
+
+@host
+def test_paper_with_a_transparent_margin_is_laid_on_white(tmp_path):
+    picture = draw_digit(ONE, 200, 200)
+    rgba = np.zeros((240, 240, 4), np.uint8)  # a transparent margin 20 pixels wide...
+    rgba[20:220, 20:220, :3] = picture  # ...around opaque paper with black ink
+    rgba[20:220, 20:220, 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "one.png")
+    padded = np.pad(picture, ((20, 20), (20, 20), (0, 0)), constant_values=255)
+    np.testing.assert_allclose(load_digit(tmp_path / "one.png"), prepare_digit(padded), atol=0.02)
+
+
+@host
+@pytest.mark.parametrize("paper, ink", [(65535, 0), (40000, 20000)], ids=["full-range", "dim-scan"])
+def test_a_16_bit_greyscale_scan_keeps_its_depth(tmp_path, paper, ink):
+    gray = np.asarray(Image.fromarray(draw_digit(SEVEN, 300, 300)).convert("L")) / 255  # 1 paper, 0 ink
+    scan = np.round(ink + gray * (paper - ink)).astype(np.uint16)  # every value above 255 in the dim scan
+    Image.fromarray(scan).save(tmp_path / "scan.png")
+    assert Image.open(tmp_path / "scan.png").mode == "I;16"
+    expected = prepare_digit(gray)
+    np.testing.assert_allclose(load_digit(tmp_path / "scan.png"), expected, atol=0.01)
+    np.testing.assert_allclose(prepare_digit(scan), expected, atol=0.01)  # a uint16 array: 0..65535
+    Image.fromarray(scan.astype(np.int32)).save(tmp_path / "scan.tif")  # Pillow's mode "I": 32-bit integers
+    assert Image.open(tmp_path / "scan.tif").mode == "I"
+    np.testing.assert_allclose(load_digit(tmp_path / "scan.tif"), expected, atol=0.01)
+
+
+@host
+def test_a_picture_too_large_to_decode_safely(tmp_path):
+    path = tmp_path / "photo.png"
+    path.write_bytes(png_claiming(20000, 15000))
+    with pytest.raises(ValueError) as info:
+        load_digit(path)
+    assert str(info.value) == (f"{path} is too large to decode safely: 300,000,000 pixels, more than the "
+                               f"{2 * Image.MAX_IMAGE_PIXELS:,} Pillow allows. Shrink it (a digit needs no more "
+                               "than about 1000 pixels across) and try again.")
+
+
+@host
+def test_damaged_pictures_and_folders(tmp_path):
+    Image.fromarray(draw_digit(ONE)).save(tmp_path / "one.png")
+    whole = (tmp_path / "one.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=rf"Cannot read {re.escape(str(tmp_path / 'cut.png'))} as an image "
+                                         r"\(PNG or JPEG expected; is it damaged\?\): OSError: .*truncated"):
+        load_digit(tmp_path / "cut.png")
+    (tmp_path / "header.png").write_bytes(whole[:20])  # the signature and half a header
+    with pytest.raises(ValueError, match=rf"Cannot read {re.escape(str(tmp_path / 'header.png'))} as an image"):
+        load_digit(tmp_path / "header.png")
+    with pytest.raises(IsADirectoryError, match=rf"{re.escape(str(tmp_path))} is a folder, not an image file"):
+        load_digit(tmp_path)

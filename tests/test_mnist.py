@@ -103,8 +103,9 @@ def test_missing_files_in_explicit_folder(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         mnist.load_data(path=folder)
     msg = str(e.value)
-    assert str(folder) in msg and NAMES[0] in msg and NAMES[3] in msg and NAMES[1] not in msg
-    assert "Put the four files there" in msg
+    missing, there = msg.split(" That folder holds: ")
+    assert str(folder) in missing and NAMES[0] in missing and NAMES[3] in missing and NAMES[1] not in missing
+    assert there == f"{NAMES[2]}, {NAMES[1]}. Put the four files there, or call load_data() without a path."
 
 
 def test_missing_files_in_env_folder(tmp_path, monkeypatch):
@@ -220,3 +221,77 @@ def test_cache_download_fails_cleanly():
     with pytest.raises(OSError, match="TINYNET_DATA_DIR"):
         mnist.load_data()  # MIRRORS is empty here: nothing can be fetched
     assert list(mnist.cache_dir().iterdir()) == []
+
+
+# --- files gunzipped by hand ----------------------------------------------------
+
+def gunzip_folder(dest, names=NAMES):
+    """Gunzipped copies of some of the real files in `dest` (the names without .gz), as `gunzip *.gz` leaves them."""
+    need_real_files()
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (dest / name.removesuffix(".gz")).write_bytes(gzip.decompress((REAL_DIR / name).read_bytes()))
+    return dest
+
+
+def test_the_unzipped_hashes_are_those_of_the_real_files(tmp_path):
+    folder = gunzip_folder(tmp_path / "raw")
+    assert {name: sha256_of(folder / name) for name in mnist.SHA256_UNZIPPED} == mnist.SHA256_UNZIPPED
+    assert list(mnist.SHA256_UNZIPPED) == [name.removesuffix(".gz") for name in NAMES]
+
+
+@pytest.mark.parametrize("via_env", [False, True])
+def test_gunzipped_files_are_read(tmp_path, monkeypatch, real, via_env):
+    folder = gunzip_folder(tmp_path / "raw")
+    if via_env:
+        monkeypatch.setenv("TINYNET_DATA_DIR", str(folder))
+    (x_train, y_train), (x_test, y_test) = mnist.load_data(path=None if via_env else folder)
+    for got, expected in zip((x_train, y_train, x_test, y_test), (*real[0], *real[1])):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_a_mix_of_gzipped_and_gunzipped_files(tmp_path, real):
+    folder = copy_folder(tmp_path / "mixed", NAMES[:2])
+    gunzip_folder(folder, NAMES[2:])
+    (_, y_train), (x_test, _) = mnist.load_data(path=folder)
+    np.testing.assert_array_equal(y_train, real[0][1])
+    np.testing.assert_array_equal(x_test, real[1][0])
+
+
+def test_a_damaged_gunzipped_file_is_named(tmp_path):
+    folder = gunzip_folder(tmp_path / "raw")
+    bad = folder / "t10k-labels-idx1-ubyte"
+    data = bytearray(bad.read_bytes())
+    data[100] ^= 0xFF
+    bad.write_bytes(data)
+    with pytest.raises(DataError) as e:
+        mnist.load_data(path=folder)
+    msg = str(e.value)
+    assert msg.startswith(f"{bad} is not the MNIST file it should be: its sha256 is {sha256_of(bad)}, "
+                          f"expected {mnist.SHA256_UNZIPPED[bad.name]}.")
+    assert "delete it" in msg and bad.read_bytes() == data
+
+
+def test_missing_files_name_what_the_folder_holds(tmp_path):
+    folder = gunzip_folder(tmp_path / "raw", NAMES[:1])
+    (folder / "train-labels.idx1-ubyte").write_bytes(b"")  # another naming, as some copies have
+    with pytest.raises(FileNotFoundError) as e:
+        mnist.load_data(path=folder)
+    assert str(e.value) == (
+        f"MNIST files missing in {folder}: {', '.join(NAMES[1:])} (gzipped, or gunzipped without .gz). "
+        "That folder holds: train-images-idx3-ubyte, train-labels.idx1-ubyte. "
+        "Put the four files there, or call load_data() without a path.")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"That folder is empty\. "):
+        mnist.load_data(path=tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match=r"That folder does not exist\. "):
+        mnist.load_data(path=tmp_path / "nowhere")
+
+
+def test_gunzipped_files_in_the_cache_are_not_downloaded_again(mirror):
+    cache = gunzip_folder(mnist.cache_dir())
+    assert mnist._find_files() == cache
+    assert mirror.requests == []  # nothing fetched: the unzipped files check out
+    assert sorted(p.name for p in cache.iterdir()) == sorted(mnist.SHA256_UNZIPPED)
+    (_, y_train), _ = mnist.load_data()
+    assert y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ONE, SEVEN, draw_digit
+from conftest import ONE, SEVEN, draw_digit, png_claiming, transparent
 
 host = pytest.mark.host_only("no model is built in this process")
 
@@ -108,3 +108,26 @@ def test_runs_as_a_script(model_file, pictures):
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert LINE.fullmatch(result.stdout.strip())["digits"] == "1"
+
+
+def test_pictures_people_really_have(predict, model_file, tmp_path, capsys):
+    """White ink on a transparent sheet and a dim 16-bit scan are read; a huge photo and a cut-off file are
+    reported, and the pictures after them are still read."""
+    white = tmp_path / "white-on-transparent.png"
+    Image.fromarray(transparent(draw_digit(ONE, 300, 400), (255, 255, 255))).save(white)
+    scan = tmp_path / "scan16.png"
+    gray = np.asarray(Image.fromarray(draw_digit(SEVEN, 500, 500)).convert("L")) / 255
+    Image.fromarray((20000 + gray * 20000).astype(np.uint16)).save(scan)  # every value above 255
+    huge, cut = tmp_path / "huge.png", tmp_path / "cut.png"
+    huge.write_bytes(png_claiming(20000, 15000))
+    cut.write_bytes(white.read_bytes()[:200])
+    status = predict([str(model_file), str(huge), str(white), str(cut), str(scan)])
+    out, err = capsys.readouterr()
+    assert status == 1  # a picture failed
+    assert [LINE.fullmatch(line)["name"] for line in out.splitlines()] == [str(white), str(scan)]
+    assert [LINE.fullmatch(line)["digits"] for line in out.splitlines()] == ["1", "7"]
+    errors = err.splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith(f"{huge}: error: {huge} is too large to decode safely: 300,000,000 pixels")
+    assert errors[1].startswith(f"{cut}: error: Cannot read {cut} as an image")
+    assert "Traceback" not in err

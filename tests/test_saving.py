@@ -1,16 +1,27 @@
 """Tests for model.save and tinynet.models.load_model: round trips, the file format, bad files."""
+import io
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tinynet.layers import Dense, Layer, ReLU, Softmax
 from tinynet.models import Sequential, load_model, save_model
+from tinynet.models import saving
 from tinynet.models.saving import ModelFileError
 from tinynet.optimizers import RMSprop
 from tinynet.utils import set_random_seed, to_categorical
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def data(n=64, seed=0):
@@ -329,3 +340,314 @@ def test_compile_settings_that_cannot_be_saved_warn(tmp_path):
     assert loaded.loss is None  # the architecture and weights are there; compile it again
     x = np.ones((1, 2), "float32")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# --- saving: the target and its folder ---------------------------------------------------
+def test_saving_onto_a_folder_names_the_folder(tmp_path):
+    model = small_model()
+    folder = tmp_path / "model.npz"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        model.save(folder)
+    assert str(info.value) == (f"Cannot save to {folder}: it is a folder. Give the path of a file, "
+                               f"such as {folder / 'model.npz'}.")
+    with pytest.raises(IsADirectoryError, match=f"Cannot save to {tmp_path}: it is a folder"):
+        model.save(tmp_path)  # a folder without .npz: the folder is the problem, not the suffix
+    assert os.listdir(tmp_path) == ["model.npz"] and os.listdir(folder) == []  # nothing written
+
+
+def test_saving_into_a_folder_that_is_missing_or_a_file(tmp_path):
+    model = small_model()
+    with pytest.raises(FileNotFoundError) as info:
+        model.save(tmp_path / "out" / "model.npz")
+    assert str(info.value) == (f"Cannot save to {tmp_path / 'out' / 'model.npz'}: the folder {tmp_path / 'out'} "
+                               "does not exist. Create the folder first (os.makedirs), or save somewhere else.")
+    (tmp_path / "out").write_text("a file, not a folder")
+    with pytest.raises(FileNotFoundError, match=f"the folder {tmp_path / 'out'} is a file, not a folder"):
+        model.save(tmp_path / "out" / "model.npz")
+    assert os.listdir(tmp_path) == ["out"]
+
+
+# --- saving: nothing left behind by a crash ----------------------------------------------------
+def temporary_files(folder):
+    return sorted(name for name in os.listdir(folder) if ".tmp-" in name)
+
+
+def dead_pid():
+    """The number of a process that has ended (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="a killed save's temporary file is removed on POSIX only")
+
+
+@posix_only
+@pytest.mark.host_only("the saving process runs on NumPy")
+def test_a_save_killed_midway_leaves_nothing_after_the_next_save(tmp_path):
+    path = tmp_path / "model.npz"
+    saver = ("import sys\n"
+             "from tinynet.layers import Dense\n"
+             "from tinynet.models import Sequential\n"
+             "model = Sequential([Dense(4096, input_shape=(2048,), use_bias=False)])  # 32 MB of weights\n"
+             "while True:\n"
+             "    model.save(sys.argv[1])\n")
+    for attempt in range(5):  # until a kill lands while a temporary file is being written
+        process = subprocess.Popen([sys.executable, "-c", saver, str(path)], cwd=REPO)
+        deadline = time.monotonic() + 60
+        while not temporary_files(tmp_path) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.001)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL, "the saving process ended by itself (see its error above)"
+        left = temporary_files(tmp_path)
+        if left:
+            break
+    assert left, "no save was killed while writing"
+    assert all(name.startswith(saving.temporary_prefix(path)) and f"-{process.pid}-" in name for name in left)
+    small_model().save(path)  # the next save to the same target cleans up
+    assert os.listdir(tmp_path) == ["model.npz"]
+    assert load_model(path).count_params() == small_model().count_params()
+
+
+@posix_only
+@pytest.mark.host_only("files only")
+def test_stale_temporary_files_of_the_target_are_removed_others_kept(tmp_path):
+    path = tmp_path / "model.npz"
+    prefix = saving.temporary_prefix(path)
+    stale = [f"{prefix}{dead_pid()}-0123abcd", f"{prefix}{dead_pid()}-deadbeef"]
+    kept = [f"{prefix}{os.getpid()}-0123abcd",  # a save running now, in this process (another thread)
+            f"{saving.temporary_prefix(tmp_path / 'other.npz')}{dead_pid()}-0123abcd",  # another target's
+            f".model.npz.tmp-some.other.host-{dead_pid()}-0123abcd",  # another machine's, on a shared disk
+            f"{prefix}notes.txt"]  # not a temporary file of ours
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"PK\x03\x04 half an archive")
+    small_model().save(path)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ["model.npz"])
+
+
+# --- loading: every size checked before anything is allocated ------------------------------------
+def mnist_sized_file(tmp_path):
+    """A saved 784 -> 10 softmax model, compiled with RMSprop: a 31 KB file."""
+    model = Sequential([Dense(10, activation="softmax", input_shape=(784,))])
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    model.save(tmp_path / "model.npz")
+    return tmp_path / "model.npz"
+
+
+def peak_allocation_of(function):
+    """``function()``'s error and the most memory (bytes) Python and NumPy held at once while it ran."""
+    tracemalloc.start()
+    try:
+        function()
+    except Exception as error:
+        return error, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    pytest.fail("no error")
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"units": 100_000}, r"Layer 'dense': kernel has shape \(784, 100000\), but the array given for it has "
+                         r"shape \(784, 10\)"),
+    ({"input_shape": [100_000]}, r"Layer 'dense': kernel has shape \(100000, 10\), but the array given for it"),
+    ({"input_shape": [28, 28]}, r"Dense expects inputs of shape \(batch, features\)"),
+])
+def test_a_config_claiming_a_huge_layer_is_refused_before_allocating(tmp_path, setting, message):
+    path = mnist_sized_file(tmp_path)
+    rewrite(path, change_header=lambda h: h["config"]["layers"][0]["config"].update(setting))
+    error, peak = peak_allocation_of(lambda: load_model(path))  # building would take 313 MB or more
+    assert isinstance(error, ModelFileError) and str(error).startswith(f"{path}: ")
+    assert re.search(message, str(error)), str(error)
+    assert peak < 2_000_000
+
+
+def npy_bytes(shape, data=b"", dtype="<f4"):
+    """A .npy file's bytes: a header claiming ``shape``, then ``data``."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return header.getvalue() + data
+
+
+def test_array_headers_that_claim_more_than_the_file_holds(tmp_path):
+    path = mnist_sized_file(tmp_path)
+    rewrite(path, change_header=lambda h: h["config"]["layers"][0]["config"].update(units=10_000_000))
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    members["dense/kernel.npy"] = npy_bytes((784, 10_000_000), b"\0" * 31360)  # 31 GB claimed, 31 KB there
+    with zipfile.ZipFile(path, "w") as z:  # the config agrees with the header's lie: only the bytes can tell
+        for name, content in members.items():
+            z.writestr(name, content)
+    error, peak = peak_allocation_of(lambda: load_model(path))
+    assert isinstance(error, ModelFileError) and peak < 2_000_000
+    assert str(error) == (f"{path} is not a tinynet model file: it cannot be read as an .npz archive of plain "
+                          "arrays (dense/kernel claims 31360000000 bytes of data, more than the archive holds "
+                          "for it).")
+
+
+def test_a_zip_directory_that_claims_more_than_its_bytes_can_unpack_to(tmp_path):
+    path = tmp_path / "model.npz"
+    data = npy_bytes((784, 10_000_000))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("config.npy", npy_bytes((), "{}".encode("utf-32-le"), "<U2"))
+        z.writestr("dense/kernel.npy", data)
+        z.getinfo("dense/kernel.npy").file_size = len(data) + 31_360_000_000  # written into the directory
+    error, peak = peak_allocation_of(lambda: load_model(path))
+    assert isinstance(error, ModelFileError) and peak < 2_000_000
+    assert "dense/kernel claims 31360000000 bytes of data, more than the archive holds for it" in str(error)
+
+
+def test_a_later_layer_whose_input_shape_disagrees(trained, tmp_path):
+    path = tmp_path / "model.npz"
+    trained.save(path)
+    rewrite(path, change_header=lambda h: h["config"]["layers"][1]["config"].update(input_shape=[99]))
+    with pytest.raises(ModelFileError, match=r"layer 'dense_1' says its inputs have shape \(None, 99\), "
+                                             r"but it receives \(None, 16\)"):
+        load_model(path)
+
+
+def test_two_layers_of_one_name(trained, tmp_path):
+    path = tmp_path / "model.npz"
+    trained.save(path)
+    rewrite(path, change_header=lambda h: h["config"]["layers"][1]["config"].update(name="dense"))
+    with pytest.raises(ModelFileError, match=f"{re.escape(str(path))}: config.layers holds two layers of one name "
+                                             r"\(dense, dense, re_lu, dense_2, softmax\)"):
+        load_model(path)
+
+
+# --- loading: every setting of the wrong type is refused, naming its key and the file -----------------
+def layer0(**change):
+    return lambda h: h["config"]["layers"][0]["config"].update(change)
+
+
+def optimizer(**change):
+    return lambda h: h["compile_config"]["optimizer"]["config"].update(change)
+
+
+COMPILE_FIX = "; load with compile=False and compile the model yourself."
+BAD_SETTINGS = [
+    (layer0(units="ten"), "config.layers[0].config.units should be a whole number of 1 or more, got 'ten'."),
+    (layer0(units=True), "config.layers[0].config.units should be a whole number of 1 or more, got true."),
+    (layer0(units=16.0), "config.layers[0].config.units should be a whole number of 1 or more, got 16.0."),
+    (layer0(units=0), "config.layers[0].config.units should be a whole number of 1 or more, got 0."),
+    (layer0(activation=7), "config.layers[0].config.activation should be a name such as 'relu', or null, got 7."),
+    (layer0(use_bias="yes"), "config.layers[0].config.use_bias should be true or false, got 'yes'."),
+    (layer0(input_shape=6), "config.layers[0].config.input_shape should be a list of whole numbers of 1 or more, "
+                            "or null, got 6."),
+    (layer0(input_shape=[6, -1]), "config.layers[0].config.input_shape should be a list of whole numbers of 1 or "
+                                  "more, or null, got [6, -1]."),
+    (layer0(name=3), "config.layers[0].config.name should be a string, got 3."),
+    (layer0(dropout=0.5), "config.layers[0].config.dropout is not a setting tinynet knows "
+                          "(known: name, input_shape, units, activation, use_bias)."),
+    (lambda h: h["config"]["layers"][2]["config"].pop("name"), "config.layers[2].config.name is missing."),
+    (lambda h: h["config"]["layers"].__setitem__(1, "Dense"), "config.layers[1] should be an object {...}, "
+                                                              "got 'Dense'."),
+    (lambda h: h["config"]["layers"][1].update(trainable=True), "config.layers[1].trainable is not a setting "
+                                                                "tinynet knows (known: class_name, config)."),
+    (lambda h: h["config"].update(layers=[]), "config.layers should be a list of layers, at least one, got []."),
+    (lambda h: h["config"].update(name=None), "config.name should be a string, got null."),
+    (lambda h: h.update(weights_url="http://example.com"), "weights_url is not a setting tinynet knows (known: "
+                                                            "format, format_version, tinynet_version, class_name, "
+                                                            "config, compile_config)."),
+    (optimizer(learning_rate="fast"), "compile_config.optimizer.config.learning_rate should be a number of 0 or "
+                                      "more, got 'fast'" + COMPILE_FIX),
+    (optimizer(learning_rate=-0.1), "compile_config.optimizer.config.learning_rate should be a number of 0 or "
+                                    "more, got -0.1" + COMPILE_FIX),
+    (optimizer(rho=-1), "compile_config.optimizer.config.rho should be a number from 0 to 1, got -1" + COMPILE_FIX),
+    (optimizer(epsilon=float("nan")), "compile_config.optimizer.config.epsilon should be a number of 0 or more, "
+                                      "got NaN" + COMPILE_FIX),
+    (optimizer(momentum=0.9), "compile_config.optimizer.config.momentum is not a setting tinynet knows "
+                              "(known: learning_rate, rho, epsilon)" + COMPILE_FIX),
+    (lambda h: h["compile_config"]["loss"]["config"].update(from_logits=1),
+     "compile_config.loss.config.from_logits should be true or false, got 1" + COMPILE_FIX),
+    (lambda h: h["compile_config"].update(metrics="accuracy"),
+     "compile_config.metrics should be a list of strings, got 'accuracy'" + COMPILE_FIX),
+    (lambda h: h["compile_config"].pop("loss"), "compile_config.loss is missing" + COMPILE_FIX),
+]
+
+
+@pytest.mark.host_only("reads files and checks settings: no arrays")
+@pytest.mark.parametrize("change, message", BAD_SETTINGS, ids=[message.split()[0] for _, message in BAD_SETTINGS])
+def test_settings_of_the_wrong_type_are_refused(tmp_path, change, message):
+    path = tmp_path / "model.npz"
+    small_model().save(path)
+    rewrite(path, change_header=change)
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+@pytest.mark.host_only("reads files and checks settings: no arrays")
+def test_bad_compile_settings_are_not_read_with_compile_false(tmp_path):
+    path = tmp_path / "model.npz"
+    small_model().save(path)
+    rewrite(path, change_header=optimizer(learning_rate="fast"))
+    loaded = load_model(path, compile=False)  # the way out the message names
+    assert loaded.optimizer is None and loaded.count_params() == small_model().count_params()
+
+
+def test_errors_from_the_constructors_name_the_file(tmp_path):
+    from tinynet.losses import MeanSquaredError
+
+    class Huber(MeanSquaredError):
+        def __init__(self, delta=1.0):
+            super().__init__()
+            if delta <= 0:
+                raise ValueError(f"delta must be positive, got {delta}")
+            self.delta = delta
+
+    path = tmp_path / "model.npz"
+    model = small_model()
+    model.compile(loss=Huber(), metrics=["accuracy"])
+    model.save(path)
+    assert type(load_model(path, custom_objects={"Huber": Huber}).loss) is Huber
+    rewrite(path, change_header=lambda h: h["compile_config"]["loss"]["config"].update(delta=-1))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path, custom_objects={"Huber": Huber})
+    assert str(info.value) == (f"{path}: the compile settings in the file cannot be used: delta must be positive, "
+                               "got -1" + COMPILE_FIX)
+    model.save(path)
+    rewrite(path, change_header=lambda h: h["compile_config"].update(metrics=["accuracy", "precision"]))
+    with pytest.raises(ModelFileError, match=f"{re.escape(str(path))}: the compile settings in the file cannot be "
+                                             "used: .*'precision'"):
+        load_model(path, custom_objects={"Huber": Huber})
+
+
+def test_a_deeply_nested_config(tmp_path):
+    path = tmp_path / "model.npz"
+    depth = 100_000
+    np.savez(path, config=np.array('{"format": "tinynet", "config": ' + "[" * depth + "]" * depth + "}"))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == (f"{path} is not a tinynet model file: its 'config' is JSON nested too deeply "
+                               "to be an architecture.")
+
+
+def test_weights_that_are_not_finite_are_neither_saved_nor_loaded(trained, tmp_path):
+    path = tmp_path / "model.npz"
+    trained.save(path)
+    before = path.read_bytes()
+    kernel, bias = trained.layers[0].get_weights()
+    kernel[3, 2] = np.nan
+    trained.layers[0].set_weights([kernel, bias])
+    with pytest.raises(ValueError) as info:
+        trained.save(path)  # a diverged model would overwrite the good file
+    assert str(info.value) == (f"Not saved to {path}: the weights dense/kernel hold NaN or infinite values "
+                               "(training diverged: try a lower learning rate, or inputs scaled to 0..1).")
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["model.npz"]
+    rewrite(path, change_arrays=lambda a: a.update({"dense_2/bias": np.array([0, np.inf, 0], "float32")}))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == (f"{path}: the weights dense_2/bias hold NaN or infinite values: the file is "
+                               "damaged, or was written from a model whose training diverged.")
+
+
+def test_saving_into_a_folder_without_write_permission(tmp_path, monkeypatch):
+    def refused(file, mode="r"):  # as open() answers in a read-only folder (root may write anywhere, so simulated)
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(saving, "open", refused, raising=False)  # the module's open, not builtins.open
+    with pytest.raises(PermissionError) as info:
+        small_model().save(tmp_path / "model.npz")
+    assert str(info.value) == f"Cannot save to {tmp_path / 'model.npz'}: no permission to create files in {tmp_path}."
+    assert os.listdir(tmp_path) == []

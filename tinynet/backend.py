@@ -55,13 +55,17 @@ def gpu_available():
 
 
 def set_backend(name):
-    """Select the array library: ``'numpy'``, ``'cupy'``, ``'strict'`` or ``'auto'``.
+    """Select the array library: ``'numpy'``, ``'cupy'``, ``'strict'`` or ``'auto'``
+    (case and surrounding spaces do not matter: ``' NumPy '`` is ``'numpy'``).
 
     Arrays made under one backend belong to it: build (or rebuild) models after switching.
     """
     global _name, _xp, _device
+    if not isinstance(name, str):
+        raise TypeError(f"The backend is named by a string such as 'numpy', got {name!r} ({type(name).__name__}).")
+    given, name = name, name.strip().lower()  # ' NumPy ' -> 'numpy', as the environment variable is read
     if name not in (*BACKENDS, "auto"):
-        raise ValueError(f"Unknown backend {name!r}. Known backends: {', '.join(BACKENDS)}, auto.")
+        raise ValueError(f"Unknown backend {given!r}. Known backends: {', '.join(BACKENDS)}, auto.")
     problem = gpu_problem() if name in ("cupy", "auto") else None
     if name == "auto":
         name = "numpy" if problem else "cupy"
@@ -147,4 +151,9 @@ def free_memory():
         _xp.get_default_pinned_memory_pool().free_all_blocks()
 
 
-set_backend(os.environ.get("TINYNET_BACKEND", "numpy").strip().lower() or "numpy")
+_variable = os.environ.get("TINYNET_BACKEND", "")
+try:
+    set_backend(_variable if _variable.strip() else "numpy")  # unset or empty: NumPy
+except (ValueError, RuntimeError) as error:  # raised here, in one frame, naming the variable
+    raise type(error)(f"The environment variable TINYNET_BACKEND={_variable!r} cannot be used: {error} "
+                      "Change it, or unset it to run on 'numpy'.") from None

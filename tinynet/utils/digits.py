@@ -13,22 +13,29 @@ way before ``model.predict`` can read it::
 
 ``prepare_digit`` does the work on an array, ``load_digit`` reads a file first.
 """
+import re
 from pathlib import Path
 
 import numpy
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 SIZE = 28  # the side of an MNIST image
 BOX = 20  # the digit's longer side, in pixels
+# Grey from red, green, blue, per mille, as Pillow's convert("L"): whole numbers, so that
+# grey stays exactly grey (255, 255, 255 -> 255, not 254.99999999999997).
+LUMA_PER_MILLE = numpy.array([299, 587, 114])
 
 
 def prepare_digit(image):
     """An MNIST-like (28, 28) float32 array in [0, 1] from a picture of one digit.
 
     ``image`` is a 2-D grayscale array, or (height, width, 3 or 4) RGB(A), of any
-    size; integers are read as 0..255, floats as 0..1 (or 0..255 if larger than 1).
+    size; integers are read as 0..255 (uint16 as 0..65535, as 16-bit scans are),
+    floats as 0..1 (or 0..255 if larger than 1).
     Dark ink on light paper and light ink on a dark background both work; the
     background is read from the border, so leave some paper around the digit.
+    A transparent picture (RGBA) drawn with one pen on a transparent sheet is read
+    from its alpha channel, whatever the pen's colour; others are laid on white.
     """
     gray = _grayscale(image)
     ink = _ink(gray)
@@ -41,39 +48,84 @@ def prepare_digit(image):
 
 
 def load_digit(path):
-    """Read a PNG or JPEG (any size) and prepare it with ``prepare_digit``."""
+    """Read a PNG or JPEG (any size) and prepare it with ``prepare_digit``.
+
+    Transparent pictures keep their alpha channel (see ``prepare_digit``), and
+    16-bit greyscale scans their full depth. A picture too large to decode safely,
+    or one that is damaged, raises ValueError naming the file.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not an image file: name the pictures in it.")
     if not path.is_file():
         raise FileNotFoundError(f"No such image file: {path}")
     try:
         with Image.open(path) as picture:
             picture.load()
-            if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
-                # Transparent parts count as white paper: lay the picture on a white sheet.
-                sheet = Image.new("RGBA", picture.size, "white")
-                picture = Image.alpha_composite(sheet, picture.convert("RGBA"))
-            gray = numpy.asarray(picture.convert("L"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"Cannot read {path} as an image (PNG or JPEG expected): {e}") from e
-    return prepare_digit(gray)
+            image = _pixels(picture)
+    except Image.DecompressionBombError as e:  # Pillow refuses to decode it: it could fill the memory
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(pixels[1]):,} pixels" if pixels else "too many pixels"
+        raise ValueError(f"{path} is too large to decode safely: {size}, more than the "
+                         f"{2 * Image.MAX_IMAGE_PIXELS:,} Pillow allows. Shrink it (a digit needs no more than "
+                         "about 1000 pixels across) and try again.") from e
+    except MemoryError:
+        raise
+    except Exception as e:  # Pillow's decoders raise many kinds of error on a damaged file
+        raise ValueError(f"Cannot read {path} as an image (PNG or JPEG expected; is it damaged?): "
+                         f"{type(e).__name__}: {e}") from e
+    return prepare_digit(image)
+
+
+def _pixels(picture):
+    """The picture's pixels as an array ``prepare_digit`` reads, losing nothing it needs."""
+    if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
+        return numpy.asarray(picture.convert("RGBA"))  # the alpha channel may hold the drawing
+    if picture.mode.startswith("I;16"):
+        return numpy.asarray(picture)  # uint16: convert("L") would clip it to 0..255
+    if picture.mode == "I":  # 32-bit integers: most often a 16-bit scan
+        gray = numpy.asarray(picture, dtype=numpy.float64)
+        return gray / max(65535.0, gray.max())
+    if picture.mode == "F":
+        return numpy.asarray(picture)  # floats: read as 0..1, or 0..255
+    return numpy.asarray(picture.convert("L"))
 
 
 def _grayscale(image):
     """Floats in [0, 1], one channel."""
     image = numpy.asarray(image)
-    if image.ndim == 3 and image.shape[-1] in (3, 4):
-        if image.shape[-1] == 4:  # drop alpha (load_digit has laid the picture on white already)
-            image = image[..., :3]
-        image = image @ numpy.array([0.299, 0.587, 0.114])  # luminance, as Pillow's convert("L")
-    if image.ndim != 2:
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (3, 4)):
         raise ValueError(f"Expected a 2-D grayscale image or (height, width, 3 or 4) colour image, "
                          f"got an array of shape {image.shape}.")
     if image.dtype.kind not in "biuf":
         raise TypeError(f"Expected an image of numbers, got dtype {image.dtype}.")
     if image.dtype.kind == "b":  # True is ink... or paper: _ink decides which from the border
-        return image.astype(numpy.float64)
-    scale = 255.0 if image.dtype.kind in "iu" or image.max() > 1 else 1.0
-    return image.astype(numpy.float64) / scale
+        scale = 1.0
+    elif image.dtype.kind in "iu":
+        scale = 65535.0 if image.dtype.kind == "u" and image.dtype.itemsize == 2 else 255.0
+    else:
+        scale = 255.0 if image.max() > 1 else 1.0
+    image = image.astype(numpy.float64) / scale
+    if image.ndim == 2:
+        return image
+    gray = image[..., :3] @ LUMA_PER_MILLE / 1000
+    return gray if image.shape[-1] == 3 else _flatten(gray, image[..., 3])
+
+
+def _flatten(gray, alpha):
+    """One grey image from a transparent one (grey and alpha in [0, 1]).
+
+    Strokes of one pen on a transparent sheet leave the visible pixels all about
+    one shade: the drawing is then in the alpha channel alone, so ink = alpha,
+    whatever the pen's colour (white ink laid on white paper would vanish).
+    Anything else (a photo, paper with a transparent margin) is laid on white paper.
+    """
+    if numpy.ptp(alpha) > 0.5:
+        mean = (alpha * gray).sum() / alpha.sum()  # the visible pixels' shade, and how much it varies
+        spread = numpy.sqrt((alpha * (gray - mean) ** 2).sum() / alpha.sum())
+        if spread < 0.1:
+            return alpha
+    return alpha * gray + (1 - alpha)  # on white: transparent parts count as paper
 
 
 def _ink(gray):
