@@ -34,14 +34,21 @@ function padPoint(event) {
   return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
 }
 
+// A line from the last point to this one; the first point of a stroke is a dot.
 function strokeTo(point) {
-  ink.lineCap = ink.lineJoin = "round";
-  ink.lineWidth = PEN_WIDTH;
-  ink.strokeStyle = "#000";
   ink.beginPath();
-  ink.moveTo(...(last || point));
-  ink.lineTo(...point);
-  ink.stroke();
+  if (last === null) {
+    ink.fillStyle = "#000";
+    ink.arc(point[0], point[1], PEN_WIDTH / 2, 0, 2 * Math.PI);
+    ink.fill();
+  } else {
+    ink.lineCap = ink.lineJoin = "round";
+    ink.lineWidth = PEN_WIDTH;
+    ink.strokeStyle = "#000";
+    ink.moveTo(...last);
+    ink.lineTo(...point);
+    ink.stroke();
+  }
   last = point;
 }
 
@@ -161,6 +168,8 @@ function makeBars() {
 
 function drawBars(probabilities) {
   const top = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
+  document.getElementById("answer-digit").textContent = top < 0 ? "?" : String(top);
+  document.getElementById("answer-p").textContent = top < 0 ? "" : `${(100 * probabilities[top]).toFixed(1)}% sure`;
   bars.dataset.top = top < 0 ? "" : String(top);
   [...bars.children].forEach((item, digit) => {
     const p = probabilities ? probabilities[digit] : 0;
@@ -190,8 +199,8 @@ function makeGrids() {
     const [rows, columns] = layer.grid;
     const box = document.createElement("div");
     box.className = "layer" + (i === 0 ? " first" : "");
-    box.innerHTML = `<h3>Hidden layer ${i + 1}: ${layer.name} <span>${layer.units} units as ${rows}×${columns},` +
-                    ` <b class="firing">0</b> fire</span></h3>`;
+    box.innerHTML = `<h3>Layer ${i + 1} (${layer.name}): <span><b class="firing">0</b> of ${layer.units} fire` +
+                    ` (${rows}×${columns})</span></h3>`;
     const canvas = document.createElement("canvas");
     canvas.width = columns * CELL;
     canvas.height = rows * CELL;
