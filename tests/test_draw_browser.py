@@ -5,8 +5,10 @@ fails, never skips, without them. The model is the notebook's (examples/mnist.py
 build_model) after one epoch on MNIST, trained once for this file (about 10 s).
 Set DRAW_SCREENSHOT=docs/draw.png to write the README's screenshot too.
 """
+import io
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -42,9 +44,10 @@ def model():
 
 @pytest.fixture(scope="module")
 def page(draw_example, model):
-    """The URL of a server for ``model`` on 127.0.0.1."""
-    with serving(draw_example.make_server(model, port=0, source="the notebook's model, one epoch")) as url:
-        yield url + "/"
+    """(url, log): a server for ``model`` on 127.0.0.1, and the lines it logs."""
+    log = io.StringIO()
+    with serving(draw_example.make_server(model, port=0, source="the notebook's model, one epoch", log=log)) as url:
+        yield url + "/", log
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +151,9 @@ def check_reads(state, digit):
 def test_draw_a_one_then_a_seven_and_look_inside(browser, page, tmp_path):
     from selenium.webdriver.common.by import By
 
+    url, log = page
     set_viewport(browser, *LAPTOP)
-    browser.get(page)
+    browser.get(url)
     wait_idle(browser)
     assert browser.execute_script("return document.querySelectorAll('#layers canvas').length") == 2
     assert read_page(browser)["prediction"] in (None, "")
@@ -162,8 +166,12 @@ def test_draw_a_one_then_a_seven_and_look_inside(browser, page, tmp_path):
     assert state["prediction"] == "" and state["top"] == [] and state["inputLit"] == 0
     assert all(grid["firing"] == 0 for grid in state["grids"])
 
+    logged, start = len(log.getvalue().splitlines()), time.perf_counter()
     draw(browser, SEVEN)
+    seconds = time.perf_counter() - start
     check_reads(read_page(browser), 7)
+    asked = sum("POST /predict" in line for line in log.getvalue().splitlines()[logged:])
+    assert 2 <= asked <= 10 * seconds + 1, (asked, seconds)  # answers while drawing, at most ten a second
 
     # Click the first layer's most active unit: its 784 weights appear, red and blue.
     unit, x, y = browser.execute_script("""

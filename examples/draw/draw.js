@@ -270,9 +270,9 @@ function pickUnit(grid, event) {
 function describeUnit() {
   if (!weightsShown) return;
   const a = lastAnswer ? lastAnswer.layers[0].activations[weightsShown.unit] : null;
-  unitText.textContent = `Unit ${weightsShown.unit} of ${weightsShown.layer}: weights from ` +
-    `${-weightsShown.largest} to ${weightsShown.largest} shown; bias ${weightsShown.bias}.` +
-    (a === null ? "" : ` Your digit makes it output ${a.toFixed(2)}.`);
+  const w = weightsShown.largest.toFixed(3);
+  unitText.textContent = `Unit ${weightsShown.unit} of ${weightsShown.layer}: weights from −${w} (blue) to ` +
+    `+${w} (red)` + (weightsShown.bias === null ? "." : `, bias ${weightsShown.bias.toFixed(3)}.`) + (a === null ? "" : ` Your digit makes it output ${a.toFixed(2)}.`);
 }
 
 // Blue (negative) -> white (0) -> red (positive), for t in -1..1.
