@@ -361,7 +361,7 @@ def main(argv=None):
     try:
         model, path = open_model(args.model)
     except (OSError, ValueError) as e:
-        parser.exit(2, f"error: --model: {e}\n")
+        parser.exit(2, f"error: {e}\n")  # the message names the file
     try:
         server = make_server(model, args.host, args.port, source=path)
     except OSError as e:

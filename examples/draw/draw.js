@@ -143,6 +143,7 @@ function showNothing(message) {
   drawBars(null);
   inputCanvas.getContext("2d").clearRect(0, 0, 28, 28);
   for (const grid of grids) drawGrid(grid, null);
+  describeUnit();
 }
 
 function show(answer) {
@@ -154,7 +155,7 @@ function show(answer) {
   drawBars(answer.probabilities);
   drawPixels(inputCanvas, answer.input, (v) => { const g = Math.round(255 * v); return [g, g, g]; });
   grids.forEach((grid, i) => drawGrid(grid, answer.layers[i].activations));
-  if (selectedUnit !== null) describeUnit();
+  describeUnit();
 }
 
 function makeBars() {
@@ -271,8 +272,9 @@ function describeUnit() {
   if (!weightsShown) return;
   const a = lastAnswer ? lastAnswer.layers[0].activations[weightsShown.unit] : null;
   const w = weightsShown.largest.toFixed(3);
-  unitText.textContent = `Unit ${weightsShown.unit} of ${weightsShown.layer}: weights from −${w} (blue) to ` +
-    `+${w} (red)` + (weightsShown.bias === null ? "." : `, bias ${weightsShown.bias.toFixed(3)}.`) + (a === null ? "" : ` Your digit makes it output ${a.toFixed(2)}.`);
+  const bias = weightsShown.bias === null ? "" : `, bias ${weightsShown.bias.toFixed(3)}`;
+  unitText.textContent = `Unit ${weightsShown.unit} of ${weightsShown.layer}: weights from −${w} (blue) ` +
+    `to +${w} (red)${bias}.` + (a === null ? "" : ` Your digit makes it output ${a.toFixed(2)}.`);
 }
 
 // Blue (negative) -> white (0) -> red (positive), for t in -1..1.
