@@ -70,10 +70,7 @@ def main(argv=None):
     print(f"   the first label is now {y_train[0]}")
 
     print("4. Build the model")
-    model = Sequential()
-    model.add(Dense(units=512, activation="relu", input_shape=(784,)))
-    model.add(Dense(units=512, activation="relu"))
-    model.add(Dense(units=10, activation="softmax"))
+    model = build_model()
     model.summary()
 
     print("5. Compile and train")
@@ -97,6 +94,15 @@ def main(argv=None):
         print(f"8. Saved the model to {args.save}: tinynet.models.load_model reads it back, and\n"
               f"   python examples/predict.py {args.save} digit.png   reads your own digits with it")
     return history
+
+
+def build_model():
+    """The notebook's model: 784 inputs -> 512 (relu) -> 512 (relu) -> 10 (softmax), not yet compiled."""
+    model = Sequential()
+    model.add(Dense(units=512, activation="relu", input_shape=(784,)))
+    model.add(Dense(units=512, activation="relu"))
+    model.add(Dense(units=10, activation="softmax"))
+    return model
 
 
 def write_plots(folder, x_train, y_train, x_valid, y_valid, model, history):

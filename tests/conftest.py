@@ -164,3 +164,39 @@ def mnist_model(mnist_weights):
     model = small_mnist_model()
     model.set_weights(weights)
     return model, x_valid, y_valid
+
+
+def load_example(name):
+    """examples/<name>.py as a module (examples/ is a folder of scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def draw_example():
+    """examples/draw.py, the page that reads a digit as you draw it."""
+    return load_example("draw")
+
+
+def serving(server):
+    """Run an http.server in a thread: a context manager that yields its URL, then shuts it down."""
+    import contextlib
+    import threading
+
+    @contextlib.contextmanager
+    def running():
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            host, port = server.server_address[:2]
+            yield f"http://{host}:{port}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+    return running()

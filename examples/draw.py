@@ -1,0 +1,385 @@
+"""Draw a digit in the browser and watch the network read it, layer by layer.
+
+    python examples/draw.py                     # the model from ~/.cache/tinynet/models/mnist.npz
+    python examples/draw.py --model out/model.npz --port 8001 --open
+
+It serves a page on http://127.0.0.1:8000/ (only this computer can reach it,
+unless --host says otherwise). While you draw, the page shows the ten
+probabilities, the 28x28 image the model was given (prepared by
+tinynet.utils.digits.prepare_digit, as examples/predict.py does) and the
+activations of every hidden layer; click a unit of the first layer to see the
+784 weights it multiplies the pixels by.
+
+Without --model it uses DEFAULT_MODEL, $XDG_CACHE_HOME/tinynet/models/mnist.npz
+(~/.cache/... when XDG_CACHE_HOME is unset). When that file does not exist yet, it
+trains the notebook's model for one epoch (about a minute on a laptop) and saves
+it there; `python examples/mnist.py --save ~/.cache/tinynet/models/mnist.npz`
+puts a better-trained one (5 epochs) in its place.
+
+The JSON API, for scripts (see the README):
+    POST /predict      {"image": [[0..255, ...], ...]}  -> probabilities, prepared input, activations
+    GET  /weights/<k>  the 784 incoming weights of unit k of the first layer, as 28x28
+    GET  /model        the layers: names, units and the grid each is drawn in
+
+Only the standard library's http.server serves it: a page for one person on one
+computer needs no web framework, and every line of the server is here to read.
+"""
+import argparse
+import importlib.util
+import json
+import math
+import os
+import re
+import sys
+import threading
+import time
+import webbrowser
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy
+
+import tinynet
+from tinynet import backend
+from tinynet.models import load_model
+from tinynet.utils.digits import prepare_digit
+
+HERE = Path(__file__).resolve().parent
+# The page: fixed files, served by name from this whitelist. Nothing a client sends becomes a path.
+PAGE = HERE / "draw"
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/draw.css": ("draw.css", "text/css; charset=utf-8"),
+    "/draw.js": ("draw.js", "text/javascript; charset=utf-8"),
+}
+MAX_BODY = 2_000_000  # bytes: a 560x560 image as JSON fits; anything larger is refused with 413
+MIN_SIDE, MAX_SIDE = 8, 560  # pixels, each side of a posted image
+TIMEOUT = 10  # seconds a client may take to send its request
+
+
+def default_model_path():
+    """Where draw.py keeps its model: $XDG_CACHE_HOME/tinynet/models/mnist.npz (~/.cache when unset)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "tinynet" / "models" / "mnist.npz"
+
+
+# --- what the model does with one image -------------------------------------
+def check_model(model, source):
+    """A model of 784 inputs, 10 outputs, whose first layer has a kernel (784, units): or a ValueError."""
+    first = model.layers[0] if model.layers else None
+    if (model.input_shape != (None, 784) or model.output_shape != (None, 10)
+            or first is None or first.params.get("kernel") is None):
+        raise ValueError(f"{source}: expected an MNIST classifier, 784 inputs -> 10 probabilities, whose "
+                         f"first layer is Dense (as examples/mnist.py builds it); got inputs "
+                         f"{model.input_shape} and outputs {model.output_shape}.")
+    return model
+
+
+def grid_shape(units):
+    """(rows, columns) to draw ``units`` cells in: the most square split, wider than tall (512 -> 16x32)."""
+    rows = max(r for r in range(1, math.isqrt(units) + 1) if units % r == 0)
+    return rows, units // rows
+
+
+def describe(model):
+    """The layers as the page lays them out: name, units, grid."""
+    return {"layers": [{"name": layer.name, "units": int(layer.output_shape[-1]),
+                        "grid": grid_shape(int(layer.output_shape[-1]))} for layer in model.layers],
+            "input": [28, 28]}
+
+
+def look_inside(model, image):
+    """Prepare ``image`` as MNIST and run the layers one by one, keeping each one's output.
+
+    Returns the answer of POST /predict (a dict), or one with "blank": true when
+    the image holds no digit.
+    """
+    try:
+        digit = prepare_digit(image)  # (28, 28) in [0, 1], white on black, centred: as MNIST
+    except ValueError:
+        return {"blank": True, "message": "The image is blank: draw a digit."}
+    x = backend.to_device(digit.reshape(1, 784))  # flattened, as in training
+    outputs = []
+    for layer in model.layers:  # model.predict, one layer at a time: y = layer(x), then x = y
+        x = layer.forward(x)
+        outputs.append(backend.to_numpy(x)[0])
+    probabilities = outputs[-1]
+    return {
+        "blank": False,
+        "prediction": int(numpy.argmax(probabilities)),
+        "probabilities": _rounded(probabilities),
+        "input": _rounded(digit),
+        "layers": [{"name": layer.name, "units": int(y.size), "grid": grid_shape(int(y.size)),
+                    "activations": _rounded(y)} for layer, y in zip(model.layers, outputs)],
+    }
+
+
+def incoming_weights(model, unit):
+    """Column ``unit`` of the first layer's kernel W (784, units), as a 28x28 picture, and its bias."""
+    layer = model.layers[0]
+    kernel = backend.to_numpy(layer.params["kernel"])
+    bias = layer.params.get("bias")
+    return {"layer": layer.name, "unit": unit, "weights": _rounded(kernel[:, unit].reshape(28, 28)),
+            "bias": None if bias is None else round(float(backend.to_numpy(bias)[unit]), 4),
+            "largest": round(float(numpy.abs(kernel[:, unit]).max()), 4)}
+
+
+def _rounded(a):
+    """Nested lists of floats, 4 decimals: all the page can show, and a quarter of the bytes."""
+    return numpy.round(numpy.asarray(a, dtype=numpy.float64), 4).tolist()
+
+
+class BadRequest(ValueError):
+    """A request the server answers with 400 (or ``status``) and ``message``, saying what was expected."""
+
+    def __init__(self, message, status=HTTPStatus.BAD_REQUEST):
+        super().__init__(message)
+        self.status = status
+
+
+EXPECTED = (f'expected JSON {{"image": [[...], ...]}}: a list of rows of numbers 0..255 '
+            f'(or 0..1), {MIN_SIDE} to {MAX_SIDE} pixels a side, dark ink on light paper or the reverse')
+
+
+def read_image(body):
+    """The image in a POST /predict body, as a 2-D NumPy array; BadRequest saying why not."""
+    try:
+        payload = json.loads(body, parse_constant=_refuse_constant)  # NaN, Infinity: not numbers here
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise BadRequest(f"The body is not valid JSON ({e}); {EXPECTED}.") from None
+    if not isinstance(payload, dict) or "image" not in payload:
+        raise BadRequest(f"No \"image\" key in the JSON object; {EXPECTED}.")
+    rows = payload["image"]
+    if not (isinstance(rows, list) and rows and all(isinstance(row, list) for row in rows)):
+        raise BadRequest(f"\"image\" must be a list of rows; {EXPECTED}.")
+    widths = {len(row) for row in rows}
+    if len(widths) != 1:
+        raise BadRequest(f"The rows of \"image\" have different lengths {sorted(widths)[:5]}; {EXPECTED}.")
+    height, width = len(rows), widths.pop()
+    if not (MIN_SIDE <= height <= MAX_SIDE and MIN_SIDE <= width <= MAX_SIDE):
+        raise BadRequest(f"\"image\" is {height}x{width} pixels; {EXPECTED}.")
+    if not all(type(v) in (int, float) for row in rows for v in row):  # bool is an int subclass: refused
+        raise BadRequest(f"\"image\" holds something other than numbers; {EXPECTED}.")
+    try:
+        image = numpy.array(rows, dtype=numpy.float64)
+    except OverflowError:
+        raise BadRequest(f"\"image\" holds a number too large for a pixel; {EXPECTED}.") from None
+    if image.min() < 0 or image.max() > 255:
+        raise BadRequest(f"\"image\" has values from {image.min():g} to {image.max():g}; {EXPECTED}.")
+    return image
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a number a pixel can have")
+
+
+# --- the server --------------------------------------------------------------
+class Handler(BaseHTTPRequestHandler):
+    """One request: a page file, POST /predict, GET /weights/<unit> or GET /model. Never a crash."""
+
+    server_version = "tinynet-draw"
+    timeout = TIMEOUT  # a client that stops sending mid-request frees its thread after this
+
+    def do_GET(self):
+        self._answer(self._get)
+
+    def do_POST(self):
+        self._answer(self._post)
+
+    def _get(self):
+        path = self.path.split("?", 1)[0]
+        if path in STATIC:
+            name, content_type = STATIC[path]
+            return HTTPStatus.OK, (PAGE / name).read_bytes(), content_type
+        if path == "/model":
+            return self._json(HTTPStatus.OK, {**describe(self.server.model), "source": self.server.source})
+        match = re.fullmatch(r"/weights/(\d{1,6})", path)
+        if match:
+            units = self.server.model.layers[0].params["kernel"].shape[1]
+            unit = int(match[1])
+            if unit >= units:
+                return self._error(HTTPStatus.NOT_FOUND, f"No unit {unit}: the first layer has units 0 to {units - 1}.")
+            return self._json(HTTPStatus.OK, incoming_weights(self.server.model, unit))
+        if path == "/predict":
+            return self._error(HTTPStatus.METHOD_NOT_ALLOWED, "Use POST /predict with a JSON body; " + EXPECTED + ".")
+        return self._not_found(path)
+
+    def _post(self):
+        path = self.path.split("?", 1)[0]
+        if path != "/predict":
+            return self._not_found(path)
+        body = self._read_body()
+        image = read_image(body)
+        with self.server.lock:  # layers keep their last input for backward: one forward pass at a time
+            answer = look_inside(self.server.model, image)
+        self.note = "blank" if answer["blank"] else f"-> {answer['prediction']}"
+        return self._json(HTTPStatus.OK, answer)
+
+    def _read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise BadRequest("Send the body with a Content-Length, not chunked.", HTTPStatus.LENGTH_REQUIRED)
+        length = self.headers.get("Content-Length")
+        if length is None:
+            raise BadRequest("A POST needs a Content-Length header.", HTTPStatus.LENGTH_REQUIRED)
+        if not length.isdigit():
+            self.close_connection = True
+            raise BadRequest(f"Content-Length must be a number of bytes, got {length!r}.")
+        if int(length) > MAX_BODY:
+            self._discard(int(length))  # so that the client, still sending, gets to read the answer
+            raise BadRequest(f"The body is {int(length)} bytes; at most {MAX_BODY} are accepted: "
+                             f"send a smaller image ({MIN_SIDE} to {MAX_SIDE} pixels a side).",
+                             HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        try:
+            body = self.rfile.read(int(length))
+        except TimeoutError:
+            self.close_connection = True
+            raise BadRequest(f"The body did not arrive within {TIMEOUT} s.", HTTPStatus.REQUEST_TIMEOUT) from None
+        if len(body) < int(length):
+            raise BadRequest(f"The body ended after {len(body)} of the {length} bytes Content-Length announced.")
+        return body
+
+    def _discard(self, length):
+        """Read and drop a body too large to accept, a chunk at a time (up to 10x the limit: then just close)."""
+        self.close_connection = True
+        if length > 10 * MAX_BODY:
+            return
+        try:
+            while length > 0:
+                chunk = self.rfile.read(min(length, 65536))
+                if not chunk:
+                    break
+                length -= len(chunk)
+        except OSError:  # timed out or reset: the answer may not reach the client, and that is all
+            pass
+
+    def _not_found(self, path):
+        return self._error(HTTPStatus.NOT_FOUND, f"Nothing at {path[:100]!r}: the page is at /, the API is "
+                                                 "POST /predict, GET /weights/<unit> and GET /model.")
+
+    def _error(self, status, message):
+        self.note = message
+        return self._json(status, {"error": message})
+
+    @staticmethod
+    def _json(status, answer):
+        return status, json.dumps(answer).encode(), "application/json"
+
+    def _answer(self, respond):
+        """Run ``respond`` and send what it returns, or a JSON error: nothing a client sends ends the server."""
+        self.note, start = "", time.perf_counter()
+        try:
+            status, body, content_type = respond()
+        except BadRequest as e:
+            status, body, content_type = self._error(e.status, str(e))
+        except Exception as e:  # a bug of ours: say so to the client and in the log, and keep serving
+            status, body, content_type = self._error(HTTPStatus.INTERNAL_SERVER_ERROR,
+                                                     f"Internal error: {type(e).__name__}: {e}")
+        self.note = f"{(time.perf_counter() - start) * 1000:.0f} ms {self.note}".rstrip()
+        self.send_response(status)  # logs the request's one line (log_request, below)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except ConnectionError:  # the client left before reading its answer
+            self.close_connection = True
+
+    def log_request(self, code="-", size="-"):
+        """One line a request: who, what, the status, how long it took and what came of it."""
+        self.log_message('"%s" %s %s', self.requestline, int(code) if isinstance(code, int) else code,
+                         getattr(self, "note", ""))
+
+    def log_error(self, format, *args):
+        """Quiet: send_error (a request http.server cannot parse) logs its request line itself."""
+
+    def log_message(self, format, *args):
+        print(f"{self.address_string()} [{self.log_date_time_string()}] {format % args}",
+              file=self.server.log, flush=True)
+
+
+def make_server(model, host="127.0.0.1", port=8000, source="", log=None):
+    """A server for ``model`` on host:port (port 0: any free one), not yet serving: call serve_forever()."""
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.model = check_model(model, source or "model")
+    server.source = str(source)
+    server.lock = threading.Lock()
+    server.log = log or sys.stderr
+    return server
+
+
+# --- the model: loaded, or trained once ----------------------------------------
+def open_model(path):
+    """The model saved at ``path``; at the default place, trained and saved first if it is not there."""
+    if path is None:
+        path = default_model_path()
+        if not path.is_file():
+            train_seed_model(path)
+    model = load_model(path, compile=False)  # predicting needs no loss or optimizer
+    return check_model(model, path), path
+
+
+def train_seed_model(path):
+    """The notebook's model (examples/mnist.py's build_model), one epoch on MNIST, saved at ``path``."""
+    from tinynet.datasets import mnist
+
+    print(f"No model at {path} yet: training one for one epoch (examples/mnist.py trains it for 5).")
+    (x_train, y_train), (x_valid, y_valid) = mnist.load_data()  # $TINYNET_DATA_DIR, else downloaded once
+    model = _mnist_example().build_model()
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train.reshape(60000, 784) / 255, tinynet.utils.to_categorical(y_train, 10), epochs=1,
+              validation_data=(x_valid.reshape(10000, 784) / 255, tinynet.utils.to_categorical(y_valid, 10)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    print(f"Saved it to {path}.")
+
+
+def _mnist_example():
+    """examples/mnist.py as a module (examples/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("mnist_example", HERE / "mnist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", metavar="PATH", default=None,
+                        help=f"a model saved by examples/mnist.py --save (default: {default_model_path()}, "
+                             "trained for one epoch if missing)")
+    parser.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free one")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="default 127.0.0.1: this computer only; 0.0.0.0 lets your network in")
+    parser.add_argument("--open", action="store_true", help="open the page in the web browser")
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be 0..65535, got {args.port}")
+    try:
+        model, path = open_model(args.model)
+    except (OSError, ValueError) as e:
+        parser.exit(2, f"error: {e}\n")  # the message names the file
+    try:
+        server = make_server(model, args.host, args.port, source=path)
+    except OSError as e:
+        parser.exit(2, f"error: cannot serve on {args.host}:{args.port} ({e.strerror or e}); "
+                       "pick another port with --port.\n")
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}/"
+    print(f"Model {path}: 784 -> {' -> '.join(str(layer['units']) for layer in describe(model)['layers'])}")
+    print(f"Draw a digit at {url}  (Ctrl+C stops the server)", flush=True)
+    if args.open:
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nStopped.")
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Tests for examples/draw.py's server: the page, the JSON API, and bad requests that never stop it.
+
+A server on 127.0.0.1 (a free port) serves the small MNIST classifier of conftest;
+tests/test_draw_browser.py draws on the page in a real browser.
+"""
+import io
+import json
+import socket
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from conftest import ONE, SEVEN, draw_digit, serving, small_mnist_model
+from tinynet.utils.digits import prepare_digit
+
+pytestmark = pytest.mark.host_only("the server runs its model on NumPy; the tests speak HTTP")
+
+
+@pytest.fixture(scope="module")
+def model(mnist_weights):
+    model = small_mnist_model()
+    model.set_weights(mnist_weights[0])
+    return model
+
+
+@pytest.fixture(scope="module")
+def server(draw_example, model):
+    """(url, log): the server, and the lines it logged."""
+    log = io.StringIO()
+    with serving(draw_example.make_server(model, port=0, source="test model", log=log)) as url:
+        yield url, log
+
+
+def call(url, path, body=None, method=None, headers=None):
+    """(status, answer): the JSON answer (a dict) or, for other content, the bytes."""
+    request = urllib.request.Request(url + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, content_type, data = response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        status, content_type, data = error.code, error.headers["Content-Type"], error.read()
+    return status, json.loads(data) if content_type == "application/json" else data
+
+
+def post(url, image):
+    return call(url, "/predict", json.dumps({"image": image}).encode())
+
+
+def grey(strokes):
+    """A drawn digit (black on white, 200x200) as rows of grey values 0..255: what the page sends."""
+    return draw_digit(strokes)[..., 0].tolist()
+
+
+def test_the_page_is_served_whole_with_nothing_from_elsewhere(server):
+    url, _ = server
+    for path, kind, marker in [("/", b"<!doctype html>", b'<canvas id="pad"'), ("/draw.js", b"", b"/predict"),
+                               ("/draw.css", b"", b"#pad")]:
+        status, data = call(url, path)
+        assert status == 200 and data.startswith(kind) and marker in data, path
+        assert b"http://" not in data and b"https://" not in data and b"//cdn" not in data, path  # works offline
+
+
+def test_model_describes_the_layers_and_their_grids(server):
+    status, answer = call(server[0], "/model")
+    assert status == 200
+    assert answer == {"layers": [{"name": "dense", "units": 64, "grid": [8, 8]},
+                                 {"name": "dense_1", "units": 10, "grid": [2, 5]}],
+                      "input": [28, 28], "source": "test model"}
+
+
+@pytest.mark.parametrize("strokes, digit", [(ONE, 1), (SEVEN, 7)])
+def test_predict_reads_a_drawn_digit_and_shows_every_layer(server, model, strokes, digit):
+    status, answer = post(server[0], grey(strokes))
+    assert status == 200 and answer["blank"] is False and answer["prediction"] == digit
+    x = prepare_digit(np.array(grey(strokes)))
+    np.testing.assert_allclose(answer["input"], x, atol=1e-4)  # the prepared 28x28 input
+    kernel, bias, kernel_1, bias_1 = model.get_weights()
+    hidden = np.maximum(x.reshape(784) @ kernel + bias, 0)  # relu(x W + b)
+    assert [layer["name"] for layer in answer["layers"]] == ["dense", "dense_1"]
+    assert answer["layers"][0]["grid"] == [8, 8]
+    np.testing.assert_allclose(answer["layers"][0]["activations"], hidden, atol=1e-3)
+    p = model.predict(x.reshape(1, 784), verbose=0)[0]
+    np.testing.assert_allclose(answer["probabilities"], p, atol=1e-4)
+    assert answer["layers"][1]["activations"] == answer["probabilities"]
+    assert sum(answer["probabilities"]) == pytest.approx(1, abs=1e-3)
+
+
+def test_an_mnist_image_as_floats_reads_the_same_as_the_drawing_takes_any_size(server, mnist_weights):
+    x_valid, y_valid = mnist_weights[1:]
+    status, answer = post(server[0], (x_valid[0] / 255).tolist())  # 28x28, white on black, 0..1
+    assert status == 200 and answer["prediction"] == y_valid[0]
+
+
+def test_blank_canvas_gets_an_answer_that_says_so(server):
+    status, answer = post(server[0], [[255] * 100] * 100)
+    assert status == 200
+    assert answer == {"blank": True, "message": "The image is blank: draw a digit."}
+
+
+def test_weights_of_a_first_layer_unit_as_28x28(server, model):
+    status, answer = call(server[0], "/weights/5")
+    kernel, bias = model.get_weights()[:2]
+    assert status == 200 and answer["layer"] == "dense" and answer["unit"] == 5
+    np.testing.assert_allclose(answer["weights"], kernel[:, 5].reshape(28, 28), atol=1e-4)
+    assert answer["bias"] == pytest.approx(bias[5], abs=1e-4)
+    assert answer["largest"] == pytest.approx(np.abs(kernel[:, 5]).max(), abs=1e-4)
+
+
+NUMBERS = "a list of rows of numbers 0..255"
+
+
+@pytest.mark.parametrize("body, says", [
+    (b"{not json", "not valid JSON"),
+    (b"\xff\xfe\x00", "not valid JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+    (b'{"image": [[NaN]]}', "NaN"),
+    (b"[1, 2]", 'No "image" key'),
+    (b'{"picture": []}', 'No "image" key'),
+    (b'{"image": 5}', "must be a list of rows"),
+    (b'{"image": []}', "must be a list of rows"),
+    (json.dumps({"image": [[0] * 20] * 19 + [[0] * 21]}).encode(), "different lengths"),
+    (json.dumps({"image": [[0, 0], [0, 0]]}).encode(), "is 2x2 pixels"),
+    (json.dumps({"image": [[0] * 600] * 20}).encode(), "is 20x600 pixels"),
+    (json.dumps({"image": [["0"] * 20] * 20}).encode(), "other than numbers"),
+    (json.dumps({"image": [[True] * 20] * 20}).encode(), "other than numbers"),
+    (json.dumps({"image": [[[0]] * 20] * 20}).encode(), "other than numbers"),
+    (json.dumps({"image": [[300] * 20] * 20}).encode(), "values from 300 to 300"),
+    (json.dumps({"image": [[-1] * 20] * 20}).encode(), "values from -1 to -1"),
+    (b'{"image": [' + b",".join([b"[" + b",".join([b"1e999"] * 20) + b"]"] * 20) + b"]}", "to inf"),
+    (b'{"image": [' + b",".join([b"[" + b",".join([b"1" + b"0" * 400] * 20) + b"]"] * 20) + b"]}", "too large"),
+])
+def test_a_malformed_image_is_400_saying_what_was_expected(server, body, says):
+    status, answer = call(server[0], "/predict", body)
+    assert status == 400
+    assert says in answer["error"] and NUMBERS in answer["error"]
+    assert call(server[0], "/model")[0] == 200  # and the server goes on
+
+
+def test_a_body_over_the_limit_is_413(server, draw_example):
+    status, answer = call(server[0], "/predict", b" " * (draw_example.MAX_BODY + 1))
+    assert status == 413 and str(draw_example.MAX_BODY) in answer["error"]
+    assert call(server[0], "/model")[0] == 200
+
+
+def raw(url, request):
+    """Send bytes as they are, return the whole response (b'' if the server hung up)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        return connection.makefile("rb").read()
+
+
+@pytest.mark.parametrize("request_bytes, answer", [
+    (b"POST /predict HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.0 411 "),  # no Content-Length
+    (b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"HTTP/1.0 411 "),
+    (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"HTTP/1.0 400 "),
+    (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}", b"HTTP/1.0 400 "),  # cut short
+    (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", b"HTTP/1.0 413 "),
+    (b"BREW /coffee HTTP/1.1\r\n\r\n", b"HTTP/1.0 501 "),
+    (b"\x16\x03\x01\x02\x00garbage, as from an https:// client\r\n\r\n", b"Error code: 400"),
+    (b"", b""),
+])
+def test_broken_http_never_stops_the_server(server, request_bytes, answer):
+    response = raw(server[0], request_bytes)
+    assert (answer in response) if answer else response == b""
+    assert call(server[0], "/model")[0] == 200
+
+
+@pytest.mark.parametrize("method, path, status, says", [
+    ("GET", "/nothing", 404, "POST /predict"), ("POST", "/", 404, "POST /predict"),
+    ("POST", "/model", 404, "POST /predict"), ("GET", "/weights/-1", 404, "POST /predict"),
+    ("GET", "/weights/1x", 404, "POST /predict"), ("GET", "/index.html", 404, "POST /predict"),
+    ("GET", "/draw.py", 404, "POST /predict"), ("GET", "/../draw.py", 404, "POST /predict"),
+    ("GET", "/%2e%2e/mnist.py", 404, "POST /predict"), ("GET", "/weights/64", 404, "units 0 to 63"),
+    ("GET", "/predict", 405, "Use POST /predict with a JSON body"),
+])
+def test_unknown_paths_are_404_and_never_a_file(server, method, path, status, says):
+    answer = call(server[0], path, b"{}" if method == "POST" else None, method=method)
+    assert answer[0] == status and says in answer[1]["error"]
+
+
+def test_one_log_line_per_request(server):
+    url, log = server
+    before = log.getvalue().count("\n")
+    post(url, grey(ONE))
+    post(url, [[255] * 20] * 20)
+    call(url, "/predict", b"{")
+    call(url, "/nothing")
+    raw(url, b"BREW / HTTP/1.1\r\n\r\n")
+    lines = log.getvalue().splitlines()[before:]
+    assert len(lines) == 5, lines
+    assert '"POST /predict HTTP/1.1" 200' in lines[0] and lines[0].endswith("-> 1")
+    assert lines[1].endswith("blank") and '" 400 ' in lines[2] and '" 404 ' in lines[3] and '" 501 ' in lines[4]
+
+
+def test_requests_at_the_same_time_get_the_same_answers(server):
+    url, _ = server
+    image = grey(SEVEN)
+    answers = [None] * 8
+
+    def ask(i):
+        answers[i] = post(url, image)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(answer == answers[0] for answer in answers) and answers[0][1]["prediction"] == 7
+
+
+@pytest.mark.parametrize("units, grid", [(512, (16, 32)), (64, (8, 8)), (10, (2, 5)), (7, (1, 7))])
+def test_grid_shape_draws_512_units_as_16x32(draw_example, units, grid):
+    assert draw_example.grid_shape(units) == grid
+
+
+def test_default_model_is_in_the_cache_folder(draw_example, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert draw_example.default_model_path() == tmp_path / "tinynet" / "models" / "mnist.npz"
+
+
+def test_a_missing_model_file_is_named(draw_example, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        draw_example.main(["--model", str(tmp_path / "none.npz")])
+    assert info.value.code == 2 and "none.npz" in capsys.readouterr().err
+
+
+def test_a_model_that_is_no_mnist_classifier_is_refused(draw_example, tmp_path, capsys):
+    from tinynet.layers import Dense
+    from tinynet.models import Sequential
+
+    Sequential([Dense(3, input_shape=(784,))]).save(tmp_path / "three.npz")
+    with pytest.raises(SystemExit) as info:
+        draw_example.main(["--model", str(tmp_path / "three.npz")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "three.npz" in err and "784 inputs -> 10 probabilities" in err
+
+
+def test_a_port_in_use_says_to_pick_another(draw_example, model, tmp_path, capsys):
+    model.save(tmp_path / "model.npz")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit) as info:
+            draw_example.main(["--model", str(tmp_path / "model.npz"), "--port", str(taken.getsockname()[1])])
+    assert info.value.code == 2 and "--port" in capsys.readouterr().err
