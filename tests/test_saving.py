@@ -325,21 +325,39 @@ def test_other_optimizers_and_losses_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_compile_settings_that_cannot_be_saved_warn(tmp_path):
+def test_compile_settings_that_cannot_be_saved_are_an_error_at_save_time(tmp_path):
     from tinynet.losses import CategoricalCrossentropy
+    from tinynet.optimizers import RMSprop
 
     class Smoothed(CategoricalCrossentropy):
-        def __init__(self, smoothing=0.1):  # keeps no attribute named smoothing
+        def __init__(self, smoothing=0.1):  # a setting of its own, and no get_config for it
             super().__init__()
+            self.smoothing = smoothing
+
+    class Slow(RMSprop):
+        def __init__(self, lr=0.0001):  # stores its setting under another name: get_config is RMSprop's
+            super().__init__(learning_rate=lr)
+            self.lr = lr
 
     model = Sequential([Dense(3, activation="softmax", input_shape=(2,))])
-    model.compile(loss=Smoothed())
-    with pytest.warns(UserWarning, match="compile settings are not saved.*smoothing"):
-        model.save(tmp_path / "model.npz")
-    loaded = load_model(tmp_path / "model.npz")
-    assert loaded.loss is None  # the architecture and weights are there; compile it again
-    x = np.ones((1, 2), "float32")
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    for optimizer, loss, name in [("rmsprop", Smoothed(), "Smoothed"), (Slow(), "categorical_crossentropy", "Slow")]:
+        model.compile(optimizer=optimizer, loss=loss)
+        with pytest.raises(TypeError, match=rf"Cannot save the settings of {name}: .*Give {name} a get_config\(\)"):
+            model.save(tmp_path / "model.npz")
+        assert not list(tmp_path.iterdir())  # nothing written
+
+    class Labelled(CategoricalCrossentropy):
+        def __init__(self, label="x"):
+            super().__init__()
+            self.label = label
+
+        def get_config(self):
+            return {"label": self.label}
+
+    model.compile(loss=Labelled("digits"))
+    model.save(tmp_path / "model.npz")
+    loaded = load_model(tmp_path / "model.npz", custom_objects={"Labelled": Labelled})
+    assert type(loaded.loss) is Labelled and loaded.loss.label == "digits"
 
 
 # --- saving: the target and its folder ---------------------------------------------------
@@ -595,6 +613,9 @@ def test_errors_from_the_constructors_name_the_file(tmp_path):
             if delta <= 0:
                 raise ValueError(f"delta must be positive, got {delta}")
             self.delta = delta
+
+        def get_config(self):
+            return {"delta": self.delta}
 
     path = tmp_path / "model.npz"
     model = small_model()

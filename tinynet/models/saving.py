@@ -40,14 +40,12 @@ systems, once no process of that number runs on this host).
 """
 import contextlib
 import glob
-import inspect
 import json
 import math
 import os
 import re
 import secrets
 import socket
-import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -111,29 +109,29 @@ def model_config(model):
 
 
 def compile_config(model):
-    """The optimizer, loss and metrics given to ``compile``, or None if not compiled (or not savable)."""
+    """The optimizer, loss and metrics given to ``compile`` (None if not compiled), each optimizer
+    and loss as its class name and ``get_config()``."""
     if model.loss is None:
         return None
-    try:
-        return {"optimizer": _object_config(model.optimizer), "loss": _object_config(model.loss),
-                "metrics": [metric.name for metric in model.metrics]}
-    except (AttributeError, TypeError) as e:
-        warnings.warn(f"The compile settings are not saved ({e}); the loaded model must be compiled again.",
-                      stacklevel=3)
-        return None
+    return {"optimizer": _object_config(model.optimizer), "loss": _object_config(model.loss),
+            "metrics": [metric.name for metric in model.metrics]}
 
 
 def _object_config(obj):
-    """An optimizer or loss as its class name and constructor arguments, read back from its attributes:
-    RMSprop(learning_rate=0.01) -> {'class_name': 'RMSprop', 'config': {'learning_rate': 0.01, ...}}."""
-    config = {}
-    for name in inspect.signature(type(obj)).parameters:
-        value = getattr(obj, name)  # AttributeError if the object does not keep its argument
-        value = value.item() if isinstance(value, numpy.generic) else value
+    """{'class_name': 'RMSprop', 'config': {'learning_rate': 0.01, ...}}, or a TypeError saying why
+    the object's settings cannot be saved (so that nothing is lost without a word)."""
+    cls = type(obj)
+    owner = next(c for c in cls.__mro__ if "get_config" in vars(c))  # the class whose get_config runs
+    if any("__init__" in vars(c) for c in cls.__mro__[:cls.__mro__.index(owner)]):
+        raise TypeError(f"Cannot save the settings of {cls.__name__}: it takes settings of its own "
+                        f"(its __init__), but its get_config is {owner.__name__}'s. Give {cls.__name__} a "
+                        "get_config() that returns its constructor's arguments.")
+    config = obj.get_config()
+    for key, value in config.items():
         if not isinstance(value, (bool, int, float, str, type(None))):
-            raise TypeError(f"{type(obj).__name__}.{name} = {value!r} is not a plain number or string")
-        config[name] = value
-    return {"class_name": type(obj).__name__, "config": config}
+            raise TypeError(f"Cannot save the settings of {cls.__name__}: {key}={value!r} is not a plain "
+                            "number or string.")
+    return {"class_name": cls.__name__, "config": config}
 
 
 def write_atomically(path, write):
@@ -346,7 +344,7 @@ LAYERS = ("a list of layers, at least one", lambda v: type(v) is list and len(v)
 OBJECT = ("an object {...}", lambda v: isinstance(v, dict))
 OBJECT_OR_NULL = ("an object {...}, or null", lambda v: v is None or isinstance(v, dict))
 
-# The settings of tinynet's own classes, as their get_config and _object_config write them.
+# The settings of tinynet's own classes, as their get_config methods write them.
 # A class of your own (custom_objects) gets only OBJECT: its from_config checks the rest.
 SETTINGS = {
     Dense: {"name": TEXT, "input_shape": SHAPE, "units": COUNT, "activation": NAME_OR_NULL, "use_bias": FLAG},
