@@ -17,6 +17,7 @@ import pytest
 from tinynet.layers import Dense, Layer, ReLU, Softmax
 from tinynet.models import Sequential, load_model, save_model
 from tinynet.models import saving
+from tinynet.utils import atomic_write
 from tinynet.models.saving import ModelFileError
 from tinynet.optimizers import RMSprop
 from tinynet.utils import set_random_seed, to_categorical
@@ -422,7 +423,7 @@ def test_a_save_killed_midway_leaves_nothing_after_the_next_save(tmp_path):
         if left:
             break
     assert left, "no save was killed while writing"
-    assert all(name.startswith(saving.temporary_prefix(path)) and f"-{process.pid}-" in name for name in left)
+    assert all(name.startswith(atomic_write.temporary_prefix(path)) and f"-{process.pid}-" in name for name in left)
     small_model().save(path)  # the next save to the same target cleans up
     assert os.listdir(tmp_path) == ["model.npz"]
     assert load_model(path).count_params() == small_model().count_params()
@@ -432,10 +433,10 @@ def test_a_save_killed_midway_leaves_nothing_after_the_next_save(tmp_path):
 @pytest.mark.host_only("files only")
 def test_stale_temporary_files_of_the_target_are_removed_others_kept(tmp_path):
     path = tmp_path / "model.npz"
-    prefix = saving.temporary_prefix(path)
+    prefix = atomic_write.temporary_prefix(path)
     stale = [f"{prefix}{dead_pid()}-0123abcd", f"{prefix}{dead_pid()}-deadbeef"]
     kept = [f"{prefix}{os.getpid()}-0123abcd",  # a save running now, in this process (another thread)
-            f"{saving.temporary_prefix(tmp_path / 'other.npz')}{dead_pid()}-0123abcd",  # another target's
+            f"{atomic_write.temporary_prefix(tmp_path / 'other.npz')}{dead_pid()}-0123abcd",  # another target's
             f".model.npz.tmp-some.other.host-{dead_pid()}-0123abcd",  # another machine's, on a shared disk
             f"{prefix}notes.txt"]  # not a temporary file of ours
     for name in stale + kept:
@@ -670,5 +671,5 @@ def test_saving_into_a_folder_without_write_permission(tmp_path, monkeypatch):
     monkeypatch.setattr(saving, "open", refused, raising=False)  # the module's open, not builtins.open
     with pytest.raises(PermissionError) as info:
         small_model().save(tmp_path / "model.npz")
-    assert str(info.value) == f"Cannot save to {tmp_path / 'model.npz'}: no permission to create files in {tmp_path}."
+    assert str(info.value) == f"Cannot write {tmp_path / 'model.npz'}: no permission to create files in {tmp_path}."
     assert os.listdir(tmp_path) == []

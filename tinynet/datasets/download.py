@@ -1,18 +1,18 @@
 """Download files safely: verified by sha256, written atomically.
 
-A download streams into a temporary file next to the destination. Only when
-all bytes have arrived and the sha256 matches is the temporary file renamed
-onto the destination (`os.replace` is atomic), so a half-finished or wrong
-file never appears under the real name.
+A download streams into a temporary file next to the destination
+(``tinynet.utils.atomic_write``). Only when all bytes have arrived and the sha256
+matches is it renamed onto the destination, so a half-finished or wrong file
+never appears under the real name, and a killed download leaves nothing for long.
 """
 
 import hashlib
 import http.client
-import os
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
+
+from tinynet.utils.atomic_write import write_atomically
 
 CHUNK = 1 << 16  # read the network stream 64 KiB at a time
 
@@ -61,13 +61,13 @@ def download(urls, dest, sha256, timeout=30, progress=True):
 
 
 def _download_one(url, dest, sha256, timeout, progress):
-    """Fetch one URL into a temp file, verify it, then move it onto `dest`."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        if progress:
-            _say(f"Downloading {url}\n")
+    """Fetch one URL into a temporary file, verify it, then move it onto `dest`."""
+    if progress:
+        _say(f"Downloading {url}\n")
+
+    def fetch(f):
         request = urllib.request.Request(url, headers={"User-Agent": "tinynet"})
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(request, timeout=timeout) as r:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             length = r.headers.get("Content-Length")
             total = int(length) if length else None
             got, digest = _copy(r, f, total, show=progress and sys.stderr.isatty())
@@ -75,13 +75,12 @@ def _download_one(url, dest, sha256, timeout, progress):
             raise ConnectionError(f"transfer interrupted: got {got} of {total} bytes")
         if digest != sha256:
             raise DownloadError(f"sha256 mismatch: expected {sha256}, got {digest}")
-        os.replace(tmp, dest)
-        if progress:
-            _say(f"Saved {dest} ({got / 1e6:.1f} MB, sha256 ok)\n")
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        return got
+
+    sizes = []
+    write_atomically(dest, lambda f: sizes.append(fetch(f)))  # renamed onto dest only if fetch succeeds
+    if progress:
+        _say(f"Saved {dest} ({sizes[0] / 1e6:.1f} MB, sha256 ok)\n")
 
 
 def _copy(response, f, total, show):

@@ -39,13 +39,10 @@ temporary file behind; the next save to the same target removes it (on POSIX
 systems, once no process of that number runs on this host).
 """
 import contextlib
-import glob
 import json
 import math
 import os
 import re
-import secrets
-import socket
 import zipfile
 import zlib
 from pathlib import Path
@@ -57,6 +54,7 @@ from tinynet import layers as layers_module, losses, optimizers
 from tinynet.layers import Dense, ReLU, Softmax
 from tinynet.losses import CategoricalCrossentropy, MeanSquaredError
 from tinynet.models.sequential import Sequential
+from tinynet.utils.atomic_write import write_atomically
 from tinynet.optimizers import SGD, RMSprop
 
 FORMAT, FORMAT_VERSION = "tinynet", 1
@@ -132,65 +130,6 @@ def _object_config(obj):
             raise TypeError(f"Cannot save the settings of {cls.__name__}: {key}={value!r} is not a plain "
                             "number or string.")
     return {"class_name": cls.__name__, "config": config}
-
-
-def write_atomically(path, write):
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``.
-
-    If anything fails, the temporary file is removed and ``path`` is left as it was.
-    A process killed meanwhile cannot remove it: its name holds the host and the
-    process number, so the next save to ``path`` removes the temporary files of
-    processes no longer running. (The temporary file is created with
-    ``open(..., 'xb')``, not ``tempfile.mkstemp``, so the saved file gets the usual
-    permissions rather than owner-only ones.)
-    """
-    remove_stale_temporaries(path)
-    tmp = path.with_name(f"{temporary_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        file = open(tmp, "xb")
-    except PermissionError as e:
-        raise PermissionError(f"Cannot save to {path}: no permission to create files in {path.parent}.") from e
-    try:
-        with file as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def temporary_prefix(path):
-    """The start of the temporary files' names for ``path`` on this host: ``.model.npz.tmp-<host>-``;
-    the process number and a random part follow."""
-    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())
-    return f".{path.name}.tmp-{host}-"
-
-
-def remove_stale_temporaries(path):
-    """Remove the temporary files that saves to ``path`` on this host left when their process was killed."""
-    prefix = temporary_prefix(path)
-    for tmp in path.parent.glob(f"{glob.escape(prefix)}*"):
-        match = re.fullmatch(r"(\d+)-[0-9a-f]{8}", tmp.name[len(prefix):])
-        if match and not _running(int(match[1])):
-            try:
-                tmp.unlink()
-            except OSError:  # gone meanwhile, or not ours to remove: it does no harm
-                pass
-
-
-def _running(pid):
-    """Whether a process with this number runs on this host (always True where that cannot be asked)."""
-    if os.name != "posix":
-        return True  # os.kill(pid, 0) would stop the process on Windows
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except (ProcessLookupError, OverflowError):  # none of that number (or no number a process can have)
-        return False
-    except PermissionError:  # it exists, and belongs to someone else
-        return True
-    return True
 
 
 # --- loading ------------------------------------------------------------------------
