@@ -668,7 +668,7 @@ def test_saving_into_a_folder_without_write_permission(tmp_path, monkeypatch):
     def refused(file, mode="r"):  # as open() answers in a read-only folder (root may write anywhere, so simulated)
         raise PermissionError(13, "Permission denied", str(file))
 
-    monkeypatch.setattr(saving, "open", refused, raising=False)  # the module's open, not builtins.open
+    monkeypatch.setattr(atomic_write, "open", refused, raising=False)  # the module's open, not builtins.open
     with pytest.raises(PermissionError) as info:
         small_model().save(tmp_path / "model.npz")
     assert str(info.value) == f"Cannot write {tmp_path / 'model.npz'}: no permission to create files in {tmp_path}."
