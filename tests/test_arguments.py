@@ -38,3 +38,10 @@ def test_shape():
     assert arguments.shape([28, np.int64(28)], "input_shape") == (28, 28)
     with pytest.raises(TypeError, match=r"input_shape=\(784,\), not input_shape=784"):
         arguments.shape(784, "input_shape")
+
+
+def test_flag():
+    assert arguments.flag(np.bool_(True), "use_bias") is True
+    for value in (1, "yes", None):
+        with pytest.raises(TypeError, match="^use_bias must be True or False, got "):
+            arguments.flag(value, "use_bias")

@@ -171,7 +171,7 @@ def test_input_shape_must_be_a_tuple_of_ints(input_shape, message):
 
 @pytest.mark.host_only("an error message: no arrays")
 def test_use_bias_and_name_are_checked():
-    with pytest.raises(ValueError, match="use_bias must be one of True, False"):
+    with pytest.raises(TypeError, match="use_bias must be True or False, got 'no'"):
         Dense(3, use_bias="no")
     with pytest.raises(TypeError, match="name must be a string"):
         Dense(3, name=5)

@@ -243,7 +243,7 @@ def test_a_single_npy_array(tmp_path):
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "model.npz"
     np.savez(path, config=np.array([{"format": "tinynet"}], dtype=object))
-    with pytest.raises(ModelFileError, match="not a tinynet model file: .*plain arrays .*allow_pickle=False"):
+    with pytest.raises(ModelFileError, match="not a tinynet model file: .*plain arrays .*pickled Python objects; they are refused"):
         load_model(path)
 
 
@@ -298,7 +298,7 @@ def test_an_architecture_that_cannot_be_built(trained, tmp_path):
     path = tmp_path / "model.npz"
     trained.save(path)
     rewrite(path, change_header=lambda h: h["config"]["layers"][0]["config"].update(activation="tanh"))
-    with pytest.raises(ModelFileError, match=r"architecture in the file cannot be rebuilt: Unknown activation 'tanh'"):
+    with pytest.raises(ModelFileError, match=r"config.layers\[0\] \(Dense\): Unknown activation 'tanh'"):
         load_model(path)
 
 
@@ -545,48 +545,59 @@ def optimizer(**change):
 
 COMPILE_FIX = "; load with compile=False and compile the model yourself."
 BAD_SETTINGS = [
-    (layer0(units="ten"), "config.layers[0].config.units should be a whole number of 1 or more, got 'ten'."),
-    (layer0(units=True), "config.layers[0].config.units should be a whole number of 1 or more, got true."),
-    (layer0(units=16.0), "config.layers[0].config.units should be a whole number of 1 or more, got 16.0."),
-    (layer0(units=0), "config.layers[0].config.units should be a whole number of 1 or more, got 0."),
-    (layer0(activation=7), "config.layers[0].config.activation should be a name such as 'relu', or null, got 7."),
-    (layer0(use_bias="yes"), "config.layers[0].config.use_bias should be true or false, got 'yes'."),
-    (layer0(input_shape=6), "config.layers[0].config.input_shape should be a list of whole numbers of 1 or more, "
-                            "or null, got 6."),
-    (layer0(input_shape=[6, -1]), "config.layers[0].config.input_shape should be a list of whole numbers of 1 or "
-                                  "more, or null, got [6, -1]."),
-    (layer0(name=3), "config.layers[0].config.name should be a string, got 3."),
-    (layer0(dropout=0.5), "config.layers[0].config.dropout is not a setting tinynet knows "
-                          "(known: name, input_shape, units, activation, use_bias)."),
-    (lambda h: h["config"]["layers"][2]["config"].pop("name"), "config.layers[2].config.name is missing."),
-    (lambda h: h["config"]["layers"].__setitem__(1, "Dense"), "config.layers[1] should be an object {...}, "
-                                                              "got 'Dense'."),
-    (lambda h: h["config"]["layers"][1].update(trainable=True), "config.layers[1].trainable is not a setting "
-                                                                "tinynet knows (known: class_name, config)."),
-    (lambda h: h["config"].update(layers=[]), "config.layers should be a list of layers, at least one, got []."),
-    (lambda h: h["config"].update(name=None), "config.name should be a string, got null."),
-    (lambda h: h.update(weights_url="http://example.com"), "weights_url is not a setting tinynet knows (known: "
-                                                            "format, format_version, tinynet_version, class_name, "
-                                                            "config, compile_config)."),
-    (optimizer(learning_rate="fast"), "compile_config.optimizer.config.learning_rate should be a number of 0 or "
-                                      "more, got 'fast'" + COMPILE_FIX),
-    (optimizer(learning_rate=-0.1), "compile_config.optimizer.config.learning_rate should be a number of 0 or "
-                                    "more, got -0.1" + COMPILE_FIX),
-    (optimizer(rho=-1), "compile_config.optimizer.config.rho should be a number from 0 to 1, got -1" + COMPILE_FIX),
-    (optimizer(epsilon=float("nan")), "compile_config.optimizer.config.epsilon should be a number of 0 or more, "
-                                      "got NaN" + COMPILE_FIX),
-    (optimizer(momentum=0.9), "compile_config.optimizer.config.momentum is not a setting tinynet knows "
-                              "(known: learning_rate, rho, epsilon)" + COMPILE_FIX),
+    (layer0(units="ten"),
+     "config.layers[0] (Dense): units must be an integer of at least 1, got 'ten'."),
+    (layer0(units=True),
+     'config.layers[0] (Dense): units must be an integer of at least 1, got True.'),
+    (layer0(units=16.0),
+     'config.layers[0] (Dense): units must be an integer of at least 1, got 16.0.'),
+    (layer0(units=0),
+     'config.layers[0] (Dense): units must be an integer of at least 1, got 0.'),
+    (layer0(activation=7),
+     "config.layers[0] (Dense): Unknown activation 7. Known: relu, softmax, 'linear' (or None), or a layer object such as tinynet.layers.ReLU()."),
+    (layer0(use_bias="yes"),
+     "config.layers[0] (Dense): use_bias must be True or False, got 'yes'."),
+    (layer0(input_shape=6),
+     'config.layers[0] (Dense): input_shape must be a tuple, one entry per axis: input_shape=(6,), not input_shape=6.'),
+    (layer0(input_shape=[6, -1]),
+     'config.layers[0] (Dense): each entry of input_shape must be an integer of at least 1, got -1.'),
+    (layer0(name=3),
+     "config.layers[0] (Dense): name must be a string such as 'hidden_1', got 3."),
+    (layer0(dropout=0.5),
+     "config.layers[0] (Dense): Dense.__init__() got an unexpected keyword argument 'dropout'."),
+    (lambda h: h["config"]["layers"][2]["config"].pop("name"),
+     'config.layers[2].config.name is missing.'),
+    (lambda h: h["config"]["layers"].__setitem__(1, "Dense"),
+     "config.layers[1] should be an object {...}, got 'Dense'."),
+    (lambda h: h["config"]["layers"][1].update(trainable=True),
+     'config.layers[1].trainable is not a setting tinynet knows (known: class_name, config).'),
+    (lambda h: h["config"].update(layers=[]),
+     'config.layers is empty; a model has at least one layer.'),
+    (lambda h: h["config"].update(name=None),
+     'config.name should be a string, got null.'),
+    (lambda h: h.update(weights_url="http://example.com"),
+     'weights_url is not a setting tinynet knows (known: class_name, compile_config, config, format, format_version, tinynet_version).'),
+    (optimizer(learning_rate="fast"),
+     "compile_config.optimizer (RMSprop): learning_rate must be a number above 0, such as 0.001, got 'fast'" + COMPILE_FIX),
+    (optimizer(learning_rate=-0.1),
+     'compile_config.optimizer (RMSprop): learning_rate must be a number above 0, such as 0.001, got -0.1' + COMPILE_FIX),
+    (optimizer(rho=-1),
+     'compile_config.optimizer (RMSprop): rho must be a number in [0, 1), such as 0.9, got -1' + COMPILE_FIX),
+    (optimizer(epsilon=float("nan")),
+     'compile_config.optimizer (RMSprop): epsilon must be a number above 0, such as 1e-7, got nan' + COMPILE_FIX),
+    (optimizer(momentum=0.9),
+     "compile_config.optimizer (RMSprop): RMSprop.__init__() got an unexpected keyword argument 'momentum'" + COMPILE_FIX),
     (lambda h: h["compile_config"]["loss"]["config"].update(from_logits=1),
-     "compile_config.loss.config.from_logits should be true or false, got 1" + COMPILE_FIX),
+     'compile_config.loss (CategoricalCrossentropy): from_logits must be True or False, got 1' + COMPILE_FIX),
     (lambda h: h["compile_config"].update(metrics="accuracy"),
-     "compile_config.metrics should be a list of strings, got 'accuracy'" + COMPILE_FIX),
-    (lambda h: h["compile_config"].pop("loss"), "compile_config.loss is missing" + COMPILE_FIX),
+     "compile_config.metrics should be a list, got 'accuracy'" + COMPILE_FIX),
+    (lambda h: h["compile_config"].pop("loss"),
+     'compile_config.loss is missing' + COMPILE_FIX),
 ]
 
 
 @pytest.mark.host_only("reads files and checks settings: no arrays")
-@pytest.mark.parametrize("change, message", BAD_SETTINGS, ids=[message.split()[0] for _, message in BAD_SETTINGS])
+@pytest.mark.parametrize("change, message", BAD_SETTINGS, ids=[str(i) for i in range(len(BAD_SETTINGS))])
 def test_settings_of_the_wrong_type_are_refused(tmp_path, change, message):
     path = tmp_path / "model.npz"
     small_model().save(path)
@@ -626,12 +637,11 @@ def test_errors_from_the_constructors_name_the_file(tmp_path):
     rewrite(path, change_header=lambda h: h["compile_config"]["loss"]["config"].update(delta=-1))
     with pytest.raises(ModelFileError) as info:
         load_model(path, custom_objects={"Huber": Huber})
-    assert str(info.value) == (f"{path}: the compile settings in the file cannot be used: delta must be positive, "
-                               "got -1" + COMPILE_FIX)
+    assert str(info.value) == f"{path}: compile_config.loss (Huber): delta must be positive, got -1" + COMPILE_FIX
     model.save(path)
     rewrite(path, change_header=lambda h: h["compile_config"].update(metrics=["accuracy", "precision"]))
-    with pytest.raises(ModelFileError, match=f"{re.escape(str(path))}: the compile settings in the file cannot be "
-                                             "used: .*'precision'"):
+    with pytest.raises(ModelFileError, match=f"{re.escape(str(path))}: compile_config.metrics: Unknown metric "
+                                             "'precision'"):
         load_model(path, custom_objects={"Huber": Huber})
 
 

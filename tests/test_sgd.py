@@ -149,7 +149,7 @@ def test_momentum_must_be_between_0_and_1(momentum, error):
 
 
 def test_nesterov_must_be_a_bool():
-    with pytest.raises(ValueError, match="nesterov must be one of False, True"):
+    with pytest.raises(TypeError, match="nesterov must be True or False, got 'yes'"):
         SGD(momentum=0.9, nesterov="yes")
 
 

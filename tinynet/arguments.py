@@ -29,6 +29,13 @@ def one_of(value, name, allowed):
     raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}.")
 
 
+def flag(value, name):
+    """``value`` as a bool: True or False (NumPy's too), not 1 or 'yes'."""
+    if type(value).__name__ not in ("bool", "bool_"):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
 def shape(value, name):
     """A shape without its batch axis, such as ``(784,)``, as a tuple of positive ints."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):

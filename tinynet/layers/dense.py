@@ -16,7 +16,7 @@ class Dense(Layer):
         super().__init__(input_shape=input_shape, name=name)
         self.units = arguments.integer(units, "units")
         self.activation = activations.get(activation)  # a layer (ReLU, Softmax) or None
-        self.use_bias = arguments.one_of(use_bias, "use_bias", (True, False))
+        self.use_bias = arguments.flag(use_bias, "use_bias")
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 

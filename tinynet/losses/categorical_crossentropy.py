@@ -20,7 +20,7 @@ class CategoricalCrossentropy(Loss):
     name = "categorical_crossentropy"
 
     def __init__(self, from_logits=False):
-        self.from_logits = arguments.one_of(from_logits, "from_logits", (False, True))
+        self.from_logits = arguments.flag(from_logits, "from_logits")
         self.logits_loss = SoftmaxCrossentropy() if from_logits else None
 
     def get_config(self):

@@ -27,24 +27,17 @@ so training a loaded model starts the optimizer afresh, and the ``History``.
 
 Loading never runs code from the file: arrays are read with ``allow_pickle=False``
 and the architecture is plain JSON, so a model file is as safe to open as an image.
-Every setting in the JSON is checked (its type, its range, no unknown keys), and
-every size it claims is checked against the arrays' headers, and those against the
-bytes the archive holds, before anything is built or read: a small file cannot make
-``load_model`` allocate gigabytes.
+Every setting in the JSON is checked by the constructor it is given to (its
+type, its range, no unknown keys), and every size it claims is checked against
+the arrays' headers, and those against the bytes the archive holds
+(``tinynet.utils.npz``), before anything is built or read: a small file cannot
+make ``load_model`` allocate gigabytes.
 
-Saving writes a temporary file ``.<name>.tmp-<host>-<pid>-<random>`` in the same
-folder and renames it onto the target (``os.replace`` is atomic), so a crash never
-leaves half a file where a good one was. A process killed while saving leaves its
-temporary file behind; the next save to the same target removes it (on POSIX
-systems, once no process of that number runs on this host).
+Saving writes a temporary file and renames it onto the target
+(``tinynet.utils.atomic_write``), so a crash never leaves half a file where a good
+one was, and a killed save leaves nothing behind for long.
 """
-import contextlib
 import json
-import math
-import os
-import re
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy
@@ -52,15 +45,12 @@ import numpy
 import tinynet
 from tinynet import layers as layers_module, losses, optimizers
 from tinynet.layers import Dense, ReLU, Softmax
-from tinynet.losses import CategoricalCrossentropy, MeanSquaredError
 from tinynet.models.sequential import Sequential
+from tinynet.utils import npz
 from tinynet.utils.atomic_write import write_atomically
-from tinynet.optimizers import SGD, RMSprop
 
 FORMAT, FORMAT_VERSION = "tinynet", 1
-ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of every zip archive, and so of every .npz
 MAX_CONFIG_BYTES = 1 << 24  # 16 MiB of JSON: thousands of times what any architecture needs
-MAX_DEFLATE_RATIO = 1032  # deflate packs at most ~1032 bytes into one: a larger claim is a lie
 
 
 class ModelFileError(ValueError):
@@ -140,115 +130,59 @@ def load_model(filepath, custom_objects=None, compile=True):
     optimizers) that the file names; ``compile=False`` skips compiling (and
     ignores the compile settings in the file).
 
-    Everything in the file is checked before anything is built: the settings' types
-    and ranges, and the sizes the settings imply against the stored arrays.
+    Everything in the file is checked before anything is built: each setting, by
+    the constructor it is given to (``from_config``), and the sizes the settings
+    imply against the stored arrays' headers.
     """
     path = Path(filepath)
     if not path.is_file():
         raise FileNotFoundError(f"No such model file: {path}")
-    custom_objects = custom_objects or {}
-    with _open_archive(path) as archive:
-        entries = _read_entries(archive, path)  # name -> (zip member, shape, dtype): the headers alone
-        header = _read_header(path, archive, entries)
-        check_settings(header, path, custom_objects, compile)
-        with _settings_in(path, ARCHITECTURE):  # the layer objects: settings only, no weights yet
-            layers = [_from_config(entry, _layer_classes(custom_objects)) for entry in header["config"]["layers"]]
-        _check_sizes(layers, entries, path)  # before any layer allocates its weights
-        compiled = header.get("compile_config") if compile else None
-        if compiled:
-            with _settings_in(path, COMPILE_SETTINGS):
-                optimizer = _from_config(compiled["optimizer"], _optimizer_classes(custom_objects))
-                loss = _from_config(compiled["loss"], _loss_classes(custom_objects))
-        arrays = {name: _read_array(archive, path, name, entries[name][0]) for name in entries if name != "config"}
+    custom = custom_objects or {}
+    try:
+        with npz.open_archive(path) as archive:
+            entries = npz.headers(archive, path.stat().st_size)  # name -> (zip member, shape, dtype)
+            header = _read_header(path, archive, entries)
+            layers = [_from_config(entry, {**LAYERS, **custom}, f"config.layers[{i}]", path)
+                      for i, entry in enumerate(header["config"]["layers"])]  # settings only, no weights yet
+            _check_names(layers, path)
+            _check_sizes(layers, entries, path)  # before any layer allocates its weights
+            compiled = header.get("compile_config") if compile else None
+            if compiled:
+                optimizer = _from_config(compiled["optimizer"], {**OPTIMIZERS, **custom},
+                                         "compile_config.optimizer", path, COMPILE_FIX)
+                loss = _from_config(compiled["loss"], {**LOSSES, **custom}, "compile_config.loss", path, COMPILE_FIX)
+            arrays = {name: npz.read(archive, name, entries[name][0]) for name in entries if name != "config"}
+    except npz.UnreadableArchive as e:
+        raise ModelFileError(f"{path} is not a tinynet model file: {e}.") from e
     broken = [name for name, array in arrays.items() if not numpy.isfinite(array).all()]
     if broken:
         raise ModelFileError(f"{path}: the weights {', '.join(broken)} hold NaN or infinite values: the file is "
                              "damaged, or was written from a model whose training diverged.")
-    with _settings_in(path, ARCHITECTURE):
+    try:
         model = Sequential(layers, name=header["config"]["name"])  # builds: allocates the weights
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: the architecture in the file cannot be rebuilt: {e}") from e
     _set_weights(model, arrays, path)
     if compiled:
-        with _settings_in(path, COMPILE_SETTINGS):
+        try:
             model.compile(optimizer=optimizer, loss=loss, metrics=compiled["metrics"])
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"{path}: compile_config.metrics: {str(e).rstrip('.')}{COMPILE_FIX}.") from e
     return model
 
 
-# --- reading the archive: headers first, data only once every size is checked -------
-_UNREADABLE = (OSError, EOFError, ValueError, KeyError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
-               zlib.error)
-
-
-def _unreadable(path, why):
-    return ModelFileError(f"{path} is not a tinynet model file: it cannot be read as an .npz archive "
-                          f"of plain arrays ({why}).")
-
-
-def _open_archive(path):
-    """The file as a zip archive, as every .npz is."""
-    with open(path, "rb") as f:
-        start = f.read(len(ZIP_MAGIC))
-    if start != ZIP_MAGIC:
-        raise ModelFileError(f"{path} is not a tinynet model file: "
-                             f"{'it is empty' if not start else 'it is not a zip archive, as every .npz file is'}.")
-    try:
-        return zipfile.ZipFile(path)
-    except _UNREADABLE as e:
-        raise _unreadable(path, e) from e
-
-
-def _read_entries(archive, path):
-    """Each array's name -> (zip member, shape, dtype), from the .npy headers alone, with
-    the sizes the headers claim checked against the bytes the archive holds for them."""
-    entries, file_size = {}, path.stat().st_size
-    try:
-        for info in archive.infolist():
-            name = info.filename.removesuffix(".npy")
-            if info.filename == name:
-                raise ValueError(f"{info.filename} is not a .npy array")
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise ValueError(f"{info.filename} is packed in a way numpy.savez never packs")
-            with archive.open(info) as f:
-                version = numpy.lib.format.read_magic(f)
-                read_header = (numpy.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else numpy.lib.format.read_array_header_2_0)
-                shape, _, dtype = read_header(f)
-                header_size = f.tell()
-            if dtype.hasobject:
-                raise ValueError(f"{name} holds pickled Python objects; tinynet reads with allow_pickle=False, "
-                                 "since unpickling can run code")
-            data_size = math.prod(shape) * dtype.itemsize
-            packed_limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO)
-            if (header_size + data_size != info.file_size or info.compress_size > file_size
-                    or info.file_size > packed_limit + 1024):
-                raise ValueError(f"{name} claims {data_size} bytes of data, more than the archive holds for it")
-            entries[name] = (info, tuple(shape), dtype)
-    except _UNREADABLE as e:
-        raise _unreadable(path, e) from e
-    return entries
-
-
-def _read_array(archive, path, name, info):
-    """One array's data (its size already checked); a truncated or damaged file fails here, clearly."""
-    try:
-        with archive.open(info) as f:
-            return numpy.lib.format.read_array(f, allow_pickle=False)
-    except _UNREADABLE as e:
-        raise _unreadable(path, f"{name}: {e}") from e
-
-
 def _read_header(path, archive, entries):
-    """The JSON in the ``config`` array, checked to be a tinynet model's."""
+    """The JSON in the ``config`` array, checked to be a tinynet model's, and its structure checked:
+    the values themselves are checked by the constructors they are given to."""
     if "config" not in entries:
         names = list(entries)
         raise ModelFileError(f"{path} is not a tinynet model file: it has no 'config' entry "
                              f"(it holds {', '.join(names[:5]) or 'no arrays'}{', ...' if len(names) > 5 else ''}).")
-    info = entries["config"][0]
-    if info.file_size > MAX_CONFIG_BYTES:
-        raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is {info.file_size} bytes, "
-                             f"more than the {MAX_CONFIG_BYTES} any architecture needs.")
-    config = _read_array(archive, path, "config", info)
+    if entries["config"][0].file_size > MAX_CONFIG_BYTES:
+        raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is {entries['config'][0].file_size} "
+                             f"bytes, more than the {MAX_CONFIG_BYTES} any architecture needs.")
     try:
-        header = json.loads(str(config[()]))
+        header = json.loads(str(npz.read(archive, "config", entries["config"][0])[()]))
     except (ValueError, IndexError) as e:
         raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is not JSON ({e}).") from e
     except RecursionError as e:
@@ -261,90 +195,31 @@ def _read_header(path, archive, entries):
                              f"this tinynet (version {tinynet.__version__}) reads version {FORMAT_VERSION}.")
     if header.get("class_name") != "Sequential":
         raise ModelFileError(f"{path} holds a {header.get('class_name')!r} model; tinynet loads Sequential models.")
+    _expect(header, "", {"format", "format_version", "tinynet_version", "class_name", "config", "compile_config"},
+            {"config": dict}, path)
+    _expect(header["config"], "config.", {"name", "layers"}, {"name": str, "layers": list}, path)
+    if not header["config"]["layers"]:
+        raise ModelFileError(f"{path}: config.layers is empty; a model has at least one layer.")
+    if header.get("compile_config") is not None:
+        _expect(header["compile_config"], "compile_config.", {"optimizer", "loss", "metrics"},
+                {"optimizer": dict, "loss": dict, "metrics": list}, path, COMPILE_FIX)
     return header
 
 
-# --- checking every setting in the file before it is used ------------------------------
-def _is_number(value):
-    return type(value) in (int, float) and math.isfinite(value)
-
-
-# What each setting may hold: (what to say it should be, the test).
-TEXT = ("a string", lambda v: isinstance(v, str))
-FLAG = ("true or false", lambda v: isinstance(v, bool))
-COUNT = ("a whole number of 1 or more", lambda v: type(v) is int and v >= 1)
-SHAPE = ("a list of whole numbers of 1 or more, or null",
-         lambda v: v is None or (type(v) is list and len(v) > 0 and all(COUNT[1](d) for d in v)))
-NAME_OR_NULL = ("a name such as 'relu', or null", lambda v: v is None or isinstance(v, str))
-NON_NEGATIVE = ("a number of 0 or more", lambda v: _is_number(v) and v >= 0)
-FRACTION = ("a number from 0 to 1", lambda v: _is_number(v) and 0 <= v <= 1)
-NAMES = ("a list of strings", lambda v: type(v) is list and all(isinstance(m, str) for m in v))
-LAYERS = ("a list of layers, at least one", lambda v: type(v) is list and len(v) > 0)
-OBJECT = ("an object {...}", lambda v: isinstance(v, dict))
-OBJECT_OR_NULL = ("an object {...}, or null", lambda v: v is None or isinstance(v, dict))
-
-# The settings of tinynet's own classes, as their get_config methods write them.
-# A class of your own (custom_objects) gets only OBJECT: its from_config checks the rest.
-SETTINGS = {
-    Dense: {"name": TEXT, "input_shape": SHAPE, "units": COUNT, "activation": NAME_OR_NULL, "use_bias": FLAG},
-    ReLU: {"name": TEXT, "input_shape": SHAPE},
-    Softmax: {"name": TEXT, "input_shape": SHAPE},
-    RMSprop: {"learning_rate": NON_NEGATIVE, "rho": FRACTION, "epsilon": NON_NEGATIVE},
-    SGD: {"learning_rate": NON_NEGATIVE, "momentum": FRACTION, "nesterov": FLAG},
-    CategoricalCrossentropy: {"from_logits": FLAG},
-    MeanSquaredError: {},
-}
-HEADER = {"format": TEXT, "format_version": COUNT, "tinynet_version": TEXT, "class_name": TEXT,
-          "config": OBJECT, "compile_config": OBJECT_OR_NULL}
-MODEL = {"name": TEXT, "layers": LAYERS}
-ENTRY = {"class_name": TEXT, "config": OBJECT}
-COMPILE = {"optimizer": OBJECT, "loss": OBJECT, "metrics": NAMES}
-
-
-def check_settings(header, path, custom_objects, compile=True):
-    """Refuse any setting in the file of the wrong type or range, or unknown, naming its key and the file:
-    ``config.layers[0].config.units should be a whole number of 1 or more, got 'ten'``."""
-    _check_keys(header, HEADER, "", path, required=("config",))
-    _check_keys(header["config"], MODEL, "config.", path, required=tuple(MODEL))
-    for i, entry in enumerate(header["config"]["layers"]):  # every layer has a name: its arrays are named after it
-        _check_entry(entry, _layer_classes(custom_objects), f"config.layers[{i}]", path, required=("name",))
-        _check_keys({"name": entry["config"]["name"]}, {"name": TEXT}, f"config.layers[{i}].config.", path)
-    names = [entry["config"]["name"] for entry in header["config"]["layers"]]
-    if len(set(names)) != len(names):
-        raise ModelFileError(f"{path}: config.layers holds two layers of one name ({', '.join(names)}); "
-                             "layer names must be unique.")
-    if compile and header.get("compile_config") is not None:
-        _check_keys(header["compile_config"], COMPILE, "compile_config.", path, required=tuple(COMPILE),
-                    fix=COMPILE_FIX)
-        _check_entry(header["compile_config"]["optimizer"], _optimizer_classes(custom_objects),
-                     "compile_config.optimizer", path, fix=COMPILE_FIX)
-        _check_entry(header["compile_config"]["loss"], _loss_classes(custom_objects),
-                     "compile_config.loss", path, fix=COMPILE_FIX)
-
-
-def _check_entry(entry, known, where, path, required=(), fix=""):
-    """{'class_name': ..., 'config': {...}}: the entry's keys, the ``required`` keys of its config,
-    and all of its config's if the class is tinynet's own."""
-    if not isinstance(entry, dict):
-        raise ModelFileError(f"{path}: {where} should be {OBJECT[0]}, got {_show(entry)}{fix}.")
-    _check_keys(entry, ENTRY, f"{where}.", path, required=tuple(ENTRY), fix=fix)
-    _check_keys(entry["config"], SETTINGS.get(known.get(entry["class_name"])), f"{where}.config.", path,
-                required=required, fix=fix)
-
-
-def _check_keys(values, rules, where, path, required=(), fix=""):
-    """The ``required`` keys are in ``values``; every key is in ``rules`` and passes its test
-    (``rules`` None: any key, any value, for a class of your own)."""
-    for key in required:
+def _expect(values, where, keys, types, path, fix=""):
+    """``values`` is an object with only ``keys``, of which those in ``types`` are there, of that type."""
+    if not isinstance(values, dict):
+        raise ModelFileError(f"{path}: {where.rstrip('.')} should be an object {{...}}, got {_show(values)}{fix}.")
+    for key in values:
+        if key not in keys:
+            raise ModelFileError(f"{path}: {where}{key} is not a setting tinynet knows "
+                                 f"(known: {', '.join(sorted(keys))}){fix}.")
+    for key, kind in types.items():
         if key not in values:
             raise ModelFileError(f"{path}: {where}{key} is missing{fix}.")
-    for key, value in values.items() if rules is not None else ():
-        if key not in rules:
-            raise ModelFileError(f"{path}: {where}{key} is not a setting tinynet knows "
-                                 f"(known: {', '.join(rules) or 'none'}){fix}.")
-        what, test = rules[key]
-        if not test(value):
-            raise ModelFileError(f"{path}: {where}{key} should be {what}, got {_show(value)}{fix}.")
+        if not isinstance(values[key], kind) or isinstance(values[key], bool) and kind is not bool:
+            what = {str: "a string", list: "a list", dict: "an object {...}"}[kind]
+            raise ModelFileError(f"{path}: {where}{key} should be {what}, got {_show(values[key])}{fix}.")
 
 
 def _show(value):
@@ -358,41 +233,34 @@ def _classes(module, base):
     return {name: obj for name, obj in vars(module).items() if isinstance(obj, type) and issubclass(obj, base)}
 
 
-def _layer_classes(custom_objects):
-    return {**_classes(layers_module, layers_module.Layer), **custom_objects}
-
-
-def _optimizer_classes(custom_objects):
-    return {**_classes(optimizers, optimizers.Optimizer), **custom_objects}
-
-
-def _loss_classes(custom_objects):
-    return {**_classes(losses, losses.Loss), **custom_objects}
-
-
-def _from_config(entry, known):
-    """A fresh object from {'class_name': ..., 'config': {...}}, its class looked up in ``known``."""
-    name = entry["class_name"]
-    if name not in known:
-        raise ValueError(f"unknown class {name!r} (known: {', '.join(sorted(known))}); "
-                         f"pass your own classes as load_model(path, custom_objects={{{name!r}: {name}}})")
-    cls = known[name]
-    return cls.from_config(entry["config"]) if hasattr(cls, "from_config") else cls(**entry["config"])
-
-
-ARCHITECTURE = "the architecture in the file cannot be rebuilt"
-COMPILE_SETTINGS = "the compile settings in the file cannot be used"
+LAYERS = _classes(layers_module, layers_module.Layer)
+OPTIMIZERS = _classes(optimizers, optimizers.Optimizer)
+LOSSES = _classes(losses, losses.Loss)
 COMPILE_FIX = "; load with compile=False and compile the model yourself"
 
 
-@contextlib.contextmanager
-def _settings_in(path, what):
-    """Turn an error that a constructor raises on the file's settings into a ModelFileError naming the file."""
+def _from_config(entry, known, where, path, fix=""):
+    """A fresh object from {'class_name': ..., 'config': {...}}: its class looked up in ``known``,
+    and every setting checked by its constructor (any error becomes a ModelFileError naming the file)."""
+    _expect(entry, f"{where}.", {"class_name", "config"}, {"class_name": str, "config": dict}, path, fix)
+    name = entry["class_name"]
+    if name not in known:
+        raise ModelFileError(f"{path}: {where}: unknown class {name!r} (known: {', '.join(sorted(known))}); "
+                             f"pass your own classes as load_model(path, custom_objects={{{name!r}: {name}}}){fix}.")
     try:
-        yield
-    except (KeyError, TypeError, ValueError) as e:
-        fix = COMPILE_FIX if what == COMPILE_SETTINGS else ""
-        raise ModelFileError(f"{path}: {what}: {str(e).rstrip('.')}{fix}.") from e
+        return known[name].from_config(entry["config"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise ModelFileError(f"{path}: {where} ({name}): {str(e).rstrip('.')}{fix}.") from e
+
+
+def _check_names(layers, path):
+    """Every layer has a name, and no two the same: the arrays are stored under them."""
+    names = [layer.name for layer in layers]
+    if None in names:
+        raise ModelFileError(f"{path}: config.layers[{names.index(None)}].config.name is missing.")
+    if len(set(names)) != len(names):
+        raise ModelFileError(f"{path}: config.layers holds two layers of one name ({', '.join(names)}); "
+                             "layer names must be unique.")
 
 
 # --- checking sizes before anything is allocated ------------------------------------------

@@ -33,7 +33,7 @@ class SGD(Optimizer):
         super().__init__(learning_rate)
         self.momentum = arguments.real(momentum, "momentum", "a number in [0, 1], such as 0.9",
                                        lambda m: 0 <= m <= 1)
-        self.nesterov = arguments.one_of(nesterov, "nesterov", (False, True))
+        self.nesterov = arguments.flag(nesterov, "nesterov")
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
