@@ -2,6 +2,7 @@
 import math
 import time
 
+import array_api_compat
 import numpy
 
 from tinynet import backend, losses, metrics as metrics_module, optimizers
@@ -263,7 +264,7 @@ class Sequential:
     def _prepare_x(self, x, role):
         """Check the inputs against the model and move them to the backend (float32), once."""
         x = _as_array(x)
-        if x.dtype.kind not in "biuf":
+        if not array_api_compat.array_namespace(x).isdtype(x.dtype, ("bool", "integral", "real floating")):
             raise TypeError(f"{role}: expected numbers, got an array of dtype {x.dtype}.")
         if not self.layers:
             raise ValueError("The model has no layers: add some with model.add(...).")
@@ -303,7 +304,7 @@ def _batch(step, batch_size, n):
 
 def _as_array(data):
     """Lists and the like become NumPy arrays; arrays (NumPy or the backend's) pass through."""
-    return data if hasattr(data, "__array_namespace__") else numpy.asarray(data)
+    return data if backend.is_backend_array(data) else numpy.asarray(data)
 
 
 class _RunningSums:
