@@ -14,7 +14,6 @@ import array_api_strict
 import numpy as np
 import pytest
 
-from conftest import FakeCupyArray
 from tinynet import backend
 from tinynet.layers import Dense, Layer
 from tinynet.models import Sequential
@@ -152,14 +151,14 @@ def test_is_backend_array_agrees_with_array_api_compat(backend_name):
 @pytest.mark.host_only("a fake CuPy: its arrays wrap NumPy's")
 def test_a_cupy_array_without_array_namespace_stays_on_the_device(fake_cupy):
     backend.set_backend("cupy")  # the fake: a GPU that answers
-    x = FakeCupyArray([1, 2, 3])
+    x = fake_cupy.ndarray([1, 2, 3])
     assert not hasattr(x, "__array_namespace__") and array_api_compat.is_cupy_array(x)
     with pytest.raises(TypeError, match="Implicit conversion"):  # what np.asarray(x) does on a GPU
         np.asarray(x)
     y = backend.to_device(x)  # device -> device: cast, copied, never through NumPy
-    assert type(y) is FakeCupyArray and y.dtype == np.float32 and not np.shares_memory(y.data, x.data)
+    assert type(y) is fake_cupy.ndarray and y.dtype == np.float32 and not np.shares_memory(y.data, x.data)
     np.testing.assert_array_equal(y.data, [1.0, 2.0, 3.0])
-    assert type(backend.to_device(np.arange(2))) is FakeCupyArray  # host -> device: asarray
+    assert type(backend.to_device(np.arange(2))) is fake_cupy.ndarray  # host -> device: asarray
     assert backend.is_backend_array(x) and not backend.is_backend_array(np.arange(3))
 
 

@@ -279,12 +279,11 @@ def test_backend_arrays_are_taken_as_numpy_is():
 
 @pytest.mark.host_only("a fake CuPy array: no model")
 def test_as_array_lets_a_cupy_array_without_array_namespace_through(fake_cupy):
-    from conftest import FakeCupyArray
     from tinynet import backend
     from tinynet.models.sequential import _as_array
 
     backend.set_backend("cupy")  # the fake
-    x = FakeCupyArray(np.ones((2, 3)))  # as CuPy's: no __array_namespace__, no implicit NumPy conversion
+    x = fake_cupy.ndarray(np.ones((2, 3)))  # as CuPy's: no __array_namespace__, no implicit NumPy conversion
     assert _as_array(x) is x  # checked and moved by to_device, never through np.asarray
     assert type(_as_array([[1, 2]])) is np.ndarray  # host data becomes NumPy
 
