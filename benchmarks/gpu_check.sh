@@ -7,8 +7,9 @@
 # Steps, in order; each one's exit status, seconds and last lines go in the report, a failing step
 # does not stop the later ones, and the exit status is 1 if any step failed:
 #   1. install  what the device lacks, from .carry/wheels (nothing if it is all importable already)
-#   2. suite    the whole test suite on cupy: TINYNET_TEST_BACKENDS=cupy python -m pytest
-#               (less tests/test_backend_parity.py, step 3, and tests/test_gpu_check.py, which runs this script)
+#   2. suite    the whole test suite on cupy: TINYNET_TEST_BACKENDS=cupy python -m pytest (4 workers with
+#               pytest-xdist where installed), less tests/test_backend_parity.py (step 3) and
+#               tests/test_gpu_check.py (which runs this script)
 #   3. parity   tests/test_backend_parity.py: NumPy and CuPy from the same seed and initial weights, 100 steps
 #               unshuffled, the losses equal to float32 rounding
 #   4. mnist    examples/mnist.py --device gpu, 5 epochs
@@ -23,7 +24,8 @@
 #   MNIST             $TINYNET_DATA_DIR if set (and only there), else .carry/mnist, shared/data/mnist,
 #                     ../shared/data/mnist; a step that needs it fails, saying so, when it is missing
 #   $PYTHON           the interpreter (default python3: on the device, the one with PyTorch and CuPy)
-#   GPU_CHECK_TIMEOUTS  seconds per step, "install suite parity mnist seed" (default "30 130 45 45 100")
+#   GPU_CHECK_TIMEOUTS  seconds per step, "install suite parity mnist seed" (default "60 120 45 45 90": 6 minutes
+#                     at most, plus the report; a step past its limit gets SIGINT, then SIGKILL 10 s later)
 #
 # With the device tool (see its README): the device has Python 3.12, CuPy 14.2, NumPy 2.5, Numba, pytest,
 # matplotlib, Pillow and PyTorch with CUDA, and no package index; ../shared does not travel. So first, here:
@@ -48,8 +50,9 @@ PY=${PYTHON:-python3}
 OUT=${OUT:-$(mktemp -d -t gpu_check.XXXXXX)}
 mkdir -p "$OUT"
 REPORT=$OUT/report.md
+SITE=/tmp/tinynet-gpu-check-site  # where the install step falls back to
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
-read -r T_INSTALL T_SUITE T_PARITY T_MNIST T_SEED <<<"${GPU_CHECK_TIMEOUTS:-30 130 45 45 100}"
+read -r T_INSTALL T_SUITE T_PARITY T_MNIST T_SEED <<<"${GPU_CHECK_TIMEOUTS:-60 120 45 45 90}"
 
 # --- MNIST ----------------------------------------------------------------------------------
 MNIST_FILES="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"
@@ -79,8 +82,11 @@ if [ $DRY = 1 ]; then
     SEED="$PY benchmarks/seed_workload.py --device cpu --systems tinynet,torch --epochs 1 --limit 1024 --floor --data-dir \"\$TINYNET_DATA_DIR\""
 else
     MODE="on the GPU"
-    INSTALL="if $PY -c 'import array_api_compat, array_api_strict, nbclient, nbformat, ipykernel' 2>/dev/null; then echo 'everything imports: nothing to install'; elif [ -f .carry/requirements.txt ]; then $PY -m pip install --no-index --find-links .carry/wheels -r .carry/requirements.txt; else echo '.carry/wheels missing: run benchmarks/gpu_carry.sh here, and name .carry in the device call carry'; exit 1; fi"
-    SUITE="TINYNET_TEST_BACKENDS=cupy $PY -m pytest -q -rfEs --durations=10 -p no:cacheprovider --ignore=tests/test_backend_parity.py --ignore=tests/test_gpu_check.py tests"
+    # into the interpreter's own environment; if that is refused, into $SITE (added to PYTHONPATH below)
+    INSTALL="if $PY -c 'import array_api_compat, array_api_strict, nbclient, nbformat, ipykernel' 2>/dev/null; then echo 'everything imports: nothing to install'; elif [ ! -f .carry/requirements.txt ]; then echo '.carry/wheels missing: run benchmarks/gpu_carry.sh here, and name .carry in the device call carry'; exit 1; else $PY -m pip install --no-index --find-links .carry/wheels -r .carry/requirements.txt || { echo 'refused: installing into $SITE instead'; $PY -m pip install --no-index --no-deps --target $SITE .carry/wheels/*.whl; }; fi"
+    # pytest-xdist, where installed (the device has it): 4 workers, each file's tests in one of them
+    XDIST=$("$PY" -c 'import xdist' >/dev/null 2>&1 && echo "-n 4 --dist loadfile")
+    SUITE="TINYNET_TEST_BACKENDS=cupy OPENBLAS_NUM_THREADS=4 $PY -m pytest -q -rfEs --durations=10 -p no:cacheprovider ${XDIST:-} --ignore=tests/test_backend_parity.py --ignore=tests/test_gpu_check.py tests"
     PARITY="TINYNET_TEST_BACKENDS=cupy $PY -m pytest -q -rfEs -p no:cacheprovider tests/test_backend_parity.py"
     MNIST="$PY examples/mnist.py --device gpu --epochs 5 --data-dir \"\$TINYNET_DATA_DIR\""
     SEED="$PY benchmarks/seed_workload.py --device gpu --floor --data-dir \"\$TINYNET_DATA_DIR\""
@@ -97,7 +103,8 @@ step() {  # step NAME SECONDS NEEDS_MNIST COMMAND
         echo "not run: the MNIST data is missing ($DATA_LINE)" >>"$log"
         rc=2
     else
-        timeout --kill-after=10 "$limit" bash -c "$command" >>"$log" 2>&1 </dev/null
+        # SIGINT first: Python stops with a traceback of where it was, pytest with its summary so far
+        timeout --signal=INT --kill-after=10 "$limit" bash -c "$command" >>"$log" 2>&1 </dev/null
         rc=$?
     fi
     seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
@@ -114,6 +121,7 @@ step() {  # step NAME SECONDS NEEDS_MNIST COMMAND
 }
 
 step install "$T_INSTALL" 0 "$INSTALL"
+[ -d "$SITE" ] && export PYTHONPATH="$PYTHONPATH:$SITE"
 step suite "$T_SUITE" 0 "$SUITE"
 step parity "$T_PARITY" 1 "$PARITY"
 step mnist "$T_MNIST" 1 "$MNIST"
