@@ -24,6 +24,7 @@
 #   MNIST             $TINYNET_DATA_DIR if set (and only there), else .carry/mnist, shared/data/mnist,
 #                     ../shared/data/mnist; a step that needs it fails, saying so, when it is missing
 #   $PYTHON           the interpreter (default python3: on the device, the one with PyTorch and CuPy)
+#   GPU_CHECK_WORKERS the suite's pytest-xdist workers (default 4; 0: one process)
 #   GPU_CHECK_TIMEOUTS  seconds per step, "install suite parity mnist seed" (default "60 120 45 45 90": 6 minutes
 #                     at most, plus the report; a step past its limit gets SIGINT, then SIGKILL 10 s later)
 #
@@ -84,8 +85,9 @@ else
     MODE="on the GPU"
     # into the interpreter's own environment; if that is refused, into $SITE (added to PYTHONPATH below)
     INSTALL="if $PY -c 'import array_api_compat, array_api_strict, nbclient, nbformat, ipykernel' 2>/dev/null; then echo 'everything imports: nothing to install'; elif [ ! -f .carry/requirements.txt ]; then echo '.carry/wheels missing: run benchmarks/gpu_carry.sh here, and name .carry in the device call carry'; exit 1; else $PY -m pip install --no-index --find-links .carry/wheels -r .carry/requirements.txt || { echo 'refused: installing into $SITE instead'; $PY -m pip install --no-index --no-deps --target $SITE .carry/wheels/*.whl; }; fi"
-    # pytest-xdist, where installed (the device has it): 4 workers, each file's tests in one of them
-    XDIST=$("$PY" -c 'import xdist' >/dev/null 2>&1 && echo "-n 4 --dist loadfile")
+    # pytest-xdist, where installed (the device has it): GPU_CHECK_WORKERS workers, each file's tests in one
+    WORKERS=${GPU_CHECK_WORKERS:-4}
+    XDIST=$([ "$WORKERS" != 0 ] && "$PY" -c 'import xdist' >/dev/null 2>&1 && echo "-n $WORKERS --dist loadfile")
     SUITE="TINYNET_TEST_BACKENDS=cupy OPENBLAS_NUM_THREADS=4 $PY -m pytest -q -rfEs --durations=10 -p no:cacheprovider ${XDIST:-} --ignore=tests/test_backend_parity.py --ignore=tests/test_gpu_check.py tests"
     PARITY="TINYNET_TEST_BACKENDS=cupy $PY -m pytest -q -rfEs -p no:cacheprovider tests/test_backend_parity.py"
     MNIST="$PY examples/mnist.py --device gpu --epochs 5 --data-dir \"\$TINYNET_DATA_DIR\""
