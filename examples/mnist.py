@@ -2,7 +2,7 @@
 
     python examples/mnist.py                 # 5 epochs, as in the notebook
     python examples/mnist.py --epochs 1 --data-dir ../shared/data/mnist
-    python examples/mnist.py --device gpu    # on an NVIDIA GPU (pip install "tinynet[gpu]")
+    python examples/mnist.py --device gpu    # on an NVIDIA GPU (pip install ".[gpu]" in the checkout)
     python examples/mnist.py --plots out/ --save out/model.npz   # pictures, and the trained model
 
 Each step prints what the notebook shows: the data's shapes and range, the

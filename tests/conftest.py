@@ -12,8 +12,11 @@ back with ``host(y)`` before NumPy's assertions. ``fit``, ``predict``,
 ``evaluate``, ``train_on_batch`` and ``set_weights`` take NumPy: the public API.
 """
 import os
+import sys
+import types
 from pathlib import Path
 
+import numpy
 import pytest
 
 from tinynet import backend
@@ -57,6 +60,43 @@ def dev(x, dtype="float32"):
 def host(x):
     """A backend array -> a NumPy copy, for NumPy's assertions."""
     return backend.to_numpy(x)
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """A module named ``cupy`` (version 14.2.0, which ``fake_cupy.__version__`` may change) with one GPU
+    that answers and the few functions ``tinynet.backend`` calls: the ``cupy`` backend on any machine.
+
+    Its ``ndarray`` is what the host/device boundary sees of a ``cupy.ndarray``: no
+    ``__array_namespace__`` (CuPy 14.2's arrays have none), and, like CuPy, no implicit conversion
+    to NumPy. Both are made anew for each test (array_api_compat caches what it learns per class).
+    For tests marked host_only.
+    """
+    class ndarray:  # noqa: N801  cupy's name
+        def __init__(self, data):
+            self.data = numpy.asarray(data)
+            self.dtype, self.shape = self.data.dtype, self.data.shape
+
+        def __array__(self, *args, **kwargs):  # CuPy's own message
+            raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to "
+                            "construct a NumPy array explicitly.")
+
+        def sum(self):
+            return self.data.sum()
+
+        def get(self):
+            return self.data.copy()
+
+    cupy = types.ModuleType("cupy")
+    cupy.__version__ = "14.2.0"
+    cupy.ndarray = ndarray
+    cupy.float32, cupy.float64, cupy.int64 = numpy.float32, numpy.float64, numpy.int64
+    cupy.asarray = lambda x, dtype=None: ndarray(numpy.array(x, dtype=dtype))
+    cupy.astype = lambda x, dtype, copy=True: ndarray(x.data.astype(dtype, copy=copy))
+    cupy.zeros = lambda shape, dtype=None: ndarray(numpy.zeros(shape, dtype))
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    return cupy
 
 
 def mnist_dir():

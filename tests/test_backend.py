@@ -6,8 +6,10 @@ Tests marked ``host_only("switches backends itself")`` run once and call
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import array_api_compat
 import array_api_strict
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from tinynet.layers import Dense, Layer
 from tinynet.models import Sequential
 
 REPO = Path(__file__).resolve().parents[1]
-INSTALL_HINT = 'pip install "tinynet[gpu]"'
+INSTALL_HINT = 'pip install ".[gpu]"'  # never "tinynet[gpu]": tinynet on PyPI is another package
 
 
 # --- choosing a backend ------------------------------------------------------------
@@ -97,6 +99,26 @@ def test_cupy_without_a_gpu_says_why_and_how_to_install(monkeypatch):
     assert backend.get_backend() == "numpy"  # still usable
 
 
+@pytest.mark.host_only("a fake CuPy: no arrays")
+def test_cupy_13_is_refused_with_the_version_and_how_to_upgrade(fake_cupy):
+    fake_cupy.__version__ = "13.6.0"  # CuPy 13 has no cupy.astype and no cupy.concat
+    assert backend.gpu_problem() == "CuPy 13.6.0 is installed, but tinynet needs CuPy 14 or later."
+    with pytest.raises(RuntimeError) as info:
+        backend.set_backend("cupy")
+    assert backend.gpu_problem() in str(info.value) and "cupy-cuda12x" in str(info.value)
+    assert backend.get_backend() == "numpy"
+    fake_cupy.__version__ = "14.0.0rc1"
+    assert backend.gpu_problem() is None
+
+
+@pytest.mark.host_only("reads pyproject.toml")
+def test_the_gpu_extra_asks_for_cupy_14_and_array_api_compat_is_a_dependency():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["optional-dependencies"]["gpu"] == [f"cupy-cuda12x>={backend.CUPY_MIN_MAJOR}"]
+    assert backend.CUPY_MIN_MAJOR >= 14  # cupy.astype and cupy.concat, which tinynet calls, are new in 14.0
+    assert any(requirement.startswith("array-api-compat") for requirement in project["dependencies"])
+
+
 @pytest.mark.host_only("switches backends itself")
 def test_cupy_on_this_machine():
     if backend.gpu_available():
@@ -168,6 +190,32 @@ def test_to_device_copies(backend_name):
     x[1] = -1.0  # ...and so does the backend's
     np.testing.assert_array_equal(backend.to_numpy(x), [1.0, -1.0, 3.0])  # neither sees the other
     np.testing.assert_array_equal(source, [100.0, 2.0, 3.0])
+
+
+def test_is_backend_array_agrees_with_array_api_compat(backend_name):
+    on_device = backend.zeros(3)
+    assert backend.is_backend_array(on_device)
+    assert array_api_compat.array_namespace(on_device, use_compat=False) is backend.xp()
+    assert backend.is_backend_array(backend.to_device([1.0]))
+    assert backend.is_backend_array(np.zeros(3)) == (backend_name == "numpy")  # host data, unless host is the device
+    for not_an_array in ([1.0, 2.0], 3.0, "x", None):
+        assert not backend.is_backend_array(not_an_array)
+    if backend_name == "cupy":  # the real thing: no __array_namespace__ on CuPy 14.2's arrays
+        assert array_api_compat.is_cupy_array(on_device)
+
+
+@pytest.mark.host_only("a fake CuPy: its arrays wrap NumPy's")
+def test_a_cupy_array_without_array_namespace_stays_on_the_device(fake_cupy):
+    backend.set_backend("cupy")  # the fake: a GPU that answers
+    x = fake_cupy.ndarray([1, 2, 3])
+    assert not hasattr(x, "__array_namespace__") and array_api_compat.is_cupy_array(x)
+    with pytest.raises(TypeError, match="Implicit conversion"):  # what np.asarray(x) does on a GPU
+        np.asarray(x)
+    y = backend.to_device(x)  # device -> device: cast, copied, never through NumPy
+    assert type(y) is fake_cupy.ndarray and y.dtype == np.float32 and not np.shares_memory(y.data, x.data)
+    np.testing.assert_array_equal(y.data, [1.0, 2.0, 3.0])
+    assert type(backend.to_device(np.arange(2))) is fake_cupy.ndarray  # host -> device: asarray
+    assert backend.is_backend_array(x) and not backend.is_backend_array(np.arange(3))
 
 
 def test_to_numpy_returns_a_numpy_copy(backend_name):

@@ -186,3 +186,15 @@ def test_the_python_blocks_run_and_print_what_the_guide_quotes(monkeypatch):
     # the worked example of the clip: the clipped path stops learning, the fused path (fit's) does not
     assert any(code.startswith("clipped path:") for code in compared)
     assert any(code.startswith("label [1.0, 0.0]: dL/dp") for code in compared)
+
+
+@pytest.mark.host_only("reads text files")
+def test_no_install_command_names_tinynet_on_pypi():
+    """``tinynet`` on PyPI is a stranger's package: install from the checkout (``pip install ".[gpu]"``),
+    never by that name, with or without an extra."""
+    wrong = re.compile("pip install" + r"\s+\\?[\"']?tinynet\b")  # split, so this file does not match itself
+    files = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("examples/*"), *ROOT.glob("benchmarks/*"),
+             *ROOT.glob("tinynet/**/*.py"), *ROOT.glob("tests/*.py"), ROOT / "pyproject.toml"]
+    found = [f"{path.relative_to(ROOT)}: {match.group()}" for path in files if path.is_file()
+             for match in wrong.finditer(path.read_text(errors="replace"))]
+    assert found == [], found

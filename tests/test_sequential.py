@@ -286,6 +286,28 @@ def test_set_weights_round_trip():
     np.testing.assert_array_equal(source.predict(x, verbose=0), target.predict(x, verbose=0))
 
 
+def test_backend_arrays_are_taken_as_numpy_is():
+    x, y, _ = blobs(64)
+    on_host, on_device = blob_model(), blob_model()
+    history_host = on_host.fit(x, y, epochs=2, shuffle=False, verbose=0)
+    history_device = on_device.fit(dev(x), dev(y), epochs=2, shuffle=False, verbose=0)  # already on the backend
+    assert history_device.history["loss"] == history_host.history["loss"]
+    np.testing.assert_array_equal(on_device.predict(dev(x), verbose=0), on_host.predict(x, verbose=0))
+    assert on_device.evaluate(dev(x), dev(y), verbose=0) == on_host.evaluate(x, y, verbose=0)
+    assert on_device.train_on_batch(dev(x[:8]), dev(y[:8])) == on_host.train_on_batch(x[:8], y[:8])
+
+
+@pytest.mark.host_only("a fake CuPy array: no model")
+def test_as_array_lets_a_cupy_array_without_array_namespace_through(fake_cupy):
+    from tinynet import backend
+    from tinynet.models.sequential import _as_array
+
+    backend.set_backend("cupy")  # the fake
+    x = fake_cupy.ndarray(np.ones((2, 3)))  # as CuPy's: no __array_namespace__, no implicit NumPy conversion
+    assert _as_array(x) is x  # checked and moved by to_device, never through np.asarray
+    assert type(_as_array([[1, 2]])) is np.ndarray  # host data becomes NumPy
+
+
 def test_get_weights_returns_copies():
     x, y, _ = blobs(64)
     model = blob_model()

@@ -9,7 +9,8 @@ same code runs on the CPU (NumPy) or on a GPU (CuPy)::
 Backends:
 
 - ``'numpy'``: the CPU. The default.
-- ``'cupy'``: an NVIDIA GPU (``pip install "tinynet[gpu]"``, which installs ``cupy-cuda12x``).
+- ``'cupy'``: an NVIDIA GPU, with CuPy 14 or later (``pip install ".[gpu]"`` from this
+  checkout, which installs ``cupy-cuda12x``; or ``pip install cupy-cuda12x`` alone).
 - ``'strict'``: ``array_api_strict`` on its non-default device ``'device1'``: a CPU
   stand-in for a GPU, used by the tests. Like CuPy it refuses to turn its arrays
   into NumPy arrays implicitly and to mix them with host arrays, so a test suite
@@ -19,15 +20,18 @@ Backends:
 The host/device boundary is explicit and lives here too: ``to_device`` (host ->
 backend, once per ``fit``, not per step), ``to_numpy`` (backend -> host;
 ``predict``, ``evaluate``, ``History`` and ``get_weights`` always hand back
-NumPy), ``zeros`` (new arrays on the active device), ``synchronize`` (wait for
+NumPy), ``is_backend_array`` (is this already an array of the backend?), ``zeros`` (new arrays on the active device), ``synchronize`` (wait for
 queued GPU work, for timing) and ``free_memory`` (give CuPy's cached memory back).
 """
 import os
 
+import array_api_compat
 import numpy
 
 BACKENDS = ("numpy", "cupy", "strict")
-GPU_INSTALL_HINT = 'Install the GPU extra: pip install "tinynet[gpu]" (CuPy for CUDA 12, cupy-cuda12x).'
+GPU_INSTALL_HINT = ('Install CuPy 14 or later: pip install ".[gpu]" from the tinynet checkout, '
+                    'or pip install -U cupy-cuda12x (cupy-cuda13x for CUDA 13).')
+CUPY_MIN_MAJOR = 14  # cupy.astype and cupy.concat, which tinynet calls, are new in CuPy 14.0
 
 floatx = "float32"  # the default dtype of parameters and activations, as in Keras
 
@@ -40,6 +44,9 @@ def gpu_problem():
         import cupy
     except Exception as error:  # ImportError, or a broken CUDA install failing at import
         return f"CuPy cannot be imported ({type(error).__name__}: {error})."
+    version = getattr(cupy, "__version__", "0")
+    if int(version.split(".")[0]) < CUPY_MIN_MAJOR:
+        return f"CuPy {version} is installed, but tinynet needs CuPy {CUPY_MIN_MAJOR} or later."
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             return "CuPy is installed, but CUDA reports no GPU."
@@ -50,7 +57,7 @@ def gpu_problem():
 
 
 def gpu_available():
-    """True when a GPU can be used: CuPy imports *and* a CUDA device runs a kernel."""
+    """True when a GPU can be used: CuPy 14 or later imports *and* a CUDA device runs a kernel."""
     return gpu_problem() is None
 
 
@@ -97,6 +104,15 @@ def as_dtype(name):
     return getattr(_xp, name) if isinstance(name, str) else name
 
 
+def is_backend_array(x):
+    """True when ``x`` is an array of the active backend (NumPy's, CuPy's or array_api_strict's).
+
+    array_api_compat tells arrays apart by their class, as SciPy and scikit-learn do.
+    Asking for ``__array_namespace__`` instead would miss CuPy's arrays, which have none.
+    """
+    return array_api_compat.is_array_api_obj(x) and array_api_compat.array_namespace(x, use_compat=False) is _xp
+
+
 def _on_device():
     return {} if _device is None else {"device": _device}
 
@@ -107,10 +123,10 @@ def to_device(x, dtype=floatx):
     Always a copy, on NumPy too, so training never writes into the caller's arrays.
     An array already on the backend is copied there (cast to ``dtype``).
     """
-    if not isinstance(x, numpy.ndarray) and hasattr(x, "__array_namespace__"):
-        return _xp.astype(x, as_dtype(dtype), copy=True)  # already a backend array: no trip to the host
     if _name == "numpy":
         return numpy.array(x, dtype=dtype)
+    if is_backend_array(x):
+        return _xp.astype(x, as_dtype(dtype), copy=True)  # already on the device: no trip to the host
     if _name == "strict":  # array_api_strict.asarray would share the NumPy array's memory
         return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype), copy=True, **_on_device())
     return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype))  # CuPy: host -> GPU is always a copy

@@ -3,6 +3,7 @@ import math
 import time
 import warnings
 
+import array_api_compat
 import numpy
 
 from tinynet import arguments, backend, losses, metrics as metrics_module, optimizers
@@ -318,8 +319,9 @@ class Sequential:
                 hint = f" Flatten each sample first: x = x.reshape(len(x), {math.prod(expected[1:])})."
             raise ValueError(f"{role}: the model expects inputs of shape {expected}, "
                              f"got an array of shape {tuple(x.shape)}.{hint}")
-        if x.dtype.kind in "ui" and x.size and x.max() > 1:
-            warnings.warn(f"{role}: the inputs are integers up to {x.max()} (dtype {x.dtype}). A network learns "
+        xp = array_api_compat.array_namespace(x)
+        if xp.isdtype(x.dtype, "integral") and x.shape[0] and (top := int(xp.max(x))) > 1:
+            warnings.warn(f"{role}: the inputs are integers up to {top} (dtype {x.dtype}). A network learns "
                           "poorly from unscaled inputs: scale them to about 0..1 first, e.g. x = x / 255 "
                           "for pixels.", stacklevel=3)
         return backend.to_device(x)
@@ -372,11 +374,11 @@ def _numbers(data, role):
         array = _as_array(data)
     except (TypeError, ValueError) as error:  # ragged lists, for one
         raise TypeError(f"{role}: expected an array of numbers ({error}).") from None
-    if array.dtype.kind not in "biuf":
+    if not array_api_compat.array_namespace(array).isdtype(array.dtype, ("bool", "integral", "real floating")):
         raise TypeError(f"{role}: expected numbers, got an array of dtype {array.dtype}.")
     return array
 
 
 def _as_array(data):
     """Lists and the like become NumPy arrays; arrays (NumPy or the backend's) pass through."""
-    return data if hasattr(data, "__array_namespace__") else numpy.asarray(data)
+    return data if backend.is_backend_array(data) else numpy.asarray(data)

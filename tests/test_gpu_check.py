@@ -1,0 +1,60 @@
+"""benchmarks/gpu_check.sh, the one-call GPU check, is right before a GPU ever runs it:
+its dry run takes the same five steps on the CPU (NumPy), tiny, and writes the same report.
+"""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import mnist_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = ["install", "suite", "parity", "mnist", "seed"]
+pytestmark = pytest.mark.host_only("the script picks its backends itself")
+
+
+def dry_run(out, data_dir, timeouts=None):
+    env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "TINYNET_DATA_DIR": str(data_dir)}
+    env.pop("TINYNET_TEST_BACKENDS", None)
+    if timeouts:
+        env["GPU_CHECK_TIMEOUTS"] = timeouts
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    rows = dict(re.findall(r"^\| \d\. (\w+) \| (\d+) \| [\d.]+ \| .* \|$", (out / "report.md").read_text(), re.M))
+    return result, (out / "report.md").read_text(), rows
+
+
+def test_the_dry_run_passes_every_step_and_writes_the_report(tmp_path):
+    result, report, rows = dry_run(tmp_path, mnist_dir())
+    assert result.returncode == 0, report + result.stderr
+    assert report.startswith("# tinynet GPU check: dry run on the CPU")
+    assert list(rows) == STEPS and all(value == "0" for value in rows.values()), report
+    assert f"MNIST: found in {Path(mnist_dir()).resolve()}" in report and "All 5 steps passed." in report
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1-install.log", "2-suite.log", "3-parity.log",
+                                                          "4-mnist.log", "5-seed.log", "report.md"]
+    assert re.search(r"\d+ passed", (tmp_path / "2-suite.log").read_text())  # tests ran, and passed
+    accuracy = re.search(r"validation accuracy (0\.\d+)", (tmp_path / "4-mnist.log").read_text())
+    assert float(accuracy.group(1)) > 0.9  # one epoch at batch 512, seed 0
+    assert "   tinynet: epochs " in report and "matrix products alone on the CPU" in report  # seed's table
+
+
+def test_missing_data_and_a_timed_out_step_fail_alone_and_the_run_goes_on(tmp_path):
+    out, empty = tmp_path / "out", tmp_path / "no-mnist-here"
+    empty.mkdir()
+    result, report, rows = dry_run(out, empty, timeouts="30 0.2 45 45 100")  # the suite gets 0.2 s
+    assert result.returncode == 1
+    assert rows == {"install": "0", "suite": "124", "parity": "2", "mnist": "2", "seed": "2"}
+    assert "| 2. suite | 124 |" in report and "FAILED: timed out after 0.2 s" in report
+    assert report.count("FAILED: MNIST data missing") == 3 + 3  # in the table, and in each step's details
+    assert f"MNIST: **MISSING**: none of {empty} holds the four files" in report
+    assert "**4 of 5 steps failed.**" in report
+
+
+def test_unknown_arguments_are_refused(tmp_path):
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dryrun"],
+                            env={**os.environ, "OUT": str(tmp_path)}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "unknown argument '--dryrun'" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # before any work

@@ -1,0 +1,102 @@
+"""benchmarks/seed_workload.py: what it times, and that one failing system never stops the others.
+
+The benchmark itself never runs here (minutes); these tests run its pieces on a
+few hundred images, on the CPU.
+"""
+import importlib.util
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import mnist_dir
+from tinynet.models import Sequential
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.host_only("the benchmark picks its backend itself")
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("seed_workload", ROOT / "benchmarks" / "seed_workload.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def random_data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 784), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    return x, y, x[:n // 2], y[:n // 2]
+
+
+def test_the_warm_up_goes_through_fit_on_a_fresh_model(monkeypatch):
+    bench = load_benchmark()
+    calls, original_fit = [], Sequential.fit
+
+    def spy(model, x, y, **kwargs):
+        calls.append({"model": model, "n": len(x), "validation": len(kwargs["validation_data"][0]),
+                      "weights": model.get_weights()})
+        return original_fit(model, x, y, **kwargs)
+
+    monkeypatch.setattr(Sequential, "fit", spy)
+    seconds, accuracies = bench.run_tinynet(random_data(), epochs=2, seed=0, profile=False, device="cpu")
+    warm_up, timed = calls  # fit twice: the warm-up, then the timed epochs
+    assert (warm_up["n"], warm_up["validation"]) == (bench.WARM_UP, bench.WARM_UP)  # validation warmed up too
+    assert bench.WARM_UP % 32 != 0  # ends with a partial batch, as the validation set does
+    assert (timed["n"], timed["validation"]) == (300, 150) and timed["model"] is not warm_up["model"]
+    for a, b in zip(warm_up["weights"], timed["weights"]):
+        np.testing.assert_array_equal(a, b)  # the timed model starts from the seed's weights, untrained
+    assert len(seconds) == len(accuracies) == 2 and all(s > 0 for s in seconds)
+
+
+def test_pytorch_without_cuda_is_skipped_with_the_reason(monkeypatch, capsys):
+    fake_torch = types.ModuleType("torch")
+    fake_torch.__version__ = "2.13.0+cpu"
+    fake_torch.cuda = types.SimpleNamespace(is_available=lambda: False)
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    bench = load_benchmark()
+    monkeypatch.setattr(bench, "load", lambda data_dir, limit: random_data())
+    args = bench.argparse.Namespace(data_dir=None, limit=None, worker="torch", epochs=1, seed=0, device="gpu")
+    bench.worker(args)
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "2.13.0+cpu" in result["skipped"] and "torch.cuda.is_available() is False" in result["skipped"]
+
+
+def run_main(bench, monkeypatch, capsys, *argv):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import tinynet from this checkout
+    status = bench.main(["--data-dir", str(mnist_dir()), "--epochs", "1", "--limit", "256", *argv])
+    return status, capsys.readouterr().out
+
+
+def test_a_quick_cpu_run_prints_the_table_and_the_floor(monkeypatch, capsys):
+    status, out = run_main(load_benchmark(), monkeypatch, capsys, "--systems", "tinynet", "--floor")
+    assert status == 0, out
+    assert "1 epochs of the first 256 images" in out
+    assert "   tinynet: epochs " in out and "val_accuracy 0." in out
+    assert "matrix products alone on the CPU:" in out and "tinynet's median epoch is" in out
+
+
+def test_a_failing_system_is_reported_and_the_others_still_run(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # no GPU here, even on a machine that has one,
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # nor in the worker processes
+    bench = load_benchmark()
+    monkeypatch.setattr(bench, "installed", lambda system: system != "torch")  # torch "not installed"
+    status, out = run_main(bench, monkeypatch, capsys, "--device", "gpu", "--systems", "tinynet,torch", "--floor")
+    assert status == 1
+    assert "   tinynet: FAILED (exit status 1" in out
+    assert "     torch: skipped, not installed" in out  # the next system is still tried
+    assert "matrix products alone: FAILED (The 'cupy' backend needs a usable GPU." in out
+
+
+def test_unknown_systems_and_a_too_small_limit_are_refused_before_any_work(capsys):
+    bench = load_benchmark()
+    with pytest.raises(SystemExit):
+        bench.main(["--systems", "tinynet,jax"])
+    assert "--systems: unknown jax" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--limit", "10"])
+    assert f"--limit: at least {bench.WARM_UP} images" in capsys.readouterr().err
