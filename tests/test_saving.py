@@ -554,7 +554,7 @@ BAD_SETTINGS = [
     (layer0(units=0),
      'config.layers[0] (Dense): units must be an integer of at least 1, got 0.'),
     (layer0(activation=7),
-     "config.layers[0] (Dense): Unknown activation 7. Known: relu, softmax, 'linear' (or None), or a layer object such as tinynet.layers.ReLU()."),
+     "config.layers[0] (Dense): Unknown activation 7. Known: relu, softmax, or 'linear' (or None), or a layer object such as tinynet.layers.ReLU()."),
     (layer0(use_bias="yes"),
      "config.layers[0] (Dense): use_bias must be True or False, got 'yes'."),
     (layer0(input_shape=6),

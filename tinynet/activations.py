@@ -8,6 +8,7 @@ several layers (as a Keras activation function can).
 """
 import copy
 
+from tinynet import arguments
 from tinynet.layers.layer import Layer
 from tinynet.layers.relu import ReLU
 from tinynet.layers.softmax import Softmax
@@ -22,14 +23,8 @@ def get(identifier):
         return None
     if isinstance(identifier, Layer):
         return copy.deepcopy(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Layer):
-        return identifier()
-    if not isinstance(identifier, str) or identifier not in _ACTIVATIONS:
-        raise ValueError(
-            f"Unknown activation {identifier!r}. Known: {', '.join(_ACTIVATIONS)}, 'linear' (or None), "
-            "or a layer object such as tinynet.layers.ReLU()."
-        )
-    return _ACTIVATIONS[identifier]()
+    return arguments.by_name(identifier, _ACTIVATIONS, Layer, "activation",
+                             "'linear' (or None), or a layer object such as tinynet.layers.ReLU()")
 
 
 def serialize(activation):

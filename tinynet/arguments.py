@@ -3,6 +3,8 @@ that names the argument and says what is expected, before any work starts."""
 import math
 import numbers
 
+import numpy
+
 
 def integer(value, name, minimum=1):
     """``value`` as a Python int of at least ``minimum`` (NumPy integers welcome, bools not)."""
@@ -17,7 +19,7 @@ def real(value, name, expected, ok):
     """``value`` as a Python float, when ``ok(value)``; ``expected`` says what is allowed."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be {expected}, got {value!r}.")
-    if math.isnan(value) or not ok(value):
+    if not math.isfinite(value) or not ok(value):
         raise ValueError(f"{name} must be {expected}, got {value!r}.")
     return float(value)
 
@@ -31,9 +33,21 @@ def one_of(value, name, allowed):
 
 def flag(value, name):
     """``value`` as a bool: True or False (NumPy's too), not 1 or 'yes'."""
-    if type(value).__name__ not in ("bool", "bool_"):
+    if not isinstance(value, (bool, numpy.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}.")
     return bool(value)
+
+
+def by_name(identifier, known, base, what, example):
+    """An object from a Keras name in ``known`` ('rmsprop' -> RMSprop()), from a class (RMSprop ->
+    RMSprop()), or the object itself (an instance of ``base``); else a ValueError listing the names."""
+    if isinstance(identifier, base):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, base):
+        return identifier()
+    if isinstance(identifier, str) and identifier in known:
+        return known[identifier]()
+    raise ValueError(f"Unknown {what} {identifier!r}. Known: {', '.join(known)}, or {example}.")
 
 
 def shape(value, name):

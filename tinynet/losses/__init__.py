@@ -1,4 +1,5 @@
 """Losses, by object or by Keras name: ``loss='categorical_crossentropy'``, ``loss='mse'``."""
+from tinynet import arguments
 from tinynet.losses.loss import Loss
 from tinynet.losses.softmax_crossentropy import SoftmaxCrossentropy
 from tinynet.losses.categorical_crossentropy import CategoricalCrossentropy, categorical_crossentropy
@@ -13,13 +14,7 @@ _LOSSES = {
 
 def get(identifier):
     """A loss object from a name such as ``'categorical_crossentropy'``, or the object itself."""
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Loss):
-        return identifier()
-    if not isinstance(identifier, str) or identifier not in _LOSSES:
-        raise ValueError(f"Unknown loss {identifier!r}. Known: {', '.join(_LOSSES)}, or a tinynet.losses.Loss object.")
-    return _LOSSES[identifier]()
+    return arguments.by_name(identifier, _LOSSES, Loss, "loss", "a tinynet.losses.Loss object")
 
 
 __all__ = ["CategoricalCrossentropy", "Loss", "MeanSquaredError", "categorical_crossentropy", "get",
