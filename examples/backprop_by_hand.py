@@ -126,7 +126,6 @@ for label, grad, layer, key in [("dW2", dW2, dense2, "kernel"), ("db2", db2, den
 
 heading("4. Update: RMSprop (lr = 0.001, rho = 0.9, eps = 1e-7), the first step")
 lr, rho, eps = 0.001, 0.9, 1e-7
-model.optimizer.build([layer.params[key] for layer in model.layers for key in layer.params])  # as fit does first
 model.train_step(xd, yd)  # forward, backward and update: one step of fit
 for label, w, g, layer, key in [("W1", W1, dW1, dense1, "kernel"), ("b1", b1, db1, dense1, "bias"),
                                 ("W2", W2, dW2, dense2, "kernel"), ("b2", b2, db2, dense2, "bias")]:

@@ -712,3 +712,21 @@ def test_unscaled_pixels_warn_with_the_fix():
         warnings.simplefilter("error")
         model.fit(x / 255, y, epochs=1, verbose=0)  # scaled: no warning
 
+
+
+@pytest.mark.parametrize("loss", [SoftmaxCrossentropy(), CategoricalCrossentropy(from_logits=True)])
+def test_a_softmax_before_a_loss_on_logits_warns(loss):
+    model = Sequential([Dense(3, activation="softmax", input_shape=(2,))])
+    with pytest.warns(UserWarning, match="the softmax is applied twice"):
+        model.compile(loss=loss)
+
+
+def test_train_step_builds_and_checks_the_optimizer():
+    x, y, _ = blobs(20)
+    model = blob_model()
+    model.train_step(dev(x), dev(y))  # called directly, before any fit
+    assert model.optimizer.iterations == 1
+    model.layers.pop()
+    model.add(Dense(3, activation="softmax"))
+    with pytest.raises(ValueError, match="RMSprop was built for other parameters"):
+        model.train_step(dev(x), dev(y))

@@ -7,6 +7,8 @@ that the loss is still a finite number.
 """
 import time
 
+import numpy
+
 from tinynet import backend
 from tinynet.utils.progbar import Progbar
 
@@ -66,9 +68,9 @@ class EpochProgress:
 
 
 def first_non_finite(a):
-    """The index of the first row of ``a`` that holds NaN or infinity, or None (one host read)."""
+    """The index of the first row of ``a`` that holds NaN or infinity, or None."""
     xp = backend.xp()
     bad_rows = xp.any(~xp.isfinite(xp.reshape(a, (a.shape[0], -1))), axis=1)
-    if not bool(xp.any(bad_rows)):
+    if not bool(xp.any(bad_rows)):  # one read from the device, when all is well
         return None
-    return int(xp.argmax(xp.astype(bad_rows, xp.int8)))
+    return int(numpy.flatnonzero(backend.to_numpy(bad_rows))[0])

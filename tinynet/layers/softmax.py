@@ -6,7 +6,6 @@ from tinynet.layers.layer import Layer
 class Softmax(Layer):
     def forward(self, z):
         xp = backend.xp()
-        self.z = z  # the logits: a model whose loss is crossentropy reads them (see Sequential)
         e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))  # subtracting the max cannot overflow
         self.y = e / xp.sum(e, axis=-1, keepdims=True)  # y_i = exp(z_i) / sum_j exp(z_j)
         return self.y

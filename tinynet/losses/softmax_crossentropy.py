@@ -8,7 +8,8 @@ class SoftmaxCrossentropy(Loss):
 
     A model that ends in a softmax and is compiled with ``categorical_crossentropy``
     trains on this (``Sequential.compile`` decides so, as Keras does): the same
-    number as the crossentropy of the probabilities, but log(0) never happens,
+    number as the crossentropy of the probabilities while the right class's
+    probability is above that loss's clip (1e-7), but log(0) never happens,
     and the softmax's Jacobian and the log's 1/p cancel into one subtraction:
 
         dL/dz = (softmax(z) - y) / N
@@ -22,8 +23,10 @@ class SoftmaxCrossentropy(Loss):
         xp = backend.xp()
         self.check_shapes(y.shape, z.shape)
         shifted = z - xp.max(z, axis=-1, keepdims=True)  # exp of a shifted row cannot overflow; softmax is unchanged
-        log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))  # log p = log softmax(z)
-        self.y, self.p = y, xp.exp(log_p)
+        e = xp.exp(shifted)
+        total = xp.sum(e, axis=-1, keepdims=True)
+        self.y, self.p = y, e / total  # p = softmax(z)
+        log_p = shifted - xp.log(total)  # log p, without ever taking log(0)
         return -xp.sum(y * log_p) / z.shape[0]  # L = -1/N sum_n sum_i y_ni log p_ni
 
     def backward(self):

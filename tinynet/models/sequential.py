@@ -1,6 +1,5 @@
 """Sequential: a stack of layers, each feeding the next, trained like a Keras model."""
 import math
-import time
 import warnings
 
 import array_api_compat
@@ -102,9 +101,7 @@ class Sequential:
     def train_step(self, x, y):
         """One step of gradient descent on one batch (backend arrays): returns (loss, y_hat)."""
         loss, y_hat = self.compute_gradients(x, y)  # forward pass, loss, backward pass
-        for g, w, v in zip(self._gradients(), self._params(), self.optimizer.slots):
-            self.optimizer.update_step(g, w, v)  # the optimizer's formula, e.g. RMSprop's
-        self.optimizer.iterations += 1
+        self.optimizer.apply(self._gradients(), self._params())  # the update, e.g. RMSprop's, of each parameter
         return loss, y_hat
 
     def compute_gradients(self, x, y):
@@ -130,11 +127,18 @@ class Sequential:
         A model that ends in a softmax and is trained with crossentropy on its
         probabilities trains on the logits z instead, as Keras does: the last layer
         stops before its softmax and ``SoftmaxCrossentropy`` takes z. It is the same
-        loss, never takes log(0), and its gradient is simply dL/dz = (softmax(z) - y) / N.
+        loss while the right class's probability is above the clip (1e-7), never takes
+        log(0), and its gradient is simply dL/dz = (softmax(z) - y) / N.
         """
         *hidden, last = self.layers
         forward, backward = [layer.forward for layer in hidden], [layer.backward for layer in hidden]
         loss = self.loss
+        ends_in_softmax = isinstance(last, Softmax) or isinstance(getattr(last, "activation", None), Softmax)
+        if ends_in_softmax and isinstance(loss, (SoftmaxCrossentropy, CategoricalCrossentropy)) and \
+                (isinstance(loss, SoftmaxCrossentropy) or loss.from_logits):
+            warnings.warn("The model ends in a softmax, but the loss expects logits (from_logits=True): the "
+                          "softmax is applied twice. Use loss='categorical_crossentropy', or a last layer "
+                          "without activation.", stacklevel=3)
         if isinstance(loss, CategoricalCrossentropy) and not loss.from_logits:
             if isinstance(last, Softmax):  # a Softmax layer of its own: leave it out
                 last, loss = None, SoftmaxCrossentropy()

@@ -90,7 +90,7 @@ def _numba_update():
 
     def update(w, g, v, lr, rho, eps):
         dtype = w.dtype.type
-        rmsprop_update(w, g, v, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps), numpy.finfo(dtype).tiny)
+        rmsprop_update(w, g, v, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps), numpy.finfo(dtype).smallest_normal)
 
     return update
 
@@ -111,6 +111,6 @@ def _cupy_update():
 
     def update(w, g, v, lr, rho, eps):
         dtype = w.dtype.type
-        kernel(g, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps), numpy.finfo(dtype).tiny, w, v)
+        kernel(g, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps), numpy.finfo(dtype).smallest_normal, w, v)
 
     return update
