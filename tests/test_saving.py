@@ -192,7 +192,10 @@ def test_save_errors(tmp_path):
         model.save(tmp_path / "no" / "such" / "folder" / "model.npz")
     with pytest.raises(ValueError, match="input_shape"):
         Sequential([Dense(3)]).save(tmp_path / "unbuilt.npz")
-    twins = Sequential([Dense(3, input_shape=(2,), name="same"), Dense(3, name="same")])
+    with pytest.raises(ValueError, match="a layer named 'same' already; names must be unique"):
+        Sequential([Dense(3, input_shape=(2,), name="same"), Dense(3, name="same")])
+    twins = Sequential([Dense(3, input_shape=(2,), name="same"), Dense(3)])
+    twins.layers[1].name = "same"  # renamed by hand afterwards
     with pytest.raises(ValueError, match="unique"):
         twins.save(tmp_path / "twins.npz")
     assert os.listdir(tmp_path) == []
@@ -659,9 +662,9 @@ def test_weights_that_are_not_finite_are_neither_saved_nor_loaded(trained, tmp_p
     path = tmp_path / "model.npz"
     trained.save(path)
     before = path.read_bytes()
-    kernel, bias = trained.layers[0].get_weights()
-    kernel[3, 2] = np.nan
-    trained.layers[0].set_weights([kernel, bias])
+    with pytest.raises(ValueError, match="holds NaN or infinity"):
+        trained.layers[0].set_weights([np.full((6, 16), np.nan), np.zeros(16)])  # set_weights refuses NaN...
+    trained.layers[0].params["kernel"][3, 2] = float("nan")  # ...so plant it as diverged training would
     with pytest.raises(ValueError) as info:
         trained.save(path)  # a diverged model would overwrite the good file
     assert str(info.value) == (f"Not saved to {path}: the weights dense/kernel hold NaN or infinite values "

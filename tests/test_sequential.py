@@ -698,8 +698,25 @@ def test_set_weights_takes_lists():
     model.set_weights(weights)
     np.testing.assert_array_equal(model.get_weights()[-1], [1, 2, 3])
     weights[-1] = ["a", "b", "c"]
-    with pytest.raises(TypeError, match=r"Layer 'dense_1': the value given for bias is not an array of numbers"):
+    with pytest.raises(TypeError, match=r"Layer 'dense_1': the value given for bias should hold real numbers, "
+                                        r"but its dtype is <U1"):
         model.set_weights(weights)
+
+
+def test_set_weights_sets_all_or_none():
+    model = blob_model()
+    before = model.get_weights()
+    for bad, error, message in [
+        (lambda w: w.__setitem__(3, np.zeros(7)), ValueError, r"'dense_1': bias has shape \(3,\)"),
+        (lambda w: w.__setitem__(3, w[3] + 1j), TypeError, "should hold real numbers, but its dtype is complex"),
+        (lambda w: w.__setitem__(3, np.full(3, 1e300)), ValueError, "bias holds NaN or infinity, or numbers too large for float32"),
+    ]:
+        weights = [w + 1 for w in model.get_weights()]
+        bad(weights)
+        with pytest.raises(error, match=message):
+            model.set_weights(weights)
+        for w, w0 in zip(model.get_weights(), before):
+            np.testing.assert_array_equal(w, w0)  # the first layer, checked fine, was not set either
 
 
 def test_unscaled_pixels_warn_with_the_fix():

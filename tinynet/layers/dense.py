@@ -33,7 +33,12 @@ class Dense(Layer):
                 f"Flatten each sample first, e.g. x.reshape(len(x), {math.prod(input_shape[1:])})."
             )
         n_in = input_shape[-1]
-        self.params["kernel"] = backend.to_device(self.kernel_initializer((n_in, self.units)))
+        try:
+            self.params["kernel"] = backend.to_device(self.kernel_initializer((n_in, self.units)))
+        except MemoryError:
+            raise MemoryError(f"Dense layer {self.name!r}: its {n_in} x {self.units} weights "
+                              f"({n_in * self.units * 4 / 2**30:.1f} GiB in float32) do not fit in memory; "
+                              "use fewer units.") from None
         if self.use_bias:
             self.params["bias"] = backend.to_device(self.bias_initializer((self.units,)))
         if self.activation is not None:

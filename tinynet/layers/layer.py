@@ -10,6 +10,9 @@ Shapes include the batch axis as ``None``, as Keras prints them: ``(None, 784)``
 """
 import re
 
+import array_api_compat
+import numpy
+
 from tinynet import arguments, backend
 
 
@@ -46,7 +49,11 @@ class Layer:
     def __call__(self, x):
         """Build on first use, then run ``forward``."""
         if not self.built:
-            self.build((None, *x.shape[1:]))
+            shape = (None, *x.shape[1:])
+            if self.input_shape is not None and tuple(self.input_shape) != shape:
+                raise ValueError(f"Layer {self.name!r} was given input_shape={self.input_shape[1:]}, "
+                                 f"but x has shape {tuple(x.shape)}.")
+            self.build(shape)
         return self.forward(x)
 
     def forward(self, x):
@@ -63,25 +70,37 @@ class Layer:
         return [backend.to_numpy(p) for p in self.params.values()]
 
     def set_weights(self, weights):
-        """Copy NumPy arrays into the parameters, in place; shapes must match."""
+        """Copy arrays (NumPy, lists or the backend's) into the parameters, in place: all of
+        them, or none when one does not fit."""
+        for param, value in zip(self.params.values(), self.checked_weights(weights)):
+            param[...] = value
+
+    def checked_weights(self, weights):
+        """``weights`` as backend arrays ready for the parameters, or an error naming the first that does not fit."""
         weights = list(weights)
         if len(weights) != len(self.params):
             raise ValueError(
                 f"Layer {self.name!r} has {len(self.params)} weight arrays "
                 f"({', '.join(self.params) or 'none'}), but {len(weights)} were given."
             )
+        checked = []
         for (key, param), value in zip(self.params.items(), weights):
-            try:  # lists, NumPy arrays or the backend's own, as numbers of the parameter's dtype
+            where = f"Layer {self.name!r}: the value given for {key}"
+            try:
+                value = value if backend.is_backend_array(value) else numpy.asarray(value)
+            except (TypeError, ValueError) as error:  # ragged lists, for one
+                raise TypeError(f"{where} is not an array of numbers ({error}).") from None
+            if not array_api_compat.array_namespace(value).isdtype(value.dtype, ("bool", "integral", "real floating")):
+                raise TypeError(f"{where} should hold real numbers, but its dtype is {value.dtype}.")
+            with numpy.errstate(over="ignore"):  # too large for float32: reported just below
                 value = backend.to_device(value, dtype=param.dtype)
-            except (TypeError, ValueError) as error:
-                raise TypeError(f"Layer {self.name!r}: the value given for {key} is not an array of numbers "
-                                f"({error}).") from None
             if tuple(value.shape) != tuple(param.shape):
-                raise ValueError(
-                    f"Layer {self.name!r}: {key} has shape {tuple(param.shape)}, "
-                    f"but the array given for it has shape {tuple(value.shape)}."
-                )
-            param[...] = value
+                raise ValueError(f"Layer {self.name!r}: {key} has shape {tuple(param.shape)}, "
+                                 f"but the array given for it has shape {tuple(value.shape)}.")
+            if not bool(backend.xp().all(backend.xp().isfinite(value))):
+                raise ValueError(f"{where} holds NaN or infinity, or numbers too large for float32.")
+            checked.append(value)
+        return checked
 
     def get_config(self):
         """What it takes to rebuild this layer, as JSON-ready values (weights not included).

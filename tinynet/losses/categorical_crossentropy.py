@@ -49,6 +49,7 @@ class CategoricalCrossentropy(Loss):
         return (dq - xp.sum(dq * self.q, axis=-1, keepdims=True)) / self.total
 
     check_shapes = SoftmaxCrossentropy.check_shapes  # one-hot targets, or a hint to make them
+    check_targets = SoftmaxCrossentropy.check_targets  # probabilities
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False):
     """The loss as a function: ``categorical_crossentropy(y, p)``."""

@@ -25,6 +25,9 @@ class Loss:
     def from_config(cls, config):
         return cls(**config)
 
+    def check_targets(self, y_true):
+        """Raise a clear error when the targets' values cannot be this loss's (any numbers, here)."""
+
     def check_shapes(self, y_true_shape, y_pred_shape):
         """Raise a clear error when targets cannot be compared with predictions."""
         if tuple(y_true_shape) != tuple(y_pred_shape):

@@ -1,4 +1,6 @@
 """Softmax and categorical crossentropy in one step, from the logits z."""
+import numpy
+
 from tinynet import backend
 from tinynet.losses.loss import Loss
 
@@ -32,8 +34,20 @@ class SoftmaxCrossentropy(Loss):
     def backward(self):
         return (self.p - self.y) / self.y.shape[0]  # dL/dz = (p - y) / N   (each row of y sums to 1)
 
+    def check_targets(self, y):
+        """Targets are probabilities: each row in 0..1, summing to 1 (one-hot, or soft labels)."""
+        xp = backend.xp()
+        bad = xp.any((y < 0) | (y > 1), axis=-1) | (xp.abs(xp.sum(y, axis=-1) - 1) > 1e-3)
+        if bool(xp.any(bad)):
+            row = int(numpy.flatnonzero(backend.to_numpy(bad))[0])
+            raise ValueError(f"categorical_crossentropy needs targets that are probabilities, each row in 0..1 "
+                             f"and summing to 1, as tinynet.utils.to_categorical makes them; y[{row}] is "
+                             f"{backend.to_numpy(y[row, ...]).tolist()}.")
+
     def check_shapes(self, y_true_shape, y_pred_shape):
-        if len(y_true_shape) < len(y_pred_shape) or (y_true_shape[-1] == 1 and y_pred_shape[-1] > 1):
+        integer_labels = len(y_true_shape) == len(y_pred_shape) - 1 or (
+            len(y_true_shape) == len(y_pred_shape) and y_true_shape[-1] == 1 and y_pred_shape[-1] > 1)
+        if integer_labels:
             raise ValueError(
                 f"categorical_crossentropy needs one-hot targets of shape (N, {y_pred_shape[-1]}), "
                 f"but got integer labels of shape {tuple(y_true_shape)}. "

@@ -19,6 +19,8 @@ class Sequential:
     """``Sequential([Dense(512, activation='relu', input_shape=(784,)), ...])``."""
 
     def __init__(self, layers=None, name="sequential"):
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty string such as 'mnist', got {name!r}.")
         self.name = name
         self.layers = []
         self.optimizer = self.loss = None
@@ -42,9 +44,11 @@ class Sequential:
             raise ValueError(f"Layer {layer.name!r} is already in {where}; a layer can be used once. "
                              "Create a new layer for each place, e.g. Dense(10), and copy weights across "
                              "with new.set_weights(old.get_weights()) if you want them equal.")
-        unnamed = layer.name is None
+        unnamed, taken = layer.name is None, {other.name for other in self.layers}
+        if layer.name in taken:
+            raise ValueError(f"The model has a layer named {layer.name!r} already; names must be unique "
+                             "(the saved weights are filed under them). Give another name, or none.")
         if unnamed:
-            taken = {other.name for other in self.layers}
             base = name = snake_case(type(layer).__name__)
             i = 0
             while name in taken:
@@ -156,8 +160,8 @@ class Sequential:
         """Choose the optimizer, the loss and the metrics, by object or by Keras name."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'.")
-        if isinstance(metrics, str):  # else 'accuracy' would be read letter by letter
-            raise ValueError(f"metrics must be a list, e.g. metrics=[{metrics!r}].")
+        if metrics is not None and not isinstance(metrics, (list, tuple)):  # a str would be read letter by letter
+            raise ValueError(f"metrics must be a list, e.g. metrics=['accuracy'], got {metrics!r}.")
         metrics = [metrics_module.get(m) for m in metrics or ()]
         names = [m.name for m in metrics]
         for name in names:
@@ -280,9 +284,14 @@ class Sequential:
         if len(weights) != expected:
             raise ValueError(f"The model has {expected} weight arrays, but {len(weights)} were given; "
                              "pass a list shaped like model.get_weights().")
+        chunks, start = [], 0
         for layer in self.layers:
-            layer.set_weights(weights[:len(layer.params)])
-            weights = weights[len(layer.params):]
+            chunks.append(weights[start:start + len(layer.params)])
+            start += len(layer.params)
+        for layer, chunk in zip(self.layers, chunks):
+            layer.checked_weights(chunk)  # every array checked before any is set
+        for layer, chunk in zip(self.layers, chunks):
+            layer.set_weights(chunk)
 
     def summary(self, print_fn=None, line_length=None):
         """Print the layers, their output shapes and parameter counts, as Keras does."""
@@ -328,7 +337,11 @@ class Sequential:
             warnings.warn(f"{role}: the inputs are integers up to {top} (dtype {x.dtype}). A network learns "
                           "poorly from unscaled inputs: scale them to about 0..1 first, e.g. x = x / 255 "
                           "for pixels.", stacklevel=3)
-        return backend.to_device(x)
+        x = backend.to_device(x)
+        if x.shape[0] and (row := first_non_finite(x)) is not None:
+            raise ValueError(f"{role}: x[{row}] holds NaN or infinity (as float32, whose largest value is "
+                             "3.4e38); remove or fix that sample.")
+        return x
 
     def _prepare(self, x, y, role):
         """Check (x, y) for training or evaluation, and move both to the backend, once."""
@@ -342,10 +355,9 @@ class Sequential:
                              "pass at least one.")
         self.loss.check_shapes(y.shape, (y.shape[0], *self.output_shape[1:]))
         y = backend.to_device(y)
-        for name, data in (("x", x), ("y", y)):
-            row = first_non_finite(data)
-            if row is not None:
-                raise ValueError(f"{role}: {name}[{row}] holds NaN or infinity; remove or fix that sample.")
+        if (row := first_non_finite(y)) is not None:
+            raise ValueError(f"{role}: y[{row}] holds NaN or infinity; remove or fix that sample.")
+        self.loss.check_targets(y)
         return x, y
 
     # --- saving -------------------------------------------------------------
@@ -378,6 +390,8 @@ def _numbers(data, role):
         array = _as_array(data)
     except (TypeError, ValueError) as error:  # ragged lists, for one
         raise TypeError(f"{role}: expected an array of numbers ({error}).") from None
+    if array.dtype == object and array.ndim == 0:  # None, a generator, any other object
+        raise TypeError(f"{role}: expected an array of numbers, got {type(data).__name__}.")
     if not array_api_compat.array_namespace(array).isdtype(array.dtype, ("bool", "integral", "real floating")):
         raise TypeError(f"{role}: expected numbers, got an array of dtype {array.dtype}.")
     return array
