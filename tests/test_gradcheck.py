@@ -6,6 +6,7 @@ from conftest import dev, host
 from tinynet import backend, gradcheck
 from tinynet.gradcheck import GradcheckReport, check_layer, numerical_gradient
 from tinynet.layers import Dense, Layer
+from tinynet.losses import MeanSquaredError
 
 
 class Square(Layer):
@@ -153,3 +154,102 @@ def test_check_model_catches_a_wrong_layer():
     assert not report.ok
     assert [name for name, r in report.results.items() if not r["ok"]] == ["scale.w"]
     assert model.layers[0].get_weights()[0].dtype == np.float32  # the model itself untouched
+
+
+# --- mistakes: a clear error before any work ----------------------------------
+def compiled_model():
+    from tinynet.models import Sequential
+
+    model = Sequential([Dense(4, activation="relu", input_shape=(4,)), Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    return model
+
+
+Y = np.eye(3)[[0, 1, 2]]
+
+
+@pytest.mark.parametrize("layer, given", [("dense", "'dense'"), (Dense, "the class Dense: create one, Dense")])
+def test_check_layer_expects_a_layer(layer, given):
+    with pytest.raises(TypeError, match=rf"check_layer expects a layer, such as Dense\(3\), got {given}"):
+        check_layer(layer, X)
+
+
+def test_check_loss_and_check_model_expect_theirs():
+    with pytest.raises(TypeError, match=r"check_loss expects a loss, .* got 'mse'"):
+        gradcheck.check_loss("mse", Y, Y)
+    with pytest.raises(TypeError, match=r"check_model expects a compiled model, .* got 'model'"):
+        gradcheck.check_model("model", X[:3], Y)
+
+
+@pytest.mark.parametrize("argument, value, error, expected", [
+    ("eps", 0, ValueError, "a number above 0"), ("eps", -1e-6, ValueError, "a number above 0"),
+    ("eps", "1e-6", TypeError, "a number above 0"), ("eps", float("inf"), ValueError, "a number above 0"),
+    ("rtol", -1e-5, ValueError, "a number of at least 0"), ("atol", float("nan"), ValueError, "a number of at least 0"),
+    ("seed", -1, ValueError, "an integer of at least 0")])
+def test_bad_tolerances(argument, value, error, expected):
+    with pytest.raises(error, match=rf"{argument} must be {expected}"):
+        check_layer(Dense(3), X, **{argument: value})
+    if argument != "seed":
+        with pytest.raises(error, match=rf"{argument} must be {expected}"):
+            gradcheck.check_loss(MeanSquaredError(), Y, Y, **{argument: value})
+        with pytest.raises(error, match=rf"{argument} must be {expected}"):
+            gradcheck.check_model(compiled_model(), X[:3], Y, **{argument: value})
+
+
+def test_check_model_on_an_uncompiled_model():
+    from tinynet.models import Sequential
+
+    with pytest.raises(RuntimeError, match=r"Call model\.compile\(loss=\.\.\., \.\.\.\) before check_model"):
+        gradcheck.check_model(Sequential([Dense(3, input_shape=(4,))]), X[:3], Y)
+
+
+def with_nan(a, row):
+    a = np.array(a, "float64")
+    a[row, 0] = np.nan
+    return a
+
+
+def test_empty_or_non_finite_data_in_check_layer_and_check_loss():
+    with pytest.raises(ValueError, match=r"check_layer: x has no entries \(shape \(0, 4\)\)"):
+        check_layer(Dense(3), X[:0])
+    with pytest.raises(ValueError, match=r"check_layer: x\[1\] holds NaN or infinity"):
+        check_layer(Dense(3), with_nan(X, 1))
+    with pytest.raises(ValueError, match=r"check_layer: x must be an array of samples, one per row"):
+        check_layer(Dense(3), 2.0)
+    with pytest.raises(TypeError, match=r"check_layer: x must be an array of numbers, got dtype <U1"):
+        check_layer(Dense(3), [["a", "b"]])
+    with pytest.raises(ValueError, match=r"check_loss: y_true has no entries"):
+        gradcheck.check_loss(MeanSquaredError(), Y[:0], Y[:0])
+    with pytest.raises(ValueError, match=r"check_loss: y_pred\[2\] holds NaN or infinity"):
+        y_pred = dev([[0.2, 0.3, 0.5], [0.1, 0.1, 0.8], [0.3, np.inf, 0.4]], "float64")  # on the device
+        gradcheck.check_loss(MeanSquaredError(), Y, y_pred)
+
+
+def test_empty_or_non_finite_data_in_check_model():
+    with pytest.raises(ValueError, match=r"check_model: there are no samples \(x has shape \(0, 4\)\)"):
+        gradcheck.check_model(compiled_model(), X[:0], Y[:0])
+    with pytest.raises(ValueError, match=r"check_model: x\[0\] holds NaN or infinity"):
+        gradcheck.check_model(compiled_model(), with_nan(X[:3], 0), Y)
+    with pytest.raises(ValueError, match=r"check_model: y\[2\] holds NaN or infinity"):
+        gradcheck.check_model(compiled_model(), X[:3], with_nan(Y, 2))
+
+
+def test_check_layer_refuses_x_of_another_width():
+    with pytest.raises(ValueError, match=r"the layer takes inputs of shape \(None, 5\), but x has shape \(3, 4\): "
+                                         r"pass an x of shape \(3, 5\)"):
+        check_layer(Dense(3, input_shape=(5,)), X)
+
+
+def test_integer_x_is_checked_in_float64():
+    x = np.arange(8).reshape(2, 4)
+    report = check_layer(Dense(3, activation="relu"), x / 8 + 0.1)
+    assert report.ok, str(report)
+    report = check_layer(Dense(3), x)  # cast to float64: the check still passes
+    assert report.ok, str(report)
+    assert report.results["x"]["max_abs_error"] < 1e-6
+
+
+def test_check_model_passes_a_correct_model():
+    report = gradcheck.check_model(compiled_model(), X[:3], Y)
+    assert report.ok, str(report)
+    assert list(report.results) == ["dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"]

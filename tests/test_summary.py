@@ -7,7 +7,7 @@ import pytest
 
 from tinynet.layers import Dense, ReLU, Softmax
 from tinynet.models import Sequential
-from tinynet.models.summary import column_widths, readable_size
+from tinynet.models.summary import MIN_LINE_LENGTH, column_widths, print_summary, readable_size
 
 # Printed by Keras 3.15.1 for the MNIST model below (line_length 88, its default).
 KERAS_88 = """\
@@ -145,3 +145,44 @@ def test_unbuilt_model_is_a_clear_error():
 @pytest.mark.host_only("text formatting only: no arrays")
 def test_readable_size(n_bytes, text):
     assert readable_size(n_bytes) == text
+
+
+def test_the_narrowest_table_keras_draws():
+    assert MIN_LINE_LENGTH == 16  # Keras: every column at least 4 wide, else "Insufficient console width"
+    assert column_widths(16) == [6, 3, 3]  # one character (or "…") left in each cell
+    lines = summary(mnist_model(), 16).splitlines()
+    assert {len(line) for line in lines[1:10]} == {16}
+    assert lines[4] == "│ den… │ … │ … │"
+
+
+@pytest.mark.parametrize("line_length, error", [(-1, ValueError), (0, ValueError), (15, ValueError),
+                                                ("80", TypeError), (80.0, TypeError), (True, TypeError)])
+@pytest.mark.host_only("the arguments are checked before any array is read")
+def test_bad_line_length_is_a_clear_error(line_length, error):
+    model = Sequential([Dense(2, input_shape=(3,))])
+    with pytest.raises(error, match=r"line_length must be an integer of at least 16, got"):
+        model.summary(line_length=line_length)
+
+
+@pytest.mark.parametrize("columns", [1, 10, 19])
+@pytest.mark.host_only("text layout only")
+def test_a_very_narrow_terminal_gets_the_narrowest_table(monkeypatch, columns):
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *args: os.terminal_size((columns, 24)))
+    printed = []
+    Sequential([Dense(2, input_shape=(3,))]).summary(print_fn=printed.append)
+    assert len(printed[0].splitlines()[1]) == 16
+
+
+@pytest.mark.host_only("print_fn is checked before any array is read")
+def test_print_fn_that_is_not_a_function_is_a_clear_error():
+    model = Sequential([Dense(2, input_shape=(3,))])
+    with pytest.raises(TypeError, match=r"print_fn must be a function .* got 'stdout'"):
+        print_summary(model, print_fn="stdout")
+
+
+def test_print_summary_prints_or_hands_the_text_over(capsys):
+    printed = []
+    print_summary(mnist_model(), print_fn=printed.append, line_length=88)
+    assert printed == [KERAS_88]
+    print_summary(mnist_model(), line_length=88)
+    assert capsys.readouterr().out == KERAS_88

@@ -46,12 +46,60 @@ def test_empty():
     assert to_categorical(np.array([], dtype=int), 4).shape == (0, 4)
 
 
-def test_non_integer_labels():
-    with pytest.raises(ValueError, match="integer class labels"):
-        to_categorical([0.5, 1.0])
+@pytest.mark.parametrize("labels, shown", [([0.5, 1.0], "0.5"), ([1.0, np.nan], "nan"), ([np.inf], "inf")])
+def test_non_integer_labels(labels, shown):
+    with pytest.raises(ValueError, match=rf"y must hold integer class labels such as 0\.\.9, got {shown}\."):
+        to_categorical(labels)
+
+
+def test_booleans_are_labels_0_and_1():
+    np.testing.assert_array_equal(to_categorical([True, False]), [[0, 1], [1, 0]])
 
 
 @pytest.mark.parametrize("labels", [[0, 10], [-1, 2]])
 def test_labels_out_of_range(labels):
-    with pytest.raises(ValueError, match=r"0\.\.9 for num_classes=10"):
+    with pytest.raises(ValueError, match=r"y must hold labels in 0\.\.9 for num_classes=10; got values from"):
         to_categorical(labels, 10)
+
+
+def test_negative_labels_without_num_classes():
+    with pytest.raises(ValueError, match=r"y must hold class labels 0, 1, 2, \.\.\.; got -1\."):
+        to_categorical([-1, 0, 1])
+
+
+@pytest.mark.parametrize("num_classes, error", [(0, ValueError), (-2, ValueError), (3.0, TypeError),
+                                                ("3", TypeError), (True, TypeError)])
+def test_num_classes_must_be_a_positive_integer(num_classes, error):
+    # Keras refuses 3.0 too (numpy.zeros wants an int); it reads 0 as None, which hides the mistake.
+    with pytest.raises(error, match=rf"num_classes must be an integer of at least 1, got {num_classes!r}\."):
+        to_categorical([0, 1], num_classes=num_classes)
+
+
+def test_num_classes_may_be_a_numpy_integer():
+    assert to_categorical([0, 1], num_classes=np.int64(3)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("labels, dtype", [(["0", "1"], "<U1"), ([1 + 0j], "complex128"), ([0, None], "object")])
+def test_labels_that_are_not_numbers(labels, dtype):
+    with pytest.raises(TypeError, match=rf"y must hold integer class labels .*dtype {dtype}.*numpy.unique"):
+        to_categorical(labels)
+
+
+def test_ragged_labels():
+    with pytest.raises(TypeError, match=r"y must be an array of integer class labels"):
+        to_categorical([[0, 1], [2]])
+
+
+def test_a_huge_label_is_refused_before_any_memory_is_taken():
+    with pytest.raises(ValueError, match=r"labels in y go up to 1,000,000,000,000, so to_categorical would make "
+                                         r"1,000,000,000,001 classes: an array of shape \(2, 1000000000001\) "
+                                         r"that takes 14,901\.2 GiB\. Are these class numbers"):
+        to_categorical([0, 10**12])
+    with pytest.raises(ValueError, match=r"num_classes=1,000,000,000,000 would make .* GiB: is num_classes right"):
+        to_categorical([0, 1], num_classes=10**12)
+
+
+def test_many_classes_in_little_memory_still_work():
+    out = to_categorical([0, 2 * 10**6])  # 2 rows of 2,000,001 classes: 32 MB
+    assert out.shape == (2, 2 * 10**6 + 1)
+    assert out[1, -1] == 1 and out.sum() == 2

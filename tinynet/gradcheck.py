@@ -16,10 +16,16 @@ Points where the function has a kink (ReLU at 0) have no derivative: keep
 inputs away from them, or the check will rightly disagree there.
 """
 import copy
+import math
 
+import array_api_compat
 import numpy
 
-from tinynet import backend
+from tinynet import arguments, backend
+from tinynet.callbacks.progress import first_non_finite
+from tinynet.layers import Layer
+from tinynet.losses import Loss
+from tinynet.models import Sequential
 
 
 class GradcheckReport:
@@ -82,15 +88,60 @@ def _params_to_float64(layers):
             layer.params[key] = _float64(p)
 
 
+# --- checks of the arguments, before any work ---------------------------------
+def _require(value, kind, example, what):
+    """``value`` must be an instance of ``kind`` (a layer, a loss, a model), not its class or a name."""
+    if isinstance(value, kind):
+        return
+    if isinstance(value, type) and issubclass(value, kind):
+        raise TypeError(f"{what} expects {example}, got the class {value.__name__}: create one, "
+                        f"{value.__name__}(...).")
+    raise TypeError(f"{what} expects {example}, got {value!r}.")
+
+
+def _tolerances(eps, rtol, atol):
+    return (arguments.real(eps, "eps", "a number above 0, such as 1e-6", lambda v: 0 < v < math.inf),
+            arguments.real(rtol, "rtol", "a number of at least 0, such as 1e-5", lambda v: 0 <= v < math.inf),
+            arguments.real(atol, "atol", "a number of at least 0, such as 1e-8", lambda v: 0 <= v < math.inf))
+
+
+def _data(value, name, what):
+    """``value`` as a float64 backend array of at least one sample, all finite, or an error naming ``name``."""
+    try:
+        array = value if backend.is_backend_array(value) else numpy.asarray(value)
+    except ValueError as error:  # ragged lists
+        raise TypeError(f"{what}: {name} must be an array of numbers ({error}).") from None
+    if not array_api_compat.array_namespace(array).isdtype(array.dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"{what}: {name} must be an array of numbers, got dtype {array.dtype}.")
+    if array.ndim == 0:
+        raise ValueError(f"{what}: {name} must be an array of samples, one per row, got the single number "
+                         f"{array}.")
+    if math.prod(array.shape) == 0:
+        raise ValueError(f"{what}: {name} has no entries (shape {tuple(array.shape)}); pass at least one sample.")
+    array = _float64(array)
+    row = first_non_finite(array)
+    if row is not None:
+        raise ValueError(f"{what}: {name}[{row}] holds NaN or infinity, where no gradient can be checked; "
+                         "fix or remove that sample.")
+    return array
+
+
 def check_layer(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, seed=0):
     """Check ``layer.backward`` (dL/dx and every ``grads`` entry) at input ``x``.
 
     A copy of the layer is built for ``x`` and moved to float64; L = sum(y * r)
     for a fixed random r, so every output counts. The layer itself is not changed.
     """
+    _require(layer, Layer, "a layer, such as Dense(3)", "check_layer")
+    eps, rtol, atol = _tolerances(eps, rtol, atol)
+    if seed is not None:
+        seed = arguments.integer(seed, "seed", minimum=0)
+    x = _data(x, "x", "check_layer")
+    if layer.input_shape is not None and tuple(layer.input_shape[1:]) != tuple(x.shape[1:]):
+        raise ValueError(f"check_layer: the layer takes inputs of shape {layer.input_shape}, but x has shape "
+                         f"{tuple(x.shape)}: pass an x of shape {(x.shape[0], *layer.input_shape[1:])}.")
     layer = copy.deepcopy(layer)
     layer.needs_input_gradient = True  # even a model's first layer: dL/dx is checked too
-    x = _float64(x)
     if not layer.built:
         layer.build((None, *x.shape[1:]))
     _params_to_float64([layer])
@@ -110,7 +161,9 @@ def check_layer(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, seed=0):
 
 def check_loss(loss, y_true, y_pred, eps=1e-6, rtol=1e-5, atol=1e-8):
     """Check ``loss.backward()`` (dL/dy_pred) at ``y_pred``, in float64."""
-    y_true, y_pred = _float64(y_true), _float64(y_pred)
+    _require(loss, Loss, "a loss, such as CategoricalCrossentropy()", "check_loss")
+    eps, rtol, atol = _tolerances(eps, rtol, atol)
+    y_true, y_pred = _data(y_true, "y_true", "check_loss"), _data(y_pred, "y_pred", "check_loss")
     loss.forward(y_true, y_pred)
     analytic = backend.to_numpy(loss.backward())
     report = GradcheckReport(rtol, atol)
@@ -121,10 +174,15 @@ def check_loss(loss, y_true, y_pred, eps=1e-6, rtol=1e-5, atol=1e-8):
 def check_model(model, x, y, eps=1e-6, rtol=1e-5, atol=1e-8):
     """Check a compiled model's gradients (``compute_gradients``, the path ``fit`` uses)
     for every parameter of every layer, on a float64 copy of the model."""
+    _require(model, Sequential, "a compiled model, such as Sequential([Dense(3, input_shape=(4,))])",
+             "check_model")
+    if model.loss is None:  # the wording of Sequential's own check
+        raise RuntimeError("Call model.compile(loss=..., ...) before check_model(model, x, y), "
+                           "e.g. model.compile(loss='categorical_crossentropy', metrics=['accuracy']).")
+    eps, rtol, atol = _tolerances(eps, rtol, atol)
     model = copy.deepcopy(model)
+    model._prepare(x, y, "check_model")  # fit's checks of x and y (samples, shapes, NaN), on the copy
     x, y = _float64(x), _float64(y)
-    if not model.built:
-        model.build(x.shape)
     _params_to_float64(model.layers)
     model.compute_gradients(x, y)
     report = GradcheckReport(rtol, atol)

@@ -10,9 +10,12 @@
 """
 import shutil
 
-from tinynet import backend
+from tinynet import arguments, backend
 
 KERAS_LINE_LENGTH = 88
+# The narrowest table: each cell keeps one character (or "…") between its padding.
+# Keras refuses a narrower one too ("Insufficient console width"), from 15 columns down.
+MIN_LINE_LENGTH = 16
 COLUMN_ENDS = (0.45, 0.80, 1.0)  # where each column ends, as a fraction of the line
 
 
@@ -43,10 +46,20 @@ def cell(text, width, align="<"):
     return f" {text:{align}{width - 2}} "
 
 
+def print_summary(model, print_fn=None, line_length=None):
+    """``model.summary()``: builds the text, then hands it to ``print_fn`` once (default: print it)."""
+    if print_fn is not None and not callable(print_fn):
+        raise TypeError(f"print_fn must be a function that takes the summary text, such as print or "
+                        f"lines.append, or None to print it; got {print_fn!r}.")
+    text = summary_text(model, line_length)
+    (print_fn or (lambda s: print(s, end="")))(text)
+
+
 def summary_text(model, line_length=None):
     """The summary as one string, ending in a newline."""
-    if line_length is None:  # Keras: 88 columns, narrower on a narrow terminal
-        line_length = min(KERAS_LINE_LENGTH, shutil.get_terminal_size().columns - 4)
+    if line_length is None:  # Keras: 88 columns, narrower on a narrow terminal (never below the minimum)
+        line_length = max(MIN_LINE_LENGTH, min(KERAS_LINE_LENGTH, shutil.get_terminal_size().columns - 4))
+    line_length = arguments.integer(line_length, "line_length", minimum=MIN_LINE_LENGTH)  # characters
     widths = column_widths(line_length)
 
     def rule(left, fill, mid, right):
