@@ -37,7 +37,8 @@ def file_problem(path, suffixes, example, ignore_case=False):
         return f"that is a folder: give a file name in it, like {file / example}"
     suffix = file.suffix.lower() if ignore_case else file.suffix
     if suffix not in suffixes or file.stem == "":
-        return f"give a file name ending in {' or '.join(sorted(suffixes))}, like {example}"
+        ending = next(iter(suffixes)) if len(suffixes) == 1 else f"one of {', '.join(sorted(suffixes))}"
+        return f"give a file name ending in {ending}, like {example}"
     if file.parent.is_dir():
         writable = os.access(file.parent, os.W_OK | os.X_OK) and (not file.exists() or os.access(file, os.W_OK))
         return None if writable else "you may not write there: pick another place"
