@@ -25,11 +25,13 @@ Only the standard library's http.server serves it: a page for one person on one
 computer needs no web framework, and every line of the server is here to read.
 """
 import argparse
+import errno
 import importlib.util
 import json
 import math
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -67,12 +69,9 @@ def default_model_path():
 # --- what the model does with one image -------------------------------------
 def check_model(model, source):
     """A model of 784 inputs, 10 outputs, whose first layer has a kernel (784, units): or a ValueError."""
-    first = model.layers[0] if model.layers else None
-    if (model.input_shape != (None, 784) or model.output_shape != (None, 10)
-            or first is None or first.params.get("kernel") is None):
-        raise ValueError(f"{source}: expected an MNIST classifier, 784 inputs -> 10 probabilities, whose "
-                         f"first layer is Dense (as examples/mnist.py builds it); got inputs "
-                         f"{model.input_shape} and outputs {model.output_shape}.")
+    problem = _example("cli_checks").mnist_classifier_problem(model)  # shared with examples/predict.py
+    if problem:
+        raise ValueError(f"{source}: {problem}")
     return model
 
 
@@ -184,8 +183,38 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self._answer(self._get)
 
+    def do_HEAD(self):  # GET's status and headers, without the body (as HTTP requires)
+        self._answer(self._get, send_body=False)
+
     def do_POST(self):
         self._answer(self._post)
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's HTML error page, except for a method with no do_<METHOD>: a JSON 405 or 501."""
+        if code == HTTPStatus.NOT_IMPLEMENTED and getattr(self, "command", None):
+            self._answer(self._other_method)
+        else:  # a request too broken to have a method or path: http.server's own page
+            super().send_error(code, message, explain)
+
+    def _allowed(self, path):
+        """The methods ``path`` answers to ("GET, HEAD" or "POST"), or None for a path the API does not have."""
+        if path in STATIC or path == "/model" or re.fullmatch(r"/weights/\d{1,6}", path):
+            return "GET, HEAD"
+        return "POST" if path == "/predict" else None
+
+    def _other_method(self):
+        path = self.path.split("?", 1)[0]
+        allowed = self._allowed(path)
+        if allowed is None:
+            return self._error(HTTPStatus.NOT_IMPLEMENTED, f"{self.command[:20]} is not a method this server "
+                               "knows: the page is GET /, the API is POST /predict, GET /weights/<unit> and GET /model.")
+        return self._method_not_allowed(path, allowed)
+
+    def _method_not_allowed(self, path, allowed):
+        """405, with the Allow header HTTP asks for."""
+        self.headers_to_send["Allow"] = allowed
+        use = "POST /predict with a JSON body; " + EXPECTED if allowed == "POST" else f"GET {path}"
+        return self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command[:20]} {path[:100]}: use {use}.")
 
     def _get(self):
         path = self.path.split("?", 1)[0]
@@ -202,13 +231,14 @@ class Handler(BaseHTTPRequestHandler):
                 return self._error(HTTPStatus.NOT_FOUND, f"No unit {unit}: the first layer has units 0 to {units - 1}.")
             return self._json(HTTPStatus.OK, incoming_weights(self.server.model, unit))
         if path == "/predict":
-            return self._error(HTTPStatus.METHOD_NOT_ALLOWED, "Use POST /predict with a JSON body; " + EXPECTED + ".")
+            return self._method_not_allowed(path, "POST")
         return self._not_found(path)
 
     def _post(self):
         path = self.path.split("?", 1)[0]
         if path != "/predict":
-            return self._not_found(path)
+            allowed = self._allowed(path)
+            return self._method_not_allowed(path, allowed) if allowed else self._not_found(path)
         body = self._read_body()
         image = read_image(body)
         with self.server.lock:  # layers keep their last input for backward: one forward pass at a time
@@ -266,9 +296,12 @@ class Handler(BaseHTTPRequestHandler):
     def _json(status, answer):
         return status, json.dumps(answer).encode(), "application/json"
 
-    def _answer(self, respond):
-        """Run ``respond`` and send what it returns, or a JSON error: nothing a client sends ends the server."""
-        self.note, start = "", time.perf_counter()
+    def _answer(self, respond, send_body=True):
+        """Run ``respond`` and send what it returns, or a JSON error: nothing a client sends ends the server.
+
+        ``send_body=False`` (HEAD): the status and headers only.
+        """
+        self.note, self.headers_to_send, start = "", {}, time.perf_counter()
         try:
             status, body, content_type = respond()
         except BadRequest as e:
@@ -281,9 +314,13 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        for name, value in self.headers_to_send.items():
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+        if not send_body:
+            return
         try:
             self.wfile.write(body)
         except ConnectionError:  # the client left before reading its answer
@@ -329,7 +366,7 @@ def train_seed_model(path):
 
     print(f"No model at {path} yet: training one for one epoch (examples/mnist.py trains it for 5).")
     (x_train, y_train), (x_valid, y_valid) = mnist.load_data()  # $TINYNET_DATA_DIR, else downloaded once
-    model = _mnist_example().build_model()
+    model = _example("mnist").build_model()
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train.reshape(60000, 784) / 255, tinynet.utils.to_categorical(y_train, 10), epochs=1,
               validation_data=(x_valid.reshape(10000, 784) / 255, tinynet.utils.to_categorical(y_valid, 10)))
@@ -338,9 +375,9 @@ def train_seed_model(path):
     print(f"Saved it to {path}.")
 
 
-def _mnist_example():
-    """examples/mnist.py as a module (examples/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("mnist_example", HERE / "mnist.py")
+def _example(name):
+    """examples/<name>.py as a module (examples/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_example", HERE / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -358,6 +395,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0..65535, got {args.port}")
+    try:  # before the model is loaded (or trained): a host name that names no computer
+        if args.host:  # "" is every interface, as 0.0.0.0
+            socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:
+        parser.error(f"--host {args.host!r}: no such host ({getattr(e, 'strerror', None) or e}); "
+                     "give a name or address of this computer, such as 127.0.0.1 or 0.0.0.0")
     try:
         model, path = open_model(args.model)
     except (OSError, ValueError) as e:
@@ -365,8 +408,11 @@ def main(argv=None):
     try:
         server = make_server(model, args.host, args.port, source=path)
     except OSError as e:
-        parser.exit(2, f"error: cannot serve on {args.host}:{args.port} ({e.strerror or e}); "
-                       "pick another port with --port.\n")
+        if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:  # the host is not this computer
+            fix = "give a name or address of this computer with --host, such as 127.0.0.1 or 0.0.0.0"
+        else:  # in use, or reserved (below 1024)
+            fix = "pick another port with --port"
+        parser.exit(2, f"error: cannot serve on {args.host}:{args.port} ({e.strerror or e}); {fix}.\n")
     host, port = server.server_address[:2]
     url = f"http://{host}:{port}/"
     print(f"Model {path}: 784 -> {' -> '.join(str(layer['units']) for layer in describe(model)['layers'])}")

@@ -24,7 +24,9 @@ Three plots are written as PNG files: the points and the lines, the loss over
 (m, b) as a contour map with the paths taken, and the loss at every step.
 """
 import argparse
+import importlib.util
 import os
+from pathlib import Path
 
 import matplotlib.colors
 import matplotlib.ticker
@@ -221,11 +223,22 @@ def print_progress(label, index, last, m, b, value):
         print(f"   {label} {index:4d}: m = {m:9.5f}, b = {b:9.5f}, loss = {value:10.5f}")
 
 
+def _cli_checks():
+    """examples/cli_checks.py, the checks of arguments the examples share (examples/ is no package)."""
+    spec = importlib.util.spec_from_file_location("cli_checks", Path(__file__).resolve().parent / "cli_checks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="line_fit_out",
                         help="folder for the three PNG plots (default: ./line_fit_out)")
     args = parser.parse_args(argv)
+    problem = _cli_checks().folder_problem(args.out)  # now, not after all five steps
+    if problem:
+        parser.error(f"--out {args.out!r}: {problem}")
 
     print("1. The notebook's starting line")
     m0, b0 = START

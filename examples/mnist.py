@@ -9,14 +9,27 @@ Each step prints what the notebook shows: the data's shapes and range, the
 model summary, the training progress and the final validation accuracy.
 """
 import argparse
+import importlib.util
 import os
 import statistics
 import sys
+from pathlib import Path
 
 import tinynet
 from tinynet.datasets import mnist
 from tinynet.layers import Dense
 from tinynet.models import Sequential
+
+
+def _load_checks():
+    """examples/cli_checks.py, the checks of arguments the examples share (examples/ is no package)."""
+    spec = importlib.util.spec_from_file_location("cli_checks", Path(__file__).resolve().parent / "cli_checks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+checks = _load_checks()
 
 
 def choose_device(device):
@@ -34,9 +47,9 @@ def choose_device(device):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=None, help="repeat a run exactly (CPU)")
+    parser.add_argument("--epochs", type=int, default=5, help="passes over the training data, 1 or more")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per update, 1 or more")
+    parser.add_argument("--seed", type=int, default=None, help="repeat a run exactly (CPU); 0 to 2**32 - 1")
     parser.add_argument("--data-dir", default=None,
                         help="folder with the four MNIST .gz files (default: $TINYNET_DATA_DIR, else download)")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
@@ -45,14 +58,20 @@ def main(argv=None):
                         help="write digits.png, training_curves.png, confusion_matrix.png and mistakes.png there")
     parser.add_argument("--save", metavar="PATH", default=None, help="save the trained model (a .npz file)")
     args = parser.parse_args(argv)
-    if args.save and not args.save.endswith(".npz"):
-        parser.error(f"--save: the model is saved as a .npz file; got {args.save!r}")  # now, not after training
+    check_arguments(parser, args)  # now, not after loading MNIST and training
     choose_device(args.device)
     if args.seed is not None:
         tinynet.utils.set_random_seed(args.seed)
 
     print("1. Load the data")
-    (x_train, y_train), (x_valid, y_valid) = mnist.load_data(args.data_dir)
+    try:
+        (x_train, y_train), (x_valid, y_valid) = mnist.load_data(args.data_dir)
+    except (OSError, ValueError) as e:  # missing, damaged or wrong files: the message names them
+        message = str(e)
+        if args.data_dir is not None:  # the fix is this script's flag, not load_data's argument
+            message = f"--data-dir {args.data_dir}: " + message.replace("call load_data() without a path",
+                                                                       "leave out --data-dir")
+        parser.exit(1, f"{parser.prog}: error: {message}\n")
     print(f"   x_train {x_train.shape} {x_train.dtype}, y_train {y_train.shape}; "
           f"x_valid {x_valid.shape}, y_valid {y_valid.shape}")
     print(f"   pixel values from {x_train.min()} to {x_train.max()}; the first label is {y_train[0]}")
@@ -94,6 +113,26 @@ def main(argv=None):
         print(f"8. Saved the model to {args.save}: tinynet.models.load_model reads it back, and\n"
               f"   python examples/predict.py {args.save} digit.png   reads your own digits with it")
     return history
+
+
+def check_arguments(parser, args):
+    """parser.error (exit 2) for an argument that would fail later: after loading MNIST, or after training."""
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            parser.error(f"{flag} must be 1 or more, got {value}")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        parser.error(f"--seed must be from 0 to 2**32 - 1, got {args.seed}")
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        what = "is a file, not a folder" if os.path.exists(args.data_dir) else "does not exist"
+        parser.error(f"--data-dir {args.data_dir!r} {what}: give the folder that holds the four MNIST .gz files")
+    if args.plots is not None:
+        problem = checks.folder_problem(args.plots)
+        if problem:
+            parser.error(f"--plots {args.plots!r}: {problem}")
+    if args.save is not None:
+        problem = checks.file_problem(args.save, {".npz"}, "model.npz")
+        if problem:
+            parser.error(f"--save {args.save!r}: {problem}")
 
 
 def build_model():

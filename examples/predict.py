@@ -12,12 +12,18 @@ prints its three most likely digits:
 
     my_seven.png: 7 (98.1%), 1 (1.2%), 9 (0.3%)
 
-A picture that cannot be read (missing, damaged, or too large to decode safely)
-is reported on stderr and the others are still read; the exit status is then 1.
---show PATH writes a picture of the 28x28 inputs the model was given.
+A picture that cannot be read (missing, not a file, damaged, or too large to decode
+safely) is reported on stderr and the others are still read; the exit status is then 1.
+--show PATH writes a picture of the 28x28 inputs the model was given (PNG, PDF,
+SVG, JPEG, ... by its extension). A model that is no MNIST classifier (784 inputs
+-> 10 probabilities), or a --show path that cannot be written, is refused before
+any picture is read.
 """
 import argparse
+import importlib.util
+import os
 import sys
+from pathlib import Path
 
 import numpy
 
@@ -26,6 +32,18 @@ from tinynet.models import load_model
 from tinynet.utils.digits import load_digit
 
 TOP = 3
+SHOW_FORMATS = {".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".eps", ".ps"}  # matplotlib's
+
+
+def _example(name):
+    """examples/<name>.py as a module (examples/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_example", Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+checks = _example("cli_checks")  # the checks examples/draw.py and examples/mnist.py make too
 
 
 def main(argv=None):
@@ -33,16 +51,27 @@ def main(argv=None):
     parser.add_argument("model", help="a model saved with model.save, e.g. out/model.npz")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG pictures of single digits")
     parser.add_argument("--show", metavar="PATH", default=None,
-                        help="write a PNG of the prepared 28x28 inputs, titled with the predictions")
+                        help="write a picture (.png, .pdf, .svg, .jpg, ...) of the prepared 28x28 inputs, "
+                             "titled with the predictions")
     args = parser.parse_args(argv)
+    if args.show is not None:  # now, not after reading every picture
+        problem = checks.file_problem(args.show, SHOW_FORMATS, "inputs.png", ignore_case=True)
+        if problem:
+            parser.error(f"--show {args.show!r}: {problem}")
     try:
         model = load_model(args.model, compile=False)  # predicting needs no loss or optimizer
     except (OSError, ValueError) as e:
         parser.exit(2, f"error: {e}\n")
+    problem = checks.mnist_classifier_problem(model)  # as examples/draw.py checks it
+    if problem:
+        parser.exit(2, f"error: {args.model}: {problem}\n")
 
     names, inputs, failed = [], [], 0
     for path in args.images:
         try:
+            if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+                raise ValueError(f"{path} is not a regular file (a device, a pipe or a socket): "
+                                 "give a picture file, PNG or JPEG.")
             inputs.append(load_digit(path))  # (28, 28), in [0, 1]
             names.append(path)
         except (OSError, ValueError) as e:
@@ -55,6 +84,7 @@ def main(argv=None):
             best = numpy.argsort(-p, kind="stable")[:TOP]
             print(f"{name}: " + ", ".join(f"{k} ({p[k]:.1%})" for k in best))
         if args.show:
+            os.makedirs(os.path.dirname(args.show) or ".", exist_ok=True)
             tinynet.plot.image_grid(images, predictions=probabilities,
                                     title="What the model saw, and what it read", path=args.show)
             print(f"(the inputs, as the model saw them: {args.show})")

@@ -161,6 +161,7 @@ def raw(url, request):
     (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}", b"HTTP/1.0 400 "),  # cut short
     (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", b"HTTP/1.0 413 "),
     (b"BREW /coffee HTTP/1.1\r\n\r\n", b"HTTP/1.0 501 "),
+    (b"BREW /predict HTTP/1.1\r\n\r\n", b"HTTP/1.0 405 "),
     (b"\x16\x03\x01\x02\x00garbage, as from an https:// client\r\n\r\n", b"Error code: 400"),
     (b"", b""),
 ])
@@ -171,16 +172,57 @@ def test_broken_http_never_stops_the_server(server, request_bytes, answer):
 
 
 @pytest.mark.parametrize("method, path, status, says", [
-    ("GET", "/nothing", 404, "POST /predict"), ("POST", "/", 404, "POST /predict"),
-    ("POST", "/model", 404, "POST /predict"), ("GET", "/weights/-1", 404, "POST /predict"),
+    ("GET", "/nothing", 404, "POST /predict"), ("POST", "/nothing", 404, "POST /predict"),
+    ("GET", "/weights/-1", 404, "POST /predict"),
     ("GET", "/weights/1x", 404, "POST /predict"), ("GET", "/index.html", 404, "POST /predict"),
     ("GET", "/draw.py", 404, "POST /predict"), ("GET", "/../draw.py", 404, "POST /predict"),
     ("GET", "/%2e%2e/mnist.py", 404, "POST /predict"), ("GET", "/weights/64", 404, "units 0 to 63"),
-    ("GET", "/predict", 405, "Use POST /predict with a JSON body"),
 ])
 def test_unknown_paths_are_404_and_never_a_file(server, method, path, status, says):
     answer = call(server[0], path, b"{}" if method == "POST" else None, method=method)
     assert answer[0] == status and says in answer[1]["error"]
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("GET", "/predict", "POST"), ("PUT", "/predict", "POST"), ("DELETE", "/predict", "POST"),
+    ("POST", "/", "GET, HEAD"), ("POST", "/model", "GET, HEAD"), ("PUT", "/weights/3", "GET, HEAD"),
+    ("PATCH", "/draw.js", "GET, HEAD"),
+])
+def test_a_known_path_with_the_wrong_method_is_a_json_405_with_allow(server, method, path, allow):
+    request = urllib.request.Request(server[0] + path, data=b"{}" if method != "GET" else None, method=method)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=30)
+    error = info.value
+    assert error.code == 405 and error.headers["Allow"] == allow
+    assert error.headers["Content-Type"] == "application/json"
+    message = json.loads(error.read())["error"]
+    assert message.startswith(f"{method} {path}: use ")
+    assert ("POST /predict with a JSON body" if allow == "POST" else f"GET {path}") in message
+
+
+@pytest.mark.parametrize("method", ["PUT", "BREW", "OPTIONS"])
+def test_an_unknown_method_on_an_unknown_path_is_a_json_501(server, method):
+    status, answer = call(server[0], "/coffee", b"{}", method=method)
+    assert status == 501 and answer["error"].startswith(f"{method} is not a method this server knows")
+    assert "POST /predict" in answer["error"]
+
+
+@pytest.mark.parametrize("path, status, content_type", [
+    ("/", 200, "text/html; charset=utf-8"), ("/model", 200, "application/json"),
+    ("/predict", 405, "application/json"), ("/nothing", 404, "application/json"),
+])
+def test_head_answers_gets_status_and_headers_without_a_body(server, path, status, content_type):
+    host, port = server[0].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        connection.shutdown(socket.SHUT_WR)
+        response = connection.makefile("rb").read()
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    assert lines[0].startswith(f"HTTP/1.0 {status} ") and headers["Content-Type"] == content_type
+    assert body == b"" and int(headers["Content-Length"]) > 0  # the length GET's body would have
+    assert headers.get("Allow") == ("POST" if path == "/predict" else None)
 
 
 def test_one_log_line_per_request(server):
@@ -190,7 +232,7 @@ def test_one_log_line_per_request(server):
     post(url, [[255] * 20] * 20)
     call(url, "/predict", b"{")
     call(url, "/nothing")
-    raw(url, b"BREW / HTTP/1.1\r\n\r\n")
+    raw(url, b"BREW /coffee HTTP/1.1\r\n\r\n")
     lines = log.getvalue().splitlines()[before:]
     assert len(lines) == 5, lines
     assert '"POST /predict HTTP/1.1" 200' in lines[0] and lines[0].endswith("-> 1")
@@ -248,3 +290,20 @@ def test_a_port_in_use_says_to_pick_another(draw_example, model, tmp_path, capsy
         with pytest.raises(SystemExit) as info:
             draw_example.main(["--model", str(tmp_path / "model.npz"), "--port", str(taken.getsockname()[1])])
     assert info.value.code == 2 and "--port" in capsys.readouterr().err
+
+
+def test_a_host_that_does_not_exist_is_named_before_the_model_is_loaded(draw_example, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        draw_example.main(["--model", str(tmp_path / "none.npz"), "--host", "no.such.host.invalid"])
+    err = capsys.readouterr().err.splitlines()[-1]  # after the usage line
+    assert info.value.code == 2 and "error: --host 'no.such.host.invalid': no such host" in err
+    assert "none.npz" not in err and "--port" not in err
+
+
+def test_an_address_of_another_computer_says_to_pick_another_host(draw_example, model, tmp_path, capsys):
+    model.save(tmp_path / "model.npz")
+    with pytest.raises(SystemExit) as info:  # 192.0.2.1: TEST-NET-1, never this computer's address
+        draw_example.main(["--model", str(tmp_path / "model.npz"), "--host", "192.0.2.1", "--port", "0"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "cannot serve on 192.0.2.1:0" in err
+    assert "with --host" in err and "--port" not in err

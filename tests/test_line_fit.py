@@ -76,3 +76,18 @@ def test_the_script_prints_agreement_and_writes_three_plots(line_fit, tmp_path, 
     for name in ("fit.png", "loss_surface.png", "loss_per_step.png"):
         data = (out / name).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 10_000, name
+
+
+@pytest.mark.parametrize("out, says", [
+    ("{file}", "--out '{file}': that is a file, not a folder"),
+    ("{file}/plots", "--out '{file}/plots': {file} is a file, not a folder: pick another place"),
+    ("", "--out '': give the name of a folder"),
+])
+def test_an_out_folder_that_cannot_be_made_is_refused_before_any_step(line_fit, tmp_path, capsys, out, says):
+    file = tmp_path / "notes.txt"
+    file.write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as info:
+        line_fit.main(["--out", out.format(file=file)])
+    printed, err = capsys.readouterr()
+    assert info.value.code == 2 and printed == ""  # not even step 1
+    assert ": error: " + says.format(file=file) in err

@@ -118,6 +118,26 @@ def test_missing_files_in_env_folder(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("via_env", [False, True])
+def test_a_file_given_as_the_folder_is_named(tmp_path, monkeypatch, via_env):
+    file = tmp_path / "notes.txt"
+    file.write_text("not MNIST")
+    if via_env:
+        monkeypatch.setenv("TINYNET_DATA_DIR", str(file))
+    with pytest.raises(NotADirectoryError) as e:
+        mnist.load_data(None if via_env else file)
+    msg = str(e.value)
+    assert msg.startswith(f"{file} is a file, not a folder") and "does not exist" not in msg
+    assert ("unset TINYNET_DATA_DIR" if via_env else "without a path") in msg
+
+
+@pytest.mark.parametrize("path", [5, 2.5, b"/tmp", ["/tmp"]])
+def test_a_path_that_is_no_path_is_a_type_error(path):
+    with pytest.raises(TypeError) as e:
+        mnist.load_data(path=path)
+    assert str(e.value) == f"path must be a folder path (str or os.PathLike), got {path!r}"
+
+
+@pytest.mark.parametrize("via_env", [False, True])
 def test_corrupted_local_file(tmp_path, monkeypatch, via_env):
     folder = copy_folder(tmp_path / "mine")
     bad = folder / "train-labels-idx1-ubyte.gz"

@@ -43,3 +43,66 @@ def test_save_must_be_npz_before_any_training(example, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "--save" in err and ".npz" in err
+
+
+@pytest.fixture
+def a_file(tmp_path):
+    file = tmp_path / "notes.txt"
+    file.write_text("not a folder")
+    return file
+
+
+# Each mistake is refused by argparse (exit 2, the flag and the fix on stderr) before MNIST is loaded.
+@host
+@pytest.mark.parametrize("args, says", [
+    (["--epochs", "0"], "--epochs must be 1 or more, got 0"),
+    (["--epochs", "-1"], "--epochs must be 1 or more, got -1"),
+    (["--batch-size", "0"], "--batch-size must be 1 or more, got 0"),
+    (["--seed", "-5"], "--seed must be from 0 to 2**32 - 1, got -5"),
+    (["--seed", str(2**32)], "--seed must be from 0 to 2**32 - 1"),
+    (["--save", "{file}/m.npz"], "--save '{file}/m.npz': {file} is a file, not a folder"),
+    (["--save", "{file}/deeper/m.npz"], "--save '{file}/deeper/m.npz': {file} is a file, not a folder"),
+    (["--save", ".npz"], "--save '.npz': give a file name ending in .npz, like model.npz"),
+    (["--save", "m.NPZ"], "--save 'm.NPZ': give a file name ending in .npz"),
+    (["--save", ""], "--save '': give a file name, like model.npz"),
+    (["--save", "{tmp}"], "--save '{tmp}': that is a folder: give a file name in it, like {tmp}/model.npz"),
+    (["--plots", "{file}"], "--plots '{file}': that is a file, not a folder"),
+    (["--plots", "{file}/pictures"], "--plots '{file}/pictures': {file} is a file, not a folder"),
+    (["--plots", ""], "--plots '': give the name of a folder"),
+    (["--data-dir", "{tmp}/nofolder"], "--data-dir '{tmp}/nofolder' does not exist"),
+    (["--data-dir", "{file}"], "--data-dir '{file}' is a file, not a folder"),
+])
+def test_a_mistake_is_an_argparse_error_before_mnist_is_loaded(example, capsys, tmp_path, a_file, args, says):
+    where = {"file": a_file, "tmp": tmp_path}
+    with pytest.raises(SystemExit) as info:
+        example.main([arg.format(**where) for arg in args])
+    assert info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # not even the device: nothing ran
+    assert f": error: {says.format(**where)}" in err
+
+
+@host
+def test_the_folders_of_save_and_plots_may_be_missing_and_are_not_made_before_training(example, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:  # stopped by the last check, after --save and --plots passed theirs
+        example.main(["--save", str(tmp_path / "new" / "m.npz"), "--plots", str(tmp_path / "pics"),
+                      "--data-dir", str(tmp_path / "nofolder")])
+    assert info.value.code == 2 and "--data-dir" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@host
+@pytest.mark.parametrize("junk", ["missing", "damaged"])
+def test_bad_mnist_files_in_data_dir_are_named_with_the_flag(example, capsys, tmp_path, junk):
+    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    for name in names[:1] if junk == "missing" else names:
+        (tmp_path / name).write_bytes(b"junk")
+    with pytest.raises(SystemExit) as info:
+        example.main(["--data-dir", str(tmp_path), "--device", "cpu"])
+    assert info.value.code == 1
+    out, err = capsys.readouterr()
+    assert f": error: --data-dir {tmp_path}: " in err.splitlines()[0]
+    assert ("MNIST files missing" if junk == "missing" else "is not the MNIST file it should be") in err
+    assert err.rstrip().endswith("or leave out --data-dir.") and "load_data()" not in err
+    assert "2. Flatten" not in out

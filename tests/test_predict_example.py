@@ -131,3 +131,53 @@ def test_pictures_people_really_have(predict, model_file, tmp_path, capsys):
     assert errors[0].startswith(f"{huge}: error: {huge} is too large to decode safely: 300,000,000 pixels")
     assert errors[1].startswith(f"{cut}: error: Cannot read {cut} as an image")
     assert "Traceback" not in err
+
+
+@host
+@pytest.mark.parametrize("show, says", [
+    ("inputs.npz", "--show 'inputs.npz': give a file name ending in one of .eps, .jpeg, .jpg, .pdf, .png"),
+    (".png", "--show '.png': give a file name ending in one of"),
+    ("", "--show '': give a file name, like inputs.png"),
+    ("{file}/inputs.png", "--show '{file}/inputs.png': {file} is a file, not a folder: pick another place"),
+    ("{tmp}", "--show '{tmp}': that is a folder: give a file name in it, like {tmp}/inputs.png"),
+])
+def test_a_show_path_that_cannot_be_written_is_refused_before_anything_is_read(predict, tmp_path, capsys,
+                                                                                show, says):
+    file = tmp_path / "notes.txt"
+    file.write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as info:  # before the model is even opened: it does not exist
+        predict([str(tmp_path / "nothing.npz"), "digit.png", "--show", show.format(file=file, tmp=tmp_path)])
+    out, err = capsys.readouterr()
+    assert info.value.code == 2 and out == ""
+    assert ": error: " + says.format(file=file, tmp=tmp_path) in err
+
+
+def test_show_makes_its_folder_and_writes_any_format_matplotlib_can(predict, model_file, pictures, tmp_path,
+                                                                    capsys):
+    show = tmp_path / "new" / "folder" / "inputs.PDF"
+    assert predict([str(model_file), str(next(iter(pictures))), "--show", str(show)]) == 0
+    assert show.read_bytes()[:5] == b"%PDF-"
+
+
+@host
+def test_a_model_that_is_no_mnist_classifier_is_refused_before_any_picture(predict, pictures, tmp_path, capsys):
+    from tinynet.layers import Dense
+    from tinynet.models import Sequential
+
+    Sequential([Dense(3, input_shape=(4,))]).save(tmp_path / "small.npz")
+    with pytest.raises(SystemExit) as info:
+        predict([str(tmp_path / "small.npz"), str(next(iter(pictures)))])
+    out, err = capsys.readouterr()
+    assert info.value.code == 2 and out == ""
+    assert err.startswith(f"error: {tmp_path / 'small.npz'}: expected an MNIST classifier, 784 inputs -> 10")
+    assert "got inputs (None, 4) and outputs (None, 3)" in err and "python examples/mnist.py --save" in err
+
+
+@host
+def test_a_device_given_as_a_picture_is_not_called_missing(predict, model_file, pictures, capsys):
+    good = next(iter(pictures))
+    assert predict([str(model_file), "/dev/zero", str(good)]) == 1
+    out, err = capsys.readouterr()
+    assert err == ("/dev/zero: error: /dev/zero is not a regular file (a device, a pipe or a socket): "
+                   "give a picture file, PNG or JPEG.\n")
+    assert out.startswith(f"{good}: 1 (")

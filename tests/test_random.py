@@ -57,3 +57,16 @@ def test_python_random_is_seeded():
 def test_non_int_seed_is_a_type_error(seed):
     with pytest.raises(TypeError, match="seed must be an int"):
         set_random_seed(seed)
+
+
+@pytest.mark.parametrize("seed", [-5, -1, 2**32, 10**30])
+def test_a_seed_out_of_range_is_a_value_error_naming_seed(seed):
+    with pytest.raises(ValueError, match=rf"seed must be an int from 0 to 2\*\*32 - 1, got {seed}"):
+        set_random_seed(seed)
+
+
+def test_the_largest_seed_works():
+    set_random_seed(2**32 - 1)
+    first = draws()
+    set_random_seed(2**32 - 1)
+    np.testing.assert_array_equal(first[0], draws()[0])

@@ -59,6 +59,8 @@ def cache_dir():
 def _find_files(path=None):
     """Return the folder holding the four verified files, downloading if needed."""
     if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a folder path (str or os.PathLike), got {path!r}")
         folder, how = Path(path), "Put the four files there, or call load_data() without a path."
     elif os.environ.get("TINYNET_DATA_DIR"):
         folder = Path(os.environ["TINYNET_DATA_DIR"])
@@ -66,6 +68,9 @@ def _find_files(path=None):
                f"tinynet download them into {cache_dir()}.")
     else:
         return _fetch(cache_dir())
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder: MNIST is read from a folder that holds "
+                                 f"the four files {', '.join(SHA256)}. {how}")
 
     files = {name: _local_file(folder, name) for name in SHA256}
     missing = [name for name, file in files.items() if file is None]

@@ -19,6 +19,8 @@ def set_random_seed(seed):
     global _generator
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {seed!r} of type {type(seed).__name__}.")
+    if not 0 <= seed < 2**32:  # numpy.random.seed takes 0 .. 2**32 - 1
+        raise ValueError(f"seed must be an int from 0 to 2**32 - 1, got {seed}.")
     _generator = numpy.random.default_rng(seed)
     numpy.random.seed(seed)
     _python_random.seed(seed)

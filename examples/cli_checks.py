@@ -1,0 +1,74 @@
+"""Checks the example scripts make of their command-line arguments before any work starts.
+
+A file or folder to write, or a model to use, is checked first: a mistake is
+reported in a second (``parser.error``: the flag, what is wrong, what to do), not
+after minutes of training. Each ``*_problem`` function returns None when all is
+well, else the sentence to report.
+
+Not an example itself: examples/mnist.py, line_fit.py, predict.py and draw.py load it
+by its path (examples/ is a folder of scripts, not a package).
+"""
+import os
+from pathlib import Path
+
+
+def folder_problem(path):
+    """Why the folder ``path`` cannot receive files (it is created when missing), or None."""
+    if not path:
+        return "give the name of a folder"
+    folder = Path(path)
+    if folder.is_dir():
+        return None if os.access(folder, os.W_OK | os.X_OK) else "you may not write in that folder: pick another"
+    if folder.exists():
+        return "that is a file, not a folder: give the name of a folder (it is created if missing)"
+    return _cannot_create(folder)
+
+
+def file_problem(path, suffixes, example, ignore_case=False):
+    """Why a file cannot be written at ``path`` (its folder is created when missing), or None.
+
+    ``suffixes``: the extensions it may have (".npz", ...), in any case if ``ignore_case``;
+    ``example``: a good name, for the message.
+    """
+    if not path:
+        return f"give a file name, like {example}"
+    file = Path(path)
+    if file.is_dir():
+        return f"that is a folder: give a file name in it, like {file / example}"
+    suffix = file.suffix.lower() if ignore_case else file.suffix
+    if suffix not in suffixes or file.stem == "":
+        ending = next(iter(suffixes)) if len(suffixes) == 1 else f"one of {', '.join(sorted(suffixes))}"
+        return f"give a file name ending in {ending}, like {example}"
+    if file.parent.is_dir():
+        writable = os.access(file.parent, os.W_OK | os.X_OK) and (not file.exists() or os.access(file, os.W_OK))
+        return None if writable else "you may not write there: pick another place"
+    if file.parent.exists():
+        return f"{file.parent} is a file, not a folder: pick another place"
+    return _cannot_create(file.parent)
+
+
+def _cannot_create(folder):
+    """Why ``folder`` (which does not exist) cannot be created, or None: its nearest existing ancestor decides."""
+    above = folder.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        return f"{above} is a file, not a folder: pick another place"
+    if not os.access(above, os.W_OK | os.X_OK):
+        return f"{folder} cannot be created (you may not write in {above}): pick another place"
+    return None
+
+
+def mnist_classifier_problem(model):
+    """Why ``model`` is not an MNIST classifier as examples/mnist.py builds it, or None.
+
+    Wanted: 784 inputs (a flattened 28x28 image) -> 10 probabilities, the first layer Dense (with a kernel).
+    """
+    first = model.layers[0] if model.layers else None
+    if (model.input_shape != (None, 784) or model.output_shape != (None, 10)
+            or first is None or first.params.get("kernel") is None):
+        return (f"expected an MNIST classifier, 784 inputs -> 10 probabilities, whose first layer is Dense "
+                f"(as examples/mnist.py builds it); got inputs {model.input_shape} and outputs "
+                f"{model.output_shape}. Train one with: python examples/mnist.py --save model.npz")
+    return None
+
