@@ -186,3 +186,9 @@ def test_print_summary_prints_or_hands_the_text_over(capsys):
     assert printed == [KERAS_88]
     print_summary(mnist_model(), line_length=88)
     assert capsys.readouterr().out == KERAS_88
+
+
+@pytest.mark.host_only("an error message: no arrays")
+def test_summary_refuses_a_print_fn_that_is_not_a_function():
+    with pytest.raises(TypeError, match="print_fn must be a function"):
+        Sequential([Dense(2, input_shape=(3,))]).summary(print_fn="stdout")

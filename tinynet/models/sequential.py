@@ -11,7 +11,7 @@ from tinynet.callbacks.progress import first_non_finite
 from tinynet.layers import Layer, Softmax
 from tinynet.layers.layer import snake_case
 from tinynet.losses import CategoricalCrossentropy, SoftmaxCrossentropy
-from tinynet.models.summary import summary_text
+from tinynet.models.summary import print_summary
 from tinynet.utils import Progbar, random
 
 
@@ -296,8 +296,7 @@ class Sequential:
     def summary(self, print_fn=None, line_length=None):
         """Print the layers, their output shapes and parameter counts, as Keras does."""
         self._require_built("summary")
-        text = summary_text(self, line_length)
-        (print_fn or (lambda s: print(s, end="")))(text)
+        print_summary(self, print_fn, line_length)
 
     # --- checks that turn mistakes into clear messages ----------------------
     def _require_compiled(self, what):
