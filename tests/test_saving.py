@@ -686,3 +686,34 @@ def test_saving_into_a_folder_without_write_permission(tmp_path, monkeypatch):
         small_model().save(tmp_path / "model.npz")
     assert str(info.value) == f"Cannot write {tmp_path / 'model.npz'}: no permission to create files in {tmp_path}."
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.host_only("argument checks: no arrays")
+def test_the_arguments_of_save_and_load_model(tmp_path):
+    model = small_model()
+    model.save(tmp_path / "good.npz")
+    before = (tmp_path / "good.npz").read_bytes()
+    with pytest.raises(TypeError, match="overwrite must be True or False, got 'no'"):
+        model.save(tmp_path / "good.npz", overwrite="no")
+    assert (tmp_path / "good.npz").read_bytes() == before
+    for bad in (123, b"x.npz", None):
+        with pytest.raises(TypeError, match="filepath must be a path"):
+            model.save(bad)
+        with pytest.raises(TypeError, match="filepath must be a path"):
+            load_model(bad)
+    with pytest.raises(IsADirectoryError, match="is a folder, not a model file"):
+        load_model(tmp_path)
+    with pytest.raises(TypeError, match="custom_objects must be a dict"):
+        load_model(tmp_path / "good.npz", custom_objects=5)
+    with pytest.raises(TypeError, match="compile must be True or False"):
+        load_model(tmp_path / "good.npz", compile="no")
+
+
+def test_a_metric_with_a_name_of_its_own_cannot_be_saved(tmp_path):
+    from tinynet.metrics import Accuracy
+
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", metrics=[Accuracy(name="my_acc")])
+    with pytest.raises(TypeError, match="Cannot save the metric named 'my_acc'"):
+        model.save(tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []

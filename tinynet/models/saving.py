@@ -38,12 +38,13 @@ Saving writes a temporary file and renames it onto the target
 one was, and a killed save leaves nothing behind for long.
 """
 import json
+import os
 from pathlib import Path
 
 import numpy
 
 import tinynet
-from tinynet import layers as layers_module, losses, optimizers
+from tinynet import arguments, layers as layers_module, losses, metrics, optimizers
 from tinynet.layers import Dense, ReLU, Softmax
 from tinynet.models.sequential import Sequential
 from tinynet.utils import npz
@@ -60,7 +61,8 @@ class ModelFileError(ValueError):
 # --- saving -------------------------------------------------------------------------
 def save_model(model, filepath, overwrite=True):
     """Write ``model`` to ``filepath`` (a ``.npz`` file): architecture, weights, compile settings."""
-    path = Path(filepath)
+    path = _path(filepath, "filepath")
+    overwrite = arguments.flag(overwrite, "overwrite")
     if path.is_dir():
         raise IsADirectoryError(f"Cannot save to {path}: it is a folder. Give the path of a file, "
                                 f"such as {path / 'model.npz'}.")
@@ -102,7 +104,24 @@ def compile_config(model):
     if model.loss is None:
         return None
     return {"optimizer": _object_config(model.optimizer), "loss": _object_config(model.loss),
-            "metrics": [metric.name for metric in model.metrics]}
+            "metrics": [_metric_name(metric) for metric in model.metrics]}
+
+
+def _metric_name(metric):
+    """The name ``compile`` knows the metric by, which is what is saved, or a TypeError now rather than at load."""
+    try:
+        metrics.get(metric.name)
+    except ValueError:
+        raise TypeError(f"Cannot save the metric named {metric.name!r}: load_model finds metrics by their "
+                        "names, 'accuracy' or 'acc'. Compile with metrics=['accuracy'] to save the model.") from None
+    return metric.name
+
+
+def _path(filepath, name):
+    """``filepath`` as a Path, or a TypeError naming the argument."""
+    if not isinstance(filepath, (str, os.PathLike)) or isinstance(filepath, bytes):
+        raise TypeError(f"{name} must be a path, a str or os.PathLike such as 'model.npz', got {filepath!r}.")
+    return Path(filepath)
 
 
 def _object_config(obj):
@@ -134,9 +153,15 @@ def load_model(filepath, custom_objects=None, compile=True):
     the constructor it is given to (``from_config``), and the sizes the settings
     imply against the stored arrays' headers.
     """
-    path = Path(filepath)
+    path = _path(filepath, "filepath")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a model file: give the path of the .npz file.")
     if not path.is_file():
         raise FileNotFoundError(f"No such model file: {path}")
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(f"custom_objects must be a dict of your classes by name, e.g. {{'MyLayer': MyLayer}}, "
+                        f"got {custom_objects!r}.")
+    compile = arguments.flag(compile, "compile")
     custom = custom_objects or {}
     try:
         with npz.open_archive(path) as archive:

@@ -25,6 +25,8 @@ def write_atomically(path, write):
         file = open(tmp, "xb")
     except PermissionError as e:
         raise PermissionError(f"Cannot write {path}: no permission to create files in {path.parent}.") from e
+    except OSError as e:  # a read-only file system, a full disk, ...: name the target, not the temporary file
+        raise type(e)(e.errno, f"Cannot write {path}: {e.strerror}") from e
     try:
         with file as f:
             write(f)
