@@ -88,6 +88,8 @@ else
     # pytest-xdist, where installed (the device has it): GPU_CHECK_WORKERS workers, each file's tests in one
     WORKERS=${GPU_CHECK_WORKERS:-4}
     XDIST=$([ "$WORKERS" != 0 ] && "$PY" -c 'import xdist' >/dev/null 2>&1 && echo "-n $WORKERS --dist loadfile")
+    # left out: the parity test (step 3), this script's own test, and the browser test (the device has no
+    # Chromium, and the page runs on the CPU: CI runs that one)
     SUITE="TINYNET_TEST_BACKENDS=cupy OPENBLAS_NUM_THREADS=4 $PY -m pytest -q -rfEs --durations=10 -p no:cacheprovider ${XDIST:-} --ignore=tests/test_backend_parity.py --ignore=tests/test_gpu_check.py --ignore=tests/test_draw_browser.py tests"
     PARITY="TINYNET_TEST_BACKENDS=cupy $PY -m pytest -q -rfEs -p no:cacheprovider tests/test_backend_parity.py"
     MNIST="$PY examples/mnist.py --device gpu --epochs 5 --data-dir \"\$TINYNET_DATA_DIR\""
