@@ -45,3 +45,12 @@ def test_flag():
     for value in (1, "yes", None):
         with pytest.raises(TypeError, match="^use_bias must be True or False, got "):
             arguments.flag(value, "use_bias")
+
+
+def test_array_of_numbers_lets_a_cupy_array_without_array_namespace_through(fake_cupy):
+    from tinynet import backend
+
+    backend.set_backend("cupy")  # the fake
+    x = fake_cupy.ndarray(np.ones((2, 3)))  # as CuPy's: no __array_namespace__, no implicit NumPy conversion
+    assert arguments.array_of_numbers(x, "x") is x  # checked and moved by to_device, never through np.asarray
+    assert type(arguments.array_of_numbers([[1, 2]], "x")) is np.ndarray  # host data becomes NumPy

@@ -216,7 +216,7 @@ def test_empty_or_non_finite_data_in_check_layer_and_check_loss():
         check_layer(Dense(3), with_nan(X, 1))
     with pytest.raises(ValueError, match=r"check_layer: x must be an array of samples, one per row"):
         check_layer(Dense(3), 2.0)
-    with pytest.raises(TypeError, match=r"check_layer: x must be an array of numbers, got dtype <U1"):
+    with pytest.raises(TypeError, match=r"check_layer: x: expected numbers, got an array of dtype <U1"):
         check_layer(Dense(3), [["a", "b"]])
     with pytest.raises(ValueError, match=r"check_loss: y_true has no entries"):
         gradcheck.check_loss(MeanSquaredError(), Y[:0], Y[:0])

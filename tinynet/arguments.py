@@ -3,7 +3,10 @@ that names the argument and says what is expected, before any work starts."""
 import math
 import numbers
 
+import array_api_compat
 import numpy
+
+from tinynet import backend
 
 
 def integer(value, name, minimum=1):
@@ -48,6 +51,26 @@ def by_name(identifier, known, base, what, example):
     if isinstance(identifier, str) and identifier in known:
         return known[identifier]()
     raise ValueError(f"Unknown {what} {identifier!r}. Known: {', '.join(known)}, or {example}.")
+
+
+def array_of_numbers(data, where):
+    """``data`` as an array of real numbers: lists become NumPy arrays, arrays (NumPy's or the
+    backend's) pass through; anything else is a TypeError that starts with ``where``."""
+    try:
+        array = data if backend.is_backend_array(data) else numpy.asarray(data)
+    except (TypeError, ValueError) as error:  # ragged lists, for one
+        raise TypeError(f"{where}: expected an array of numbers ({error}).") from None
+    if array.dtype == object and array.ndim == 0:  # None, a generator, any other object
+        raise TypeError(f"{where}: expected an array of numbers, got {type(data).__name__}.")
+    if not is_dtype(array, ("bool", "integral", "real floating")):
+        raise TypeError(f"{where}: expected numbers, got an array of dtype {array.dtype}.")
+    return array
+
+
+def is_dtype(array, kind):
+    """Whether ``array``'s dtype is of ``kind`` ('integral', ('bool', 'real floating'), ...), whatever its library."""
+    xp = numpy if isinstance(array.dtype, numpy.dtype) else array_api_compat.array_namespace(array)  # NumPy, CuPy
+    return xp.isdtype(array.dtype, kind)
 
 
 def shape(value, name):

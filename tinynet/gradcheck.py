@@ -18,7 +18,6 @@ inputs away from them, or the check will rightly disagree there.
 import copy
 import math
 
-import array_api_compat
 import numpy
 
 from tinynet import arguments, backend
@@ -107,12 +106,7 @@ def _tolerances(eps, rtol, atol):
 
 def _data(value, name, what):
     """``value`` as a float64 backend array of at least one sample, all finite, or an error naming ``name``."""
-    try:
-        array = value if backend.is_backend_array(value) else numpy.asarray(value)
-    except ValueError as error:  # ragged lists
-        raise TypeError(f"{what}: {name} must be an array of numbers ({error}).") from None
-    if not array_api_compat.array_namespace(array).isdtype(array.dtype, ("bool", "integral", "real floating")):
-        raise TypeError(f"{what}: {name} must be an array of numbers, got dtype {array.dtype}.")
+    array = arguments.array_of_numbers(value, f"{what}: {name}")
     if array.ndim == 0:
         raise ValueError(f"{what}: {name} must be an array of samples, one per row, got the single number "
                          f"{array}.")

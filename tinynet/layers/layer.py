@@ -10,7 +10,6 @@ Shapes include the batch axis as ``None``, as Keras prints them: ``(None, 784)``
 """
 import re
 
-import array_api_compat
 import numpy
 
 from tinynet import arguments, backend
@@ -86,12 +85,7 @@ class Layer:
         checked = []
         for (key, param), value in zip(self.params.items(), weights):
             where = f"Layer {self.name!r}: the value given for {key}"
-            try:
-                value = value if backend.is_backend_array(value) else numpy.asarray(value)
-            except (TypeError, ValueError) as error:  # ragged lists, for one
-                raise TypeError(f"{where} is not an array of numbers ({error}).") from None
-            if not array_api_compat.array_namespace(value).isdtype(value.dtype, ("bool", "integral", "real floating")):
-                raise TypeError(f"{where} should hold real numbers, but its dtype is {value.dtype}.")
+            value = arguments.array_of_numbers(value, where)
             with numpy.errstate(over="ignore"):  # too large for float32: reported just below
                 value = backend.to_device(value, dtype=param.dtype)
             if tuple(value.shape) != tuple(param.shape):

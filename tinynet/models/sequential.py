@@ -2,7 +2,6 @@
 import math
 import warnings
 
-import array_api_compat
 import numpy
 
 from tinynet import arguments, backend, losses, metrics as metrics_module, optimizers
@@ -317,7 +316,7 @@ class Sequential:
 
     def _prepare_x(self, x, role):
         """Check the inputs against the model and move them to the backend (float32), once."""
-        x = _numbers(x, role)
+        x = arguments.array_of_numbers(x, role)
         if x.ndim == 0:
             raise ValueError(f"{role}: expected an array of samples, one per row, got the single number {x}.")
         if not self.layers:
@@ -331,12 +330,12 @@ class Sequential:
                 hint = f" Flatten each sample first: x = x.reshape(len(x), {math.prod(expected[1:])})."
             raise ValueError(f"{role}: the model expects inputs of shape {expected}, "
                              f"got an array of shape {tuple(x.shape)}.{hint}")
-        xp = array_api_compat.array_namespace(x)
-        if xp.isdtype(x.dtype, "integral") and x.shape[0] and (top := int(xp.max(x))) > 1:
-            warnings.warn(f"{role}: the inputs are integers up to {top} (dtype {x.dtype}). A network learns "
+        integers, dtype = arguments.is_dtype(x, "integral"), x.dtype
+        x = backend.to_device(x)
+        if integers and x.shape[0] and (top := float(backend.xp().max(x))) > 1:
+            warnings.warn(f"{role}: the inputs are integers up to {top:.0f} (dtype {dtype}). A network learns "
                           "poorly from unscaled inputs: scale them to about 0..1 first, e.g. x = x / 255 "
                           "for pixels.", stacklevel=3)
-        x = backend.to_device(x)
         if x.shape[0] and (row := first_non_finite(x)) is not None:
             raise ValueError(f"{role}: x[{row}] holds NaN or infinity (as float32, whose largest value is "
                              "3.4e38); remove or fix that sample.")
@@ -344,7 +343,7 @@ class Sequential:
 
     def _prepare(self, x, y, role):
         """Check (x, y) for training or evaluation, and move both to the backend, once."""
-        x, y = self._prepare_x(x, role), _numbers(y, role)
+        x, y = self._prepare_x(x, role), arguments.array_of_numbers(y, role)
         if y.ndim == 0 or x.shape[0] != y.shape[0]:
             raise ValueError(f"{role}: x and y must have the same number of samples, "
                              f"got {x.shape[0]} inputs and {y.shape[0] if y.ndim else 'a single number as'} "
@@ -381,21 +380,3 @@ def _batch(step, batch_size, n):
     """The index of batch number ``step``: its rows, then ``...`` for the other axes
     (the last batch may be smaller; the array API wants slices within bounds)."""
     return slice(step * batch_size, min((step + 1) * batch_size, n)), ...
-
-
-def _numbers(data, role):
-    """``data`` as an array of numbers (NumPy, or the backend's own), or a TypeError naming ``role``."""
-    try:
-        array = _as_array(data)
-    except (TypeError, ValueError) as error:  # ragged lists, for one
-        raise TypeError(f"{role}: expected an array of numbers ({error}).") from None
-    if array.dtype == object and array.ndim == 0:  # None, a generator, any other object
-        raise TypeError(f"{role}: expected an array of numbers, got {type(data).__name__}.")
-    if not array_api_compat.array_namespace(array).isdtype(array.dtype, ("bool", "integral", "real floating")):
-        raise TypeError(f"{role}: expected numbers, got an array of dtype {array.dtype}.")
-    return array
-
-
-def _as_array(data):
-    """Lists and the like become NumPy arrays; arrays (NumPy or the backend's) pass through."""
-    return data if backend.is_backend_array(data) else numpy.asarray(data)
