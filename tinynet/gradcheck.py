@@ -99,9 +99,9 @@ def _require(value, kind, example, what):
 
 
 def _tolerances(eps, rtol, atol):
-    return (arguments.real(eps, "eps", "a number above 0, such as 1e-6", lambda v: 0 < v < math.inf),
-            arguments.real(rtol, "rtol", "a number of at least 0, such as 1e-5", lambda v: 0 <= v < math.inf),
-            arguments.real(atol, "atol", "a number of at least 0, such as 1e-8", lambda v: 0 <= v < math.inf))
+    return (arguments.real(eps, "eps", "a number above 0, such as 1e-6", lambda v: v > 0),  # real() refuses inf
+            arguments.real(rtol, "rtol", "a number of at least 0, such as 1e-5", lambda v: v >= 0),
+            arguments.real(atol, "atol", "a number of at least 0, such as 1e-8", lambda v: v >= 0))
 
 
 def _data(value, name, what):

@@ -37,6 +37,7 @@ class SoftmaxCrossentropy(Loss):
     def check_targets(self, y):
         """Targets are probabilities: each row in 0..1, summing to 1 (one-hot, or soft labels)."""
         xp = backend.xp()
+        # a row is bad when an entry lies outside 0..1, or the row does not sum to 1 (to float32 rounding, loosely)
         bad = xp.any((y < 0) | (y > 1), axis=-1) | (xp.abs(xp.sum(y, axis=-1) - 1) > 1e-3)
         if bool(xp.any(bad)):
             row = int(numpy.flatnonzero(backend.to_numpy(bad))[0])
