@@ -397,7 +397,7 @@ def test_validation_data_must_be_a_pair():
 def test_a_built_layer_reused_with_other_inputs():
     layer = Dense(3)
     layer.build((None, 5))
-    with pytest.raises(ValueError, match=r"'dense_1' was built for inputs \(None, 5\).*\(None, 4\)"):
+    with pytest.raises(ValueError, match=r"'dense_1' takes inputs of shape \(None, 5\).*receives \(None, 4\)"):
         Sequential([Dense(4, input_shape=(2,)), layer])
 
 
@@ -548,8 +548,8 @@ def test_the_same_layer_twice_is_refused():
 def test_a_layer_that_does_not_fit_leaves_the_model_as_it_was():
     model = Sequential([Dense(4, input_shape=(3,))])
     late = Dense(2, input_shape=(100,))
-    with pytest.raises(ValueError, match=r"'dense_1' was given input_shape=\(100,\), but the layer before "
-                                         r"it outputs \(None, 4\)\. Only the first layer needs an input_shape"):
+    with pytest.raises(ValueError, match=r"'dense_1' takes inputs of shape \(None, 100\).*"
+                                         r"receives \(None, 4\)\. Only the first layer needs an input_shape"):
         model.add(late)
     assert len(model.layers) == 1 and late.name is None and late.model is None
     model.add(Dense(2, input_shape=(4,)))  # an input_shape that agrees is fine

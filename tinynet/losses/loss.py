@@ -2,23 +2,16 @@
 
 
 class Loss:
-    """``forward(y_true, y_pred)`` returns the mean loss over the batch (a 0-d array)
-    and caches what ``backward()`` needs; ``backward()`` returns dL/dy_pred."""
+    """``forward(y_true, y_pred)`` returns the mean loss over the batch (a 0-d array) and caches
+    what ``backward()`` needs; ``backward()`` returns dL/dy_pred."""
 
     name = None
 
     def __call__(self, y_true, y_pred):
         return self.forward(y_true, y_pred)
 
-    def forward(self, y_true, y_pred):
-        raise NotImplementedError
-
-    def backward(self):
-        raise NotImplementedError
-
     def get_config(self):
-        """The constructor's arguments, as JSON-ready values: ``type(loss).from_config(config)``
-        makes the same loss (``model.save`` stores it)."""
+        """The constructor's arguments: ``type(loss).from_config(config)`` makes it afresh (``model.save`` keeps it)."""
         return {}
 
     @classmethod
@@ -31,7 +24,5 @@ class Loss:
     def check_shapes(self, y_true_shape, y_pred_shape):
         """Raise a clear error when targets cannot be compared with predictions."""
         if tuple(y_true_shape) != tuple(y_pred_shape):
-            raise ValueError(
-                f"{self.name} compares targets and predictions of the same shape; "
-                f"got targets of shape {tuple(y_true_shape)} and predictions of shape {tuple(y_pred_shape)}."
-            )
+            raise ValueError(f"{self.name} compares targets and predictions of the same shape; got targets "
+                             f"of shape {tuple(y_true_shape)} and predictions of shape {tuple(y_pred_shape)}.")

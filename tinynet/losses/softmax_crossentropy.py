@@ -6,16 +6,12 @@ from tinynet.losses.loss import Loss
 
 
 class SoftmaxCrossentropy(Loss):
-    """``-mean_n sum_i y_ni log softmax(z_n)_i``, computed from the scores z before the softmax.
+    """``L = -mean_n sum_i y_ni log softmax(z_n)_i``, from the scores z before the softmax.
 
-    A model that ends in a softmax and is compiled with ``categorical_crossentropy``
-    trains on this (``Sequential.compile`` decides so, as Keras does): the same
-    number as the crossentropy of the probabilities while the right class's
-    probability is above that loss's clip (1e-7), but log(0) never happens,
-    and the softmax's Jacobian and the log's 1/p cancel into one subtraction:
-
-        dL/dz = (softmax(z) - y) / N
-
+    ``compile`` trains a model that ends in a softmax with this loss when it is given
+    ``categorical_crossentropy``, as Keras does. It is the same number while the right class's
+    probability is above that loss's clip (1e-7), but log(0) never happens, and the softmax's
+    Jacobian and the log's 1/p cancel into one subtraction: dL/dz = (softmax(z) - y) / N.
     ``CategoricalCrossentropy(from_logits=True)`` is this loss too.
     """
 
@@ -24,7 +20,7 @@ class SoftmaxCrossentropy(Loss):
     def forward(self, y, z):
         xp = backend.xp()
         self.check_shapes(y.shape, z.shape)
-        shifted = z - xp.max(z, axis=-1, keepdims=True)  # exp of a shifted row cannot overflow; softmax is unchanged
+        shifted = z - xp.max(z, axis=-1, keepdims=True)  # exp cannot overflow, and softmax is unchanged
         e = xp.exp(shifted)
         total = xp.sum(e, axis=-1, keepdims=True)
         self.y, self.p = y, e / total  # p = softmax(z)
@@ -34,24 +30,20 @@ class SoftmaxCrossentropy(Loss):
     def backward(self):
         return (self.p - self.y) / self.y.shape[0]  # dL/dz = (p - y) / N   (each row of y sums to 1)
 
+    def check_shapes(self, y_shape, z_shape):
+        """Targets shaped like the predictions; integer labels are told how to become one-hot."""
+        if tuple(y_shape) != tuple(z_shape):
+            labels = len(y_shape) == len(z_shape) - 1 or tuple(y_shape[-1:]) == (1,)
+            fix = f" Use y = tinynet.utils.to_categorical(y, {z_shape[-1]}) for integer labels." if labels else ""
+            raise ValueError(f"categorical_crossentropy needs one-hot targets shaped like the predictions; got "
+                             f"targets of shape {tuple(y_shape)} for predictions of shape {tuple(z_shape)}.{fix}")
+
     def check_targets(self, y):
         """Targets are probabilities: each row in 0..1, summing to 1 (one-hot, or soft labels)."""
         xp = backend.xp()
-        # a row is bad when an entry lies outside 0..1, or the row does not sum to 1 (to float32 rounding, loosely)
-        bad = xp.any((y < 0) | (y > 1), axis=-1) | (xp.abs(xp.sum(y, axis=-1) - 1) > 1e-3)
+        bad = xp.any((y < 0) | (y > 1), axis=-1) | (xp.abs(xp.sum(y, axis=-1) - 1) > 1e-3)  # loosely: float32
         if bool(xp.any(bad)):
             row = int(numpy.flatnonzero(backend.to_numpy(bad))[0])
             raise ValueError(f"categorical_crossentropy needs targets that are probabilities, each row in 0..1 "
                              f"and summing to 1, as tinynet.utils.to_categorical makes them; y[{row}] is "
                              f"{backend.to_numpy(y[row, ...]).tolist()}.")
-
-    def check_shapes(self, y_true_shape, y_pred_shape):
-        integer_labels = len(y_true_shape) == len(y_pred_shape) - 1 or (
-            len(y_true_shape) == len(y_pred_shape) and y_true_shape[-1] == 1 and y_pred_shape[-1] > 1)
-        if integer_labels:
-            raise ValueError(
-                f"categorical_crossentropy needs one-hot targets of shape (N, {y_pred_shape[-1]}), "
-                f"but got integer labels of shape {tuple(y_true_shape)}. "
-                f"Use y = tinynet.utils.to_categorical(y, {y_pred_shape[-1]})."
-            )
-        Loss.check_shapes(self, y_true_shape, y_pred_shape)

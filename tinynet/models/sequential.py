@@ -32,10 +32,8 @@ class Sequential:
 
     # --- building -----------------------------------------------------------
     def add(self, layer):
-        """Append a layer; it gets a Keras-style name (dense, dense_1, ...) if it has none.
-
-        A layer belongs to one model, once: it caches its input for the backward pass.
-        """
+        """Append a layer, named as Keras names it (dense, dense_1, ...) if it has no name.
+        A layer belongs to one model, once: it caches its input for the backward pass."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a tinynet layer such as Dense(10), got {layer!r}.")
         if layer.model is not None:
@@ -43,24 +41,20 @@ class Sequential:
             raise ValueError(f"Layer {layer.name!r} is already in {where}; a layer can be used once. "
                              "Create a new layer for each place, e.g. Dense(10), and copy weights across "
                              "with new.set_weights(old.get_weights()) if you want them equal.")
-        unnamed, taken = layer.name is None, {other.name for other in self.layers}
-        if layer.name in taken:
-            raise ValueError(f"The model has a layer named {layer.name!r} already; names must be unique "
+        given, taken = layer.name, {other.name for other in self.layers}
+        if given in taken:
+            raise ValueError(f"The model has a layer named {given!r} already; names must be unique "
                              "(the saved weights are filed under them). Give another name, or none.")
-        if unnamed:
-            base = name = snake_case(type(layer).__name__)
-            i = 0
-            while name in taken:
-                i += 1
-                name = f"{base}_{i}"
-            layer.name = name
+        base, i = snake_case(type(layer).__name__), 0
+        while layer.name is None or layer.name in taken:
+            layer.name, i = base if i == 0 else f"{base}_{i}", i + 1
         self.layers.append(layer)
         try:
             if self.layers[0].input_shape is not None:
                 self.build(self.layers[0].input_shape)
         except Exception:  # the model stays as it was
             self.layers.pop()
-            layer.name = None if unnamed else layer.name
+            layer.name = given
             raise
         layer.model = self
         if self.loss is not None:
@@ -71,13 +65,10 @@ class Sequential:
         shape = (None, *tuple(input_shape)[1:])
         for i, layer in enumerate(self.layers):
             layer.needs_input_gradient = i > 0  # nothing uses dL/dx of the data
-            if layer.built and tuple(layer.input_shape[1:]) != tuple(shape[1:]):
-                raise ValueError(f"Layer {layer.name!r} was built for inputs {layer.input_shape}, "
-                                 f"but it receives {shape}.")
-            if layer.input_shape is not None and tuple(layer.input_shape[1:]) != tuple(shape[1:]):
-                raise ValueError(f"Layer {layer.name!r} was given input_shape={layer.input_shape[1:]}, but the "
-                                 f"layer before it outputs {shape}. Only the first layer needs an input_shape: "
-                                 "remove it from the others.")
+            if layer.input_shape is not None and tuple(layer.input_shape[1:]) != shape[1:]:
+                raise ValueError(f"Layer {layer.name!r} takes inputs of shape {layer.input_shape} (it was built "
+                                 f"for them, or given that input_shape), but it receives {shape}. Only the first "
+                                 "layer needs an input_shape: remove it from the others.")
             if not layer.built:
                 layer.build(shape)
             shape = layer.output_shape
@@ -102,20 +93,17 @@ class Sequential:
         return x
 
     def train_step(self, x, y):
-        """One step of gradient descent on one batch (backend arrays): returns (loss, y_hat)."""
+        """One step of gradient descent on one batch (backend arrays); returns (loss, y_hat)."""
         loss, y_hat = self.compute_gradients(x, y)  # forward pass, loss, backward pass
-        self.optimizer.apply(self._gradients(), self._params())  # the update, e.g. RMSprop's, of each parameter
+        self.optimizer.apply(self._gradients(), self._params())  # the update of each parameter, e.g. RMSprop's
         return loss, y_hat
 
     def compute_gradients(self, x, y):
-        """Forward pass, loss, backward pass: fills every layer's ``grads``; returns (loss, y_hat).
-
-        Nothing is updated: that is the optimizer's job.
-        """
+        """Forward pass, loss, backward pass: fills every layer's ``grads`` (and updates nothing)."""
         loss, y_hat = self.compute_loss(x, y)
         dy = self.train_loss.backward()  # dL/dy_hat (dL/dz, when y_hat is the logits z)
         for backward in reversed(self.train_backward):
-            dy = backward(dy)  # from dL/d(output) of a layer to dL/d(input): the previous layer's dL/d(output)
+            dy = backward(dy)  # dL/d(output) of a layer -> dL/d(input), the previous layer's dL/d(output)
         return loss, y_hat
 
     def compute_loss(self, x, y):
@@ -125,31 +113,27 @@ class Sequential:
         return self.train_loss.forward(y, x), x
 
     def _plan_training(self):
-        """Decide, once, what a training step runs: ``train_forward``, ``train_backward``, ``train_loss``.
+        """Decide once what a training step runs: ``train_forward``, ``train_backward`` and ``train_loss``.
 
-        A model that ends in a softmax and is trained with crossentropy on its
-        probabilities trains on the logits z instead, as Keras does: the last layer
-        stops before its softmax and ``SoftmaxCrossentropy`` takes z. It is the same
-        loss while the right class's probability is above the clip (1e-7), never takes
-        log(0), and its gradient is simply dL/dz = (softmax(z) - y) / N.
+        A model that ends in a softmax and is trained with crossentropy on its probabilities trains on
+        the logits z instead, as Keras does: the last layer stops before its softmax, and
+        ``SoftmaxCrossentropy`` takes z (the same loss, without log(0); dL/dz = (softmax(z) - y) / N).
         """
         *hidden, last = self.layers
         forward, backward = [layer.forward for layer in hidden], [layer.backward for layer in hidden]
-        loss = self.loss
-        ends_in_softmax = isinstance(last, Softmax) or isinstance(getattr(last, "activation", None), Softmax)
-        if ends_in_softmax and isinstance(loss, (SoftmaxCrossentropy, CategoricalCrossentropy)) and \
-                (isinstance(loss, SoftmaxCrossentropy) or loss.from_logits):
+        loss, activation = self.loss, getattr(last, "activation", None)
+        logits = isinstance(loss, SoftmaxCrossentropy) or isinstance(loss, CategoricalCrossentropy) and loss.from_logits
+        if logits and (isinstance(last, Softmax) or isinstance(activation, Softmax)):
             warnings.warn("The model ends in a softmax, but the loss expects logits (from_logits=True): the "
                           "softmax is applied twice. Use loss='categorical_crossentropy', or a last layer "
                           "without activation.", stacklevel=3)
-        if isinstance(loss, CategoricalCrossentropy) and not loss.from_logits:
-            if isinstance(last, Softmax):  # a Softmax layer of its own: leave it out
-                last, loss = None, SoftmaxCrossentropy()
-            elif isinstance(getattr(last, "activation", None), Softmax) and hasattr(last, "forward_linear"):
-                forward.append(last.forward_linear)  # a Dense layer: its linear part, z = x W + b
+        linear_part = isinstance(activation, Softmax) and hasattr(last, "forward_linear")  # Dense: z = x W + b
+        if isinstance(loss, CategoricalCrossentropy) and not logits and (isinstance(last, Softmax) or linear_part):
+            loss = SoftmaxCrossentropy()  # on z: a Softmax layer of its own is left out, a Dense stops before it
+            if linear_part:
+                forward.append(last.forward_linear)
                 backward.append(last.backward_linear)
-                last, loss = None, SoftmaxCrossentropy()
-        if last is not None:
+        else:
             forward.append(last.forward)
             backward.append(last.backward)
         self.train_forward, self.train_backward, self.train_loss = forward, backward, loss
@@ -163,9 +147,9 @@ class Sequential:
             raise ValueError(f"metrics must be a list, e.g. metrics=['accuracy'], got {metrics!r}.")
         metrics = [metrics_module.get(m) for m in metrics or ()]
         names = [m.name for m in metrics]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"metrics lists {name!r} twice; each metric is reported under its name, once.")
+        twice = [name for name in names if names.count(name) > 1]
+        if twice:
+            raise ValueError(f"metrics lists {twice[0]!r} twice; each metric is reported under its name, once.")
         self.optimizer, self.loss, self.metrics = optimizers.get(optimizer), losses.get(loss), metrics
         if self.layers:
             self._plan_training()
@@ -199,8 +183,8 @@ class Sequential:
         return self.history
 
     def train_on_batch(self, x, y):
-        """One training step on one batch of NumPy data; returns the batch's loss
-        (before the update), or [loss, metrics...] when metrics were compiled."""
+        """One training step on one batch of NumPy data; returns the batch's loss (before the
+        update), or [loss, metrics...] when metrics were compiled."""
         self._require_compiled("train_on_batch")
         x, y = self._prepare(x, y, "x and y")
         self.optimizer.build(self._params())
@@ -209,10 +193,7 @@ class Sequential:
             raise FloatingPointError(f"The loss of this batch is {float(loss)}: the weights were left unchanged. "
                                      "Usual causes: a learning rate too high, or inputs not scaled.")
         self.optimizer.apply(self._gradients(), self._params())
-        return self._as_results(float(loss), [float(m(y, y_hat)) for m in self.metrics])
-
-    def _as_results(self, loss, metric_values):
-        return [loss] + metric_values if self.metrics else loss
+        return self._results(float(loss), [float(m(y, y_hat)) for m in self.metrics])
 
     def evaluate(self, x, y, batch_size=32, verbose="auto"):
         """``[loss, accuracy, ...]`` on (x, y), or the loss alone without metrics."""
@@ -220,7 +201,7 @@ class Sequential:
         batch_size, verbose = self._check_batching(batch_size, verbose)
         x, y = self._prepare(x, y, "x and y")
         logs = self._evaluate(x, y, batch_size, verbose=verbose)
-        return self._as_results(logs["loss"], [logs[m.name] for m in self.metrics])
+        return self._results(logs["loss"], [logs[m.name] for m in self.metrics])
 
     def predict(self, x, batch_size=32, verbose="auto"):
         """The model's outputs for ``x``, as a NumPy array."""
@@ -228,26 +209,24 @@ class Sequential:
         x = self._prepare_x(x, "x")
         if x.shape[0] == 0:
             return numpy.zeros((0, *self.output_shape[1:]), dtype=backend.floatx)
-        steps = math.ceil(x.shape[0] / batch_size)
-        bar = Progbar(steps, verbose=verbose)
-        outputs = []
-        for step in range(steps):
-            outputs.append(self.forward(x[_batch(step, batch_size, x.shape[0])]))
+        bar, outputs = Progbar(math.ceil(x.shape[0] / batch_size), verbose=verbose), []
+        for step, batch in enumerate(_slices(x.shape[0], batch_size)):
+            outputs.append(self.forward(x[batch]))
             bar.update(step + 1)
         return backend.to_numpy(backend.xp().concat(outputs, axis=0))
 
     def _evaluate(self, x, y, batch_size, verbose=0):
         """Loss and metrics over (x, y), batch by batch: a dict of Python floats."""
-        steps = math.ceil(x.shape[0] / batch_size)
-        progress = EpochProgress(None, 1, steps, self.metrics, verbose)
-        for step in range(steps):
-            batch = _batch(step, batch_size, x.shape[0])
-            y_true = y[batch]
-            loss, y_hat = self.compute_loss(x[batch], y_true)
-            progress.update(step, loss, y_true, y_hat)
+        progress = EpochProgress(None, 1, math.ceil(x.shape[0] / batch_size), self.metrics, verbose)
+        for step, batch in enumerate(_slices(x.shape[0], batch_size)):
+            loss, y_hat = self.compute_loss(x[batch], y[batch])
+            progress.update(step, loss, y[batch], y_hat)
         logs = progress.means()
         progress.end(logs)
         return logs
+
+    def _results(self, loss, metric_values):
+        return [loss] + metric_values if self.metrics else loss
 
     # --- weights and counts -------------------------------------------------
     def _params(self):
@@ -276,21 +255,17 @@ class Sequential:
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
-        """Set all parameters from a list shaped like ``get_weights()``."""
+        """Set all parameters from a list shaped like ``get_weights()``: all of them, or none when one does not fit."""
         self._require_built("set_weights")
-        weights = list(weights)
-        expected = sum(len(layer.params) for layer in self.layers)
+        weights, expected = list(weights), len(self._params())
         if len(weights) != expected:
             raise ValueError(f"The model has {expected} weight arrays, but {len(weights)} were given; "
                              "pass a list shaped like model.get_weights().")
-        chunks, start = [], 0
-        for layer in self.layers:
-            chunks.append(weights[start:start + len(layer.params)])
-            start += len(layer.params)
-        for layer, chunk in zip(self.layers, chunks):
-            layer.checked_weights(chunk)  # every array checked before any is set
-        for layer, chunk in zip(self.layers, chunks):
-            layer.set_weights(chunk)
+        checked = []
+        for layer in self.layers:  # every array checked before any is set
+            checked += layer.checked_weights(weights[len(checked):len(checked) + len(layer.params)])
+        for param, value in zip(self._params(), checked):
+            param[...] = value
 
     def summary(self, print_fn=None, line_length=None):
         """Print the layers, their output shapes and parameter counts, as Keras does."""
@@ -305,7 +280,7 @@ class Sequential:
 
     @staticmethod
     def _check_batching(batch_size, verbose):
-        """``batch_size`` and ``verbose`` as fit, evaluate and predict use them ('auto' is 1)."""
+        """``batch_size`` and ``verbose`` as fit, evaluate and predict take them ('auto' is 1)."""
         verbose = arguments.one_of(verbose, "verbose", ("auto", 0, 1, 2))
         return arguments.integer(batch_size, "batch_size"), 1 if verbose == "auto" else int(verbose)
 
@@ -325,9 +300,8 @@ class Sequential:
             self.build(x.shape)
         expected = self.input_shape
         if tuple(x.shape[1:]) != tuple(expected[1:]):
-            hint = ""
-            if x.ndim > len(expected) and math.prod(x.shape[1:]) == math.prod(expected[1:]):
-                hint = f" Flatten each sample first: x = x.reshape(len(x), {math.prod(expected[1:])})."
+            flat = x.ndim > len(expected) and math.prod(x.shape[1:]) == math.prod(expected[1:])
+            hint = f" Flatten each sample first: x = x.reshape(len(x), {math.prod(expected[1:])})." if flat else ""
             raise ValueError(f"{role}: the model expects inputs of shape {expected}, "
                              f"got an array of shape {tuple(x.shape)}.{hint}")
         integers, dtype = arguments.is_dtype(x, "integral"), x.dtype
@@ -349,8 +323,7 @@ class Sequential:
                              f"got {x.shape[0]} inputs and {y.shape[0] if y.ndim else 'a single number as'} "
                              "targets.")
         if x.shape[0] == 0:
-            raise ValueError(f"{role}: there are no samples (x has shape {tuple(x.shape)}); "
-                             "pass at least one.")
+            raise ValueError(f"{role}: there are no samples (x has shape {tuple(x.shape)}); pass at least one.")
         self.loss.check_shapes(y.shape, (y.shape[0], *self.output_shape[1:]))
         y = backend.to_device(y)
         if (row := first_non_finite(y)) is not None:
@@ -358,7 +331,6 @@ class Sequential:
         self.loss.check_targets(y)
         return x, y
 
-    # --- saving -------------------------------------------------------------
     def save(self, filepath, overwrite=True):
         """Write the architecture, weights and compile settings to a ``.npz`` file, which
         ``tinynet.models.load_model(filepath)`` reads back (the format: ``tinynet.models.saving``)."""
@@ -371,12 +343,12 @@ def _batches(x, y, batch_size, shuffle):
     xp, n = backend.xp(), x.shape[0]
     order = random.generator().permutation(n) if shuffle else numpy.arange(n)  # on the host
     order = backend.to_device(order, dtype=xp.int64)  # one copy per epoch, then batches are cut on the device
-    for step in range(math.ceil(n / batch_size)):
-        batch = order[_batch(step, batch_size, n)]  # this step's sample numbers
-        yield xp.take(x, batch, axis=0), xp.take(y, batch, axis=0)
+    for batch in _slices(n, batch_size):
+        yield xp.take(x, order[batch], axis=0), xp.take(y, order[batch], axis=0)  # this step's samples
 
 
-def _batch(step, batch_size, n):
-    """The index of batch number ``step``: its rows, then ``...`` for the other axes
-    (the last batch may be smaller; the array API wants slices within bounds)."""
-    return slice(step * batch_size, min((step + 1) * batch_size, n)), ...
+def _slices(n, batch_size):
+    """Each batch's index: its rows, then ``...`` for the other axes (the last batch may be smaller;
+    the array API wants slices within bounds)."""
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n)), ...

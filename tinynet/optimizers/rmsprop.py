@@ -8,19 +8,14 @@ from tinynet.optimizers.optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
-    """Keras's RMSprop (Hinton, 2012), the default optimizer of ``compile``.
-
-    For each parameter w with gradient g, keeping a running mean v of g**2:
+    """Keras's RMSprop (Hinton, 2012), the default optimizer of ``compile``. For each parameter w
+    with gradient g, keeping a running mean v of g**2 (parameters with large gradients take smaller steps):
 
         v = rho * v + (1 - rho) * g**2
         w = w - learning_rate * g / sqrt(v + epsilon)
 
-    Parameters whose gradients are large take smaller steps, and vice versa.
-
-    Where PyTorch differs: ``torch.optim.RMSprop`` defaults to lr=0.01,
-    alpha (our rho) = 0.99 and eps=1e-8, and adds eps *outside* the root:
-    ``w -= lr * g / (sqrt(v) + eps)``. Keras, and tinynet, use lr=0.001,
-    rho=0.9, epsilon=1e-7 inside the root.
+    Where PyTorch differs: ``torch.optim.RMSprop`` defaults to lr=0.01, alpha (our rho) = 0.99 and
+    eps=1e-8 added *outside* the root; Keras and tinynet use 0.001, 0.9 and 1e-7 inside it.
     """
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7):
@@ -34,26 +29,22 @@ class RMSprop(Optimizer):
     def build_slot(self, param):
         return backend.xp().zeros_like(param)  # v starts at 0
 
-    def update_step(self, g, w, v):
-        """Update one parameter w in place, from its gradient g and its running mean v of g**2.
+    def apply(self, grads, params):
+        """Update each parameter w in place, from its gradient g and its running mean v of g**2."""
+        self.build(params)  # first call: v = 0 for each; later: the same arrays, or an error
+        update = compiled_update_step(backend.get_backend()) or update_step  # NumPy, CuPy: compiled
+        for w, g, v in zip(self.params, grads, self.slots, strict=True):
+            update(w, g, v, self.learning_rate, self.rho, self.epsilon)
+        self.iterations += 1
 
-        On NumPy and CuPy the formula runs compiled into one pass over the arrays
-        (below), several times faster than array operations and bit-identical to them.
-        """
-        update = compiled_update(backend.get_backend()) or array_update
-        update(w, g, v, self.learning_rate, self.rho, self.epsilon)
 
+def update_step(w, g, v, lr, rho, eps):
+    """One parameter's update, as array operations in Keras's order; the compiled versions below equal it.
 
-def array_update(w, g, v, lr, rho, eps):
-    """The update as array operations, in Keras's order: the reference the compiled versions equal.
-
-    Flush to zero: entries of v below the smallest normal number of their dtype
-    (1.2e-38 in float32) become 0. A weight whose gradient stays 0 sees v shrink by
-    rho at every step; once v is *subnormal*, arithmetic on it is about 100x slower
-    on some x86 chips. TensorFlow (Keras's CPU backend) runs with the CPU's
-    flush-to-zero mode on; NumPy has no such switch, so v is flushed here. The
-    update of w does not change: eps (1e-7) dwarfs anything below 1e-38 under the root.
-    A NaN stays NaN (``v < tiny`` is false for NaN), as in Keras.
+    Flush to zero: v below the smallest normal float (1.2e-38 in float32) becomes 0. A weight whose
+    gradient stays 0 sees v shrink by rho each step, and subnormal arithmetic is ~100x slower on some
+    x86 chips; TensorFlow runs with the CPU's flush-to-zero on, NumPy has no such switch. w's update
+    does not change (eps dwarfs 1e-38 under the root), and a NaN stays NaN, as in Keras.
     """
     xp = backend.xp()
     v *= rho
@@ -62,25 +53,23 @@ def array_update(w, g, v, lr, rho, eps):
     w -= (lr * g) / xp.sqrt(v + eps)  # w = w - lr * g / sqrt(v + eps)
 
 
-# --- the same formula compiled: one read of each g, v, w and one write of v, w --------------
-# Written with array operations the update walks the arrays about ten times and makes a
-# temporary at each step: for the 669,706 parameters of the MNIST model that costs more than
-# the matrix products. Each version below does exactly array_update's operations, in its
-# order, with lr, rho, 1 - rho and eps rounded to w's dtype as NumPy rounds the Python floats.
+# --- the same formula compiled: one pass reading g, v, w and writing v, w ----------------------------
+# As array operations the update walks the arrays about ten times, with a temporary each time: for the
+# MNIST model's 669,706 parameters that costs more than the matrix products. Each version does exactly
+# update_step's operations in its order, with lr, rho, 1 - rho and eps rounded to w's dtype as NumPy does.
 
 @functools.cache
-def compiled_update(backend_name):
-    """The compiled ``f(w, g, v, lr, rho, eps)`` for a backend, or None ('strict' has none)."""
-    return {"numpy": _numba_update, "cupy": _cupy_update}.get(backend_name, lambda: None)()
+def compiled_update_step(backend_name):
+    """The compiled ``update_step`` for a backend, or None ('strict' has none)."""
+    return {"numpy": _numba_update_step, "cupy": _cupy_update_step}.get(backend_name, lambda: None)()
 
 
-def _numba_update():
+def _numba_update_step():
     import numba
 
-    # error_model="numpy": division by zero gives inf as in NumPy (and lets the loop vectorise).
-    # No fastmath: every operation is rounded exactly as NumPy rounds it.
+    # error_model="numpy": x / 0 gives inf, as in NumPy. No fastmath: each operation rounds as NumPy's does.
     @numba.njit(error_model="numpy", cache=True)
-    def rmsprop_update(w, g, v, lr, rho, one_minus_rho, eps, tiny):
+    def loop(w, g, v, lr, rho, one_minus_rho, eps, tiny):
         w, g, v = w.reshape(-1), g.reshape(-1), v.reshape(-1)  # the same entries, as one row
         for i in range(w.size):
             vi = rho * v[i] + one_minus_rho * (g[i] * g[i])  # v = rho * v + (1 - rho) * g**2
@@ -89,13 +78,12 @@ def _numba_update():
             w[i] -= (lr * g[i]) / numpy.sqrt(vi + eps)  # w = w - lr * g / sqrt(v + eps)
 
     def update(w, g, v, lr, rho, eps):
-        dtype = w.dtype.type
-        rmsprop_update(w, g, v, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps), numpy.finfo(dtype).smallest_normal)
-
+        t = w.dtype.type
+        loop(w, g, v, t(lr), t(rho), t(1 - rho), t(eps), numpy.finfo(t).smallest_normal)
     return update
 
 
-def _cupy_update():
+def _cupy_update_step():
     import cupy
 
     kernel = cupy.ElementwiseKernel(
@@ -105,12 +93,9 @@ def _cupy_update():
         v = vi < tiny ? (T)0 : vi;                  // flush to zero
         w = w - (lr * g) / sqrt(v + eps);           // w = w - lr * g / sqrt(v + eps)
         """,
-        "tinynet_rmsprop_update",
-        options=("--fmad=false",),  # round each * and + on its own, as the CPU does (no fused multiply-add)
-    )
+        "tinynet_rmsprop_update", options=("--fmad=false",))  # no fused multiply-add: rounds as the CPU does
 
     def update(w, g, v, lr, rho, eps):
-        dtype = w.dtype.type
-        kernel(g, dtype(lr), dtype(rho), dtype(1 - rho), dtype(eps), numpy.finfo(dtype).smallest_normal, w, v)
-
+        t = w.dtype.type
+        kernel(g, t(lr), t(rho), t(1 - rho), t(eps), numpy.finfo(t).smallest_normal, w, v)
     return update

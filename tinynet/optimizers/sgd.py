@@ -4,29 +4,20 @@ from tinynet.optimizers.optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    """Keras's gradient descent optimizer, with optional (Nesterov) momentum.
-
-    Plain gradient descent (``momentum=0``, the default): the gradient g points
-    uphill, so step the other way, by a fraction ``learning_rate`` of it:
+    """Keras's gradient descent, with optional (Nesterov) momentum. The gradient g points uphill,
+    so step the other way, by a fraction ``learning_rate`` of it (``momentum=0``, the default):
 
         w = w - learning_rate * g
 
-    With momentum, keep a velocity v (starting at 0) that remembers past steps:
-    steps that agree add up, steps that flip back and forth cancel out.
+    With momentum, a velocity v (from 0) remembers past steps: steps that agree add up, steps that
+    flip back and forth cancel out. With ``nesterov=True``, look one velocity step ahead:
 
         v = momentum * v - learning_rate * g
-        w = w + v
+        w = w + v                                         (Nesterov: w = w + momentum * v - learning_rate * g)
 
-    With ``nesterov=True``, look one velocity step ahead:
-
-        v = momentum * v - learning_rate * g
-        w = w + momentum * v - learning_rate * g
-
-    Where PyTorch differs: ``torch.optim.SGD`` keeps a buffer of gradients
-    instead of a velocity, ``buf = momentum * buf + g; w = w - lr * buf``
-    (Nesterov: ``w = w - lr * (g + momentum * buf)``). With a fixed learning rate
-    the two take the same steps (v = -lr * buf); they differ when the learning
-    rate changes during training, since Keras's v remembers the old rate.
+    Where PyTorch differs: ``torch.optim.SGD`` keeps ``buf = momentum * buf + g; w = w - lr * buf``.
+    With a fixed learning rate that is the same step (v = -lr * buf); when the rate changes, Keras's v
+    remembers the old rate.
     """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
@@ -39,19 +30,21 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
     def build_slot(self, param):
-        if self.momentum == 0:
-            return None  # plain gradient descent keeps no state
-        return backend.xp().zeros_like(param)  # v starts at 0
+        return None if self.momentum == 0 else backend.xp().zeros_like(param)  # v starts at 0 (none without momentum)
 
-    def update_step(self, g, w, v):
-        lr, momentum = self.learning_rate, self.momentum
-        if v is None:
-            w -= lr * g  # w = w - lr * g
-            return
-        step = lr * g
-        v *= momentum
-        v -= step  # v = momentum * v - lr * g    (in place)
-        if self.nesterov:
-            w += momentum * v - step  # w = w + momentum * v - lr * g
-        else:
-            w += v  # w = w + v
+    def apply(self, grads, params):
+        """Update each parameter w in place, from its gradient g (and its velocity v)."""
+        self.build(params)  # first call: v = 0 for each; later: the same arrays, or an error
+        for w, g, v in zip(self.params, grads, self.slots, strict=True):
+            update_step(w, g, v, self.learning_rate, self.momentum, self.nesterov)
+        self.iterations += 1
+
+
+def update_step(w, g, v, lr, momentum, nesterov):
+    """One parameter's update, in place; ``v`` is None without momentum."""
+    if v is None:
+        w -= lr * g  # w = w - lr * g
+        return
+    v *= momentum
+    v -= lr * g  # v = momentum * v - lr * g
+    w += momentum * v - lr * g if nesterov else v  # w = w + momentum * v - lr * g   or   w = w + v
