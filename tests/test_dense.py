@@ -118,7 +118,7 @@ def test_images_given_to_a_flat_layer():
     layer = Dense(10)
     layer.build((None, 784))
     with pytest.raises(ValueError, match="Flatten") as info:
-        layer.forward(dev(np.zeros((2, 28, 28))))
+        layer(dev(np.zeros((2, 28, 28))))
     assert "reshape(len(x), 784)" in str(info.value)
     assert "(2, 28, 28)" in str(info.value)
 
@@ -133,7 +133,7 @@ def test_wrong_feature_count_is_a_clear_error():
     layer = Dense(10)
     layer.build((None, 784))
     with pytest.raises(ValueError, match=r"expects inputs of shape \(None, 784\).*\(2, 100\)"):
-        layer.forward(dev(np.zeros((2, 100))))
+        layer(dev(np.zeros((2, 100))))
 
 
 @pytest.mark.host_only("an error message: no arrays")

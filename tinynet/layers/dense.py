@@ -21,8 +21,7 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
 
     def get_config(self):
-        """Units, activation and bias, plus the name and input shape (initialisers are not kept:
-        a loaded layer gets its weights from the file)."""
+        """Also units, activation and bias (not the initialisers: a loaded layer's weights come from the file)."""
         return {**super().get_config(), "units": self.units,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias}
 
@@ -58,7 +57,6 @@ class Dense(Layer):
 
     def forward_linear(self, x):
         """The linear part alone: z = x @ W + b."""
-        self._check_input(x)
         self.x = x
         z = x @ self.params["kernel"]  # z = x W        (batch, in) @ (in, units)
         if self.use_bias:
@@ -74,15 +72,3 @@ class Dense(Layer):
         if not self.needs_input_gradient:
             return None  # the model's first layer: dL/dx of the data is never used, so skip the product
         return dz @ self.params["kernel"].T  # dL/dx = dz @ W.T      (batch, in)
-
-    def _check_input(self, x):
-        n_in = self.params["kernel"].shape[0]
-        if x.ndim == 2 and x.shape[1] == n_in:
-            return
-        hint = ""
-        if x.ndim > 2 and math.prod(x.shape[1:]) == n_in:
-            hint = f" Flatten each sample first: x.reshape(len(x), {n_in})."
-        raise ValueError(
-            f"Dense layer {self.name!r} expects inputs of shape (None, {n_in}), "
-            f"got an array of shape {tuple(x.shape)}.{hint}"
-        )

@@ -1,13 +1,13 @@
 """The base class of every layer, and the contract they all keep.
 
 - ``forward(x)`` computes the output ``y`` and caches what backward needs;
-- ``backward(dy)`` takes dL/dy, fills ``grads`` (same keys as ``params``) and
-  returns dL/dx (or None when ``needs_input_gradient`` is False: a model's first
-  layer, whose input is the data);
+- ``backward(dy)`` takes dL/dy, fills ``grads`` (same keys as ``params``) and returns dL/dx
+  (or None when ``needs_input_gradient`` is False: a model's first layer, whose input is the data);
 - layers never update their own parameters: optimizers do.
 
 Shapes include the batch axis as ``None``, as Keras prints them: ``(None, 784)``.
 """
+import math
 import re
 
 import numpy
@@ -17,8 +17,17 @@ from tinynet import arguments, backend
 
 def snake_case(name):
     """``'ReLU'`` -> ``'re_lu'``, ``'Dense'`` -> ``'dense'``: Keras's default layer names."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
+
+
+def check_input_shape(x, expected, who):
+    """A ValueError unless ``x`` has the ``expected`` shape (batch axis aside); images get told to flatten."""
+    if tuple(x.shape[1:]) != tuple(expected[1:]):
+        n = math.prod(expected[1:])
+        flat = x.ndim > len(expected) and math.prod(x.shape[1:]) == n
+        hint = f" Flatten each sample first: x = x.reshape(len(x), {n})." if flat else ""
+        raise ValueError(f"{who} expects inputs of shape {tuple(expected)}, got an array of shape "
+                         f"{tuple(x.shape)}.{hint}")
 
 
 class Layer:
@@ -27,14 +36,10 @@ class Layer:
             raise TypeError(f"name must be a string such as 'hidden_1', got {name!r}.")
         self.name = name  # None until a model names it ('dense', 'dense_1', ...)
         self.model = None  # the model this layer belongs to (one at most: set by Sequential.add)
-        self.params = {}  # name -> array, e.g. {'kernel': W, 'bias': b}
-        self.grads = {}  # name -> dL/dparam, filled by backward
-        self.input_shape = (None, *arguments.shape(input_shape, "input_shape")) if input_shape is not None else None
-        self.output_shape = None
-        self.built = False
-        # False for a model's first layer: its input is the data, which no one needs dL/dx for,
-        # so backward may skip computing it (and return None). Set by Sequential.build.
-        self.needs_input_gradient = True
+        self.params, self.grads = {}, {}  # name -> array, e.g. {'kernel': W, 'bias': b}; name -> dL/dparam
+        self.input_shape = None if input_shape is None else (None, *arguments.shape(input_shape, "input_shape"))
+        self.output_shape, self.built = None, False
+        self.needs_input_gradient = True  # False for a model's first layer: backward may skip dL/dx of the data
 
     def build(self, input_shape):
         """Create the parameters for inputs of ``input_shape`` (batch axis first)."""
@@ -46,20 +51,11 @@ class Layer:
         return tuple(input_shape)
 
     def __call__(self, x):
-        """Build on first use, then run ``forward``."""
+        """``layer(x)``, as in Keras: build on first use, check the shape of ``x``, then ``forward(x)``."""
         if not self.built:
-            shape = (None, *x.shape[1:])
-            if self.input_shape is not None and tuple(self.input_shape) != shape:
-                raise ValueError(f"Layer {self.name!r} was given input_shape={self.input_shape[1:]}, "
-                                 f"but x has shape {tuple(x.shape)}.")
-            self.build(shape)
+            self.build(self.input_shape or (None, *x.shape[1:]))
+        check_input_shape(x, self.input_shape, f"Layer {self.name!r}")
         return self.forward(x)
-
-    def forward(self, x):
-        raise NotImplementedError
-
-    def backward(self, dy):
-        raise NotImplementedError
 
     def count_params(self):
         return sum(int(p.size) for p in self.params.values())
@@ -69,8 +65,8 @@ class Layer:
         return [backend.to_numpy(p) for p in self.params.values()]
 
     def set_weights(self, weights):
-        """Copy arrays (NumPy, lists or the backend's) into the parameters, in place: all of
-        them, or none when one does not fit."""
+        """Copy arrays (NumPy, lists or the backend's) into the parameters, in place: all of them,
+        or none when one does not fit."""
         for param, value in zip(self.params.values(), self.checked_weights(weights)):
             param[...] = value
 
@@ -78,10 +74,8 @@ class Layer:
         """``weights`` as backend arrays ready for the parameters, or an error naming the first that does not fit."""
         weights = list(weights)
         if len(weights) != len(self.params):
-            raise ValueError(
-                f"Layer {self.name!r} has {len(self.params)} weight arrays "
-                f"({', '.join(self.params) or 'none'}), but {len(weights)} were given."
-            )
+            raise ValueError(f"Layer {self.name!r} has {len(self.params)} weight arrays "
+                             f"({', '.join(self.params) or 'none'}), but {len(weights)} were given.")
         checked = []
         for (key, param), value in zip(self.params.items(), weights):
             where = f"Layer {self.name!r}: the value given for {key}"
@@ -97,13 +91,9 @@ class Layer:
         return checked
 
     def get_config(self):
-        """What it takes to rebuild this layer, as JSON-ready values (weights not included).
-
-        ``type(layer).from_config(layer.get_config())`` makes a fresh layer like this one;
-        ``model.save`` stores each layer's config (see ``tinynet.models.saving``).
-        """
-        input_shape = list(self.input_shape[1:]) if self.input_shape is not None else None
-        return {"name": self.name, "input_shape": input_shape}
+        """What rebuilds this layer, as JSON-ready values (not its weights): ``type(layer).from_config(config)``
+        makes a fresh one; ``model.save`` stores it."""
+        return {"name": self.name, "input_shape": None if self.input_shape is None else list(self.input_shape[1:])}
 
     @classmethod
     def from_config(cls, config):

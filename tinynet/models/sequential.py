@@ -8,7 +8,7 @@ from tinynet import arguments, backend, losses, metrics as metrics_module, optim
 from tinynet.callbacks import EpochProgress, History
 from tinynet.callbacks.progress import first_non_finite
 from tinynet.layers import Layer, Softmax
-from tinynet.layers.layer import snake_case
+from tinynet.layers.layer import check_input_shape, snake_case
 from tinynet.losses import CategoricalCrossentropy, SoftmaxCrossentropy
 from tinynet.models.summary import print_summary
 from tinynet.utils import Progbar, random
@@ -298,12 +298,7 @@ class Sequential:
             raise ValueError("The model has no layers: add some with model.add(...).")
         if not self.built:
             self.build(x.shape)
-        expected = self.input_shape
-        if tuple(x.shape[1:]) != tuple(expected[1:]):
-            flat = x.ndim > len(expected) and math.prod(x.shape[1:]) == math.prod(expected[1:])
-            hint = f" Flatten each sample first: x = x.reshape(len(x), {math.prod(expected[1:])})." if flat else ""
-            raise ValueError(f"{role}: the model expects inputs of shape {expected}, "
-                             f"got an array of shape {tuple(x.shape)}.{hint}")
+        check_input_shape(x, self.input_shape, f"{role}: the model")
         integers, dtype = arguments.is_dtype(x, "integral"), x.dtype
         x = backend.to_device(x)
         if integers and x.shape[0] and (top := float(backend.xp().max(x))) > 1:
