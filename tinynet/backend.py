@@ -1,28 +1,12 @@
-"""The one place where tinynet meets NumPy, CuPy or another array library.
+"""The one place where tinynet meets NumPy, CuPy or another array library (README: "Backends").
 
-Every layer, loss, optimizer and the training loop get their array functions
-from ``xp()`` (the active *array namespace*) instead of importing numpy, so the
-same code runs on the CPU (NumPy) or on a GPU (CuPy)::
-
-    tinynet.backend.set_backend("cupy")     # or TINYNET_BACKEND=cupy in the environment
-
-Backends:
-
-- ``'numpy'``: the CPU. The default.
-- ``'cupy'``: an NVIDIA GPU, with CuPy 14 or later (``pip install ".[gpu]"`` from this
-  checkout, which installs ``cupy-cuda12x``; or ``pip install cupy-cuda12x`` alone).
-- ``'strict'``: ``array_api_strict`` on its non-default device ``'device1'``: a CPU
-  stand-in for a GPU, used by the tests. Like CuPy it refuses to turn its arrays
-  into NumPy arrays implicitly and to mix them with host arrays, so a test suite
-  that passes here has no hidden host/device mix-ups.
-- ``'auto'``: ``'cupy'`` when ``gpu_available()``, else ``'numpy'``.
-
-The host/device boundary is explicit and lives here too: ``to_device`` (host ->
-backend, once per ``fit``, not per step), ``to_numpy`` (backend -> host;
-``predict``, ``evaluate``, ``History`` and ``get_weights`` always hand back
-NumPy), ``is_backend_array`` (is this already an array of the backend?), ``zeros`` (new arrays on the active device), ``synchronize`` (wait for
-queued GPU work, for timing) and ``free_memory`` (give CuPy's cached memory back).
+Layers, losses, optimizers and the training loop take their array functions from ``xp()``, the active
+array namespace, so the same code runs on NumPy (``'numpy'``, the CPU, the default), CuPy (``'cupy'``, an
+NVIDIA GPU) or ``array_api_strict`` (``'strict'``, a CPU stand-in for a GPU that refuses implicit
+host/device mixing, as CuPy does). The host/device boundary is explicit: ``to_device`` (host -> backend, once per
+``fit``) and ``to_numpy`` (backend -> host: ``predict``, ``evaluate`` and ``get_weights`` return NumPy).
 """
+import importlib
 import os
 
 import array_api_compat
@@ -35,7 +19,7 @@ CUPY_MIN_MAJOR = 14  # cupy.astype and cupy.concat, which tinynet calls, are new
 
 floatx = "float32"  # the default dtype of parameters and activations, as in Keras
 
-_name, _xp, _device = "numpy", numpy, None
+_name, _xp, _on_device = "numpy", numpy, {}  # _on_device: the device= argument for new arrays, if any
 
 
 def gpu_problem():
@@ -62,12 +46,10 @@ def gpu_available():
 
 
 def set_backend(name):
-    """Select the array library: ``'numpy'``, ``'cupy'``, ``'strict'`` or ``'auto'``
-    (case and surrounding spaces do not matter: ``' NumPy '`` is ``'numpy'``).
-
-    Arrays made under one backend belong to it: build (or rebuild) models after switching.
-    """
-    global _name, _xp, _device
+    """Select the array library: ``'numpy'``, ``'cupy'``, ``'strict'`` or ``'auto'`` (``'cupy'`` when
+    ``gpu_available()``, else ``'numpy'``); case and surrounding spaces do not matter.
+    Arrays made under one backend belong to it: build (or rebuild) models after switching."""
+    global _name, _xp, _on_device
     if not isinstance(name, str):
         raise TypeError(f"The backend is named by a string such as 'numpy', got {name!r} ({type(name).__name__}).")
     given, name = name, name.strip().lower()  # ' NumPy ' -> 'numpy', as the environment variable is read
@@ -76,16 +58,13 @@ def set_backend(name):
     problem = gpu_problem() if name in ("cupy", "auto") else None
     if name == "auto":
         name = "numpy" if problem else "cupy"
-    if name == "numpy":
-        _xp, _device = numpy, None
-    elif name == "cupy":
-        if problem:
-            raise RuntimeError(f"The 'cupy' backend needs a usable GPU. {problem} {GPU_INSTALL_HINT}")
-        import cupy
-        _xp, _device = cupy, None
-    else:
+    if name == "cupy" and problem:
+        raise RuntimeError(f"The 'cupy' backend needs a usable GPU. {problem} {GPU_INSTALL_HINT}")
+    if name == "strict":
         import array_api_strict
-        _xp, _device = array_api_strict, array_api_strict.Device("device1")
+        _xp, _on_device = array_api_strict, {"device": array_api_strict.Device("device1")}
+    else:
+        _xp, _on_device = importlib.import_module(name), {}  # numpy or cupy
     _name = name
 
 
@@ -105,36 +84,26 @@ def as_dtype(name):
 
 
 def is_backend_array(x):
-    """True when ``x`` is an array of the active backend (NumPy's, CuPy's or array_api_strict's).
-
-    array_api_compat tells arrays apart by their class, as SciPy and scikit-learn do.
-    Asking for ``__array_namespace__`` instead would miss CuPy's arrays, which have none.
-    """
+    """True when ``x`` is an array of the active backend. array_api_compat tells arrays apart by their class,
+    as SciPy and scikit-learn do: CuPy's arrays have no ``__array_namespace__`` to ask."""
     return array_api_compat.is_array_api_obj(x) and array_api_compat.array_namespace(x, use_compat=False) is _xp
 
 
-def _on_device():
-    return {} if _device is None else {"device": _device}
-
-
 def to_device(x, dtype=floatx):
-    """Copy host data (a NumPy array or anything array-like) to the backend, as ``dtype``.
-
-    Always a copy, on NumPy too, so training never writes into the caller's arrays.
-    An array already on the backend is copied there (cast to ``dtype``).
-    """
+    """Copy host data (anything array-like) or a backend array to the backend, as ``dtype``.
+    Always a copy, on NumPy too, so training never writes into the caller's arrays."""
     if _name == "numpy":
         return numpy.array(x, dtype=dtype)
     if is_backend_array(x):
         return _xp.astype(x, as_dtype(dtype), copy=True)  # already on the device: no trip to the host
     if _name == "strict":  # array_api_strict.asarray would share the NumPy array's memory
-        return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype), copy=True, **_on_device())
+        return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype), copy=True, **_on_device)
     return _xp.asarray(numpy.asarray(x), dtype=as_dtype(dtype))  # CuPy: host -> GPU is always a copy
 
 
 def zeros(shape, dtype=floatx):
     """A new array of zeros on the active device."""
-    return _xp.zeros(shape, dtype=as_dtype(dtype), **_on_device())
+    return _xp.zeros(shape, dtype=as_dtype(dtype), **_on_device)
 
 
 def to_numpy(x):
@@ -148,20 +117,15 @@ def to_numpy(x):
 
 
 def synchronize():
-    """Wait until the GPU has finished the work queued so far (no-op on the CPU).
-
-    GPU calls return before the work is done: time GPU code with a
-    ``synchronize()`` at both edges, or the timing measures only the queueing.
-    """
+    """Wait for the GPU's queued work (no-op on the CPU). GPU calls return before the work is done:
+    time GPU code with a ``synchronize()`` at both edges, or the timing measures only the queueing."""
     if _name == "cupy":
         _xp.cuda.get_current_stream().synchronize()
 
 
 def free_memory():
-    """Give the GPU memory that CuPy keeps cached back to the driver (no-op on the CPU).
-
-    Arrays still referenced (a model's weights) stay; delete the model first to free all.
-    """
+    """Give the GPU memory that CuPy keeps cached back to the driver (no-op on the CPU). Arrays
+    still referenced (a model's weights) stay; delete the model first to free all."""
     if _name == "cupy":
         _xp.get_default_memory_pool().free_all_blocks()
         _xp.get_default_pinned_memory_pool().free_all_blocks()

@@ -1,22 +1,9 @@
-"""Check analytic gradients against finite differences, in float64.
+"""Check analytic gradients against central differences, in float64 (docs/backprop.md explains why):
 
-For any function L of an array a, the central difference
+    dL/da_i  ~  (L(a + eps e_i) - L(a - eps e_i)) / (2 eps),  accurate to O(eps**2).
 
-    dL/da_i  ~  (L(a + eps e_i) - L(a - eps e_i)) / (2 eps)
-
-is accurate to O(eps**2). In float64 with eps = 1e-6 it agrees with a correct
-backward pass to about 7 significant digits, so a wrong formula stands out.
-(In float32 rounding error alone would be ~1e-2: always check in float64.)
-
-    >>> from tinynet.gradcheck import check_layer
-    >>> report = check_layer(MyLayer(), x)    # x: a NumPy array, one batch
-    >>> print(report); assert report.ok
-
-Points where the function has a kink (ReLU at 0) have no derivative: keep
-inputs away from them, or the check will rightly disagree there.
-"""
+Keep inputs away from kinks (ReLU at 0): there is no derivative there, and the check rightly disagrees."""
 import copy
-import math
 
 import numpy
 
@@ -41,13 +28,10 @@ class GradcheckReport:
                              f"but the array has shape {numeric.shape}.")
         error = numpy.abs(analytic - numeric)
         excess = error - (self.atol + self.rtol * numpy.abs(numeric))  # > 0 where the check fails
-        worst = numpy.argsort(excess, axis=None)[::-1][:n_worst]
-        self.results[name] = {
-            "max_abs_error": float(error.max(initial=0.0)),
-            "ok": bool((excess <= 0).all()),
-            "worst": [(numpy.unravel_index(i, error.shape), float(analytic.flat[i]), float(numeric.flat[i]))
-                      for i in worst],
-        }
+        worst = [(numpy.unravel_index(i, error.shape), float(analytic.flat[i]), float(numeric.flat[i]))
+                 for i in numpy.argsort(excess, axis=None)[::-1][:n_worst]]
+        self.results[name] = {"max_abs_error": float(error.max(initial=0.0)), "ok": bool((excess <= 0).all()),
+                              "worst": worst}
 
     @property
     def ok(self):
@@ -56,7 +40,8 @@ class GradcheckReport:
     def __str__(self):
         lines = [f"gradient check ({'passed' if self.ok else 'FAILED'}; rtol={self.rtol}, atol={self.atol})"]
         for name, r in self.results.items():
-            lines.append(f"  {name:<14} {'ok  ' if r['ok'] else 'FAIL'}  max |analytic - numeric| = {r['max_abs_error']:.3e}")
+            lines.append(f"  {name:<14} {'ok  ' if r['ok'] else 'FAIL'}  "
+                         f"max |analytic - numeric| = {r['max_abs_error']:.3e}")
             if not r["ok"]:
                 lines += [f"      at {tuple(int(i) for i in idx)}: analytic {a:+.8e}  numeric {n:+.8e}"
                           for idx, a, n in r["worst"]]
@@ -83,53 +68,47 @@ def _float64(x):
 
 def _params_to_float64(layers):
     for layer in layers:
-        for key, p in layer.params.items():
-            layer.params[key] = _float64(p)
+        layer.params.update({key: _float64(p) for key, p in layer.params.items()})
 
 
-# --- checks of the arguments, before any work ---------------------------------
-def _require(value, kind, example, what):
-    """``value`` must be an instance of ``kind`` (a layer, a loss, a model), not its class or a name."""
-    if isinstance(value, kind):
-        return
+def _start(what, value, kind, example, eps, rtol, atol):
+    """``value`` must be a ``kind`` (not its class, nor a name); then the tolerances. Returns eps, a new report."""
     if isinstance(value, type) and issubclass(value, kind):
         raise TypeError(f"{what} expects {example}, got the class {value.__name__}: create one, "
                         f"{value.__name__}(...).")
-    raise TypeError(f"{what} expects {example}, got {value!r}.")
-
-
-def _tolerances(eps, rtol, atol):
-    return (arguments.real(eps, "eps", "a number above 0, such as 1e-6", lambda v: v > 0),  # real() refuses inf
-            arguments.real(rtol, "rtol", "a number of at least 0, such as 1e-5", lambda v: v >= 0),
-            arguments.real(atol, "atol", "a number of at least 0, such as 1e-8", lambda v: v >= 0))
+    if not isinstance(value, kind):
+        raise TypeError(f"{what} expects {example}, got {value!r}.")
+    eps = arguments.real(eps, "eps", "a number above 0, such as 1e-6", lambda v: v > 0)  # real() refuses inf
+    rtol = arguments.real(rtol, "rtol", "a number of at least 0, such as 1e-5", lambda v: v >= 0)
+    atol = arguments.real(atol, "atol", "a number of at least 0, such as 1e-8", lambda v: v >= 0)
+    return eps, GradcheckReport(rtol, atol)
 
 
 def _data(value, name, what):
     """``value`` as a float64 backend array of at least one sample, all finite, or an error naming ``name``."""
     array = arguments.array_of_numbers(value, f"{what}: {name}")
     if array.ndim == 0:
-        raise ValueError(f"{what}: {name} must be an array of samples, one per row, got the single number "
-                         f"{array}.")
-    if math.prod(array.shape) == 0:
+        raise ValueError(f"{what}: {name} must be an array of samples, one per row, got the number {array}.")
+    if 0 in array.shape:
         raise ValueError(f"{what}: {name} has no entries (shape {tuple(array.shape)}); pass at least one sample.")
     array = _float64(array)
-    row = first_non_finite(array)
-    if row is not None:
+    if (row := first_non_finite(array)) is not None:
         raise ValueError(f"{what}: {name}[{row}] holds NaN or infinity, where no gradient can be checked; "
                          "fix or remove that sample.")
     return array
 
 
-def check_layer(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, seed=0):
-    """Check ``layer.backward`` (dL/dx and every ``grads`` entry) at input ``x``.
+def _compare(report, loss, eps, checked):
+    """Adds each (name, analytic gradient, the array it is of) to ``report``, beside ``loss()``'s numeric one."""
+    for name, analytic, array in checked:
+        report.add(name, backend.to_numpy(analytic), numerical_gradient(loss, array, eps))
+    return report
 
-    A copy of the layer is built for ``x`` and moved to float64; L = sum(y * r)
-    for a fixed random r, so every output counts. The layer itself is not changed.
-    """
-    _require(layer, Layer, "a layer, such as Dense(3)", "check_layer")
-    eps, rtol, atol = _tolerances(eps, rtol, atol)
-    if seed is not None:
-        seed = arguments.integer(seed, "seed", minimum=0)
+
+def check_layer(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, seed=0):
+    """Check ``layer.backward`` (dL/dx and every ``grads`` entry) at ``x``, on a float64 copy of ``layer``."""
+    eps, report = _start("check_layer", layer, Layer, "a layer, such as Dense(3)", eps, rtol, atol)
+    seed = None if seed is None else arguments.integer(seed, "seed", minimum=0)
     x = _data(x, "x", "check_layer")
     if layer.input_shape is not None and tuple(layer.input_shape[1:]) != tuple(x.shape[1:]):
         raise ValueError(f"check_layer: the layer takes inputs of shape {layer.input_shape}, but x has shape "
@@ -141,50 +120,31 @@ def check_layer(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, seed=0):
     _params_to_float64([layer])
     y = layer.forward(x)  # also caches what backward needs
     r = _float64(numpy.random.default_rng(seed).standard_normal(tuple(y.shape)))
-
-    def loss():
-        return backend.xp().sum(layer.forward(x) * r)  # L = sum(y * r), so dL/dy = r
-
-    dx = layer.backward(r)
-    report = GradcheckReport(rtol, atol)
-    report.add("x", backend.to_numpy(dx), numerical_gradient(loss, x, eps))
-    for key, p in layer.params.items():
-        report.add(key, backend.to_numpy(layer.grads[key]), numerical_gradient(loss, p, eps))
-    return report
+    dx = layer.backward(r)  # L = sum(y * r) for a fixed random r, so dL/dy = r
+    checked = [("x", dx, x)] + [(key, layer.grads[key], p) for key, p in layer.params.items()]
+    return _compare(report, lambda: backend.xp().sum(layer.forward(x) * r), eps, checked)
 
 
 def check_loss(loss, y_true, y_pred, eps=1e-6, rtol=1e-5, atol=1e-8):
     """Check ``loss.backward()`` (dL/dy_pred) at ``y_pred``, in float64."""
-    _require(loss, Loss, "a loss, such as CategoricalCrossentropy()", "check_loss")
-    eps, rtol, atol = _tolerances(eps, rtol, atol)
+    eps, report = _start("check_loss", loss, Loss, "a loss, such as CategoricalCrossentropy()", eps, rtol, atol)
     y_true, y_pred = _data(y_true, "y_true", "check_loss"), _data(y_pred, "y_pred", "check_loss")
     loss.forward(y_true, y_pred)
-    analytic = backend.to_numpy(loss.backward())
-    report = GradcheckReport(rtol, atol)
-    report.add("y_pred", analytic, numerical_gradient(lambda: loss.forward(y_true, y_pred), y_pred, eps))
-    return report
+    return _compare(report, lambda: loss.forward(y_true, y_pred), eps, [("y_pred", loss.backward(), y_pred)])
 
 
 def check_model(model, x, y, eps=1e-6, rtol=1e-5, atol=1e-8):
-    """Check a compiled model's gradients (``compute_gradients``, the path ``fit`` uses)
-    for every parameter of every layer, on a float64 copy of the model."""
-    _require(model, Sequential, "a compiled model, such as Sequential([Dense(3, input_shape=(4,))])",
-             "check_model")
+    """Check every parameter's gradient along ``compute_gradients`` (as in ``fit``), on a float64 copy."""
+    eps, report = _start("check_model", model, Sequential,
+                         "a compiled model, such as Sequential([Dense(3, input_shape=(4,))])", eps, rtol, atol)
     if model.loss is None:  # the wording of Sequential's own check
         raise RuntimeError("Call model.compile(loss=..., ...) before check_model(model, x, y), "
                            "e.g. model.compile(loss='categorical_crossentropy', metrics=['accuracy']).")
-    eps, rtol, atol = _tolerances(eps, rtol, atol)
     model = copy.deepcopy(model)
     model._prepare(x, y, "check_model")  # fit's checks of x and y (samples, shapes, NaN), on the copy
     x, y = _float64(x), _float64(y)
     _params_to_float64(model.layers)
     model.compute_gradients(x, y)
-    report = GradcheckReport(rtol, atol)
-
-    def loss():
-        return model.compute_loss(x, y)[0]
-
-    for layer in model.layers:
-        for key, p in layer.params.items():
-            report.add(f"{layer.name}.{key}", backend.to_numpy(layer.grads[key]), numerical_gradient(loss, p, eps))
-    return report
+    checked = [(f"{layer.name}.{key}", layer.grads[key], p)
+               for layer in model.layers for key, p in layer.params.items()]
+    return _compare(report, lambda: model.compute_loss(x, y)[0], eps, checked)

@@ -1,13 +1,5 @@
-"""``model.summary()``: the table Keras prints, layer by layer.
-
-    Model: "sequential"
-    ┏━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━┓
-    ┃ Layer (type)              ┃ Output Shape         ┃     Param # ┃
-    ┡━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━┩
-    │ dense (Dense)             │ (None, 512)          │     401,920 │
-    └───────────────────────────┴──────────────────────┴─────────────┘
-     Total params: 669,706 (2.55 MB)
-"""
+"""``model.summary()``: the table Keras prints, layer by layer, character for character
+(tests/test_summary.py holds Keras's own output to compare with)."""
 import shutil
 
 from tinynet import arguments, backend
@@ -17,6 +9,9 @@ KERAS_LINE_LENGTH = 88
 # Keras refuses a narrower one too ("Insufficient console width"), from 15 columns down.
 MIN_LINE_LENGTH = 16
 COLUMN_ENDS = (0.45, 0.80, 1.0)  # where each column ends, as a fraction of the line
+# The four border characters come out of the columns, shared out as the rich library Keras draws
+# its table with shares them: round(4/3), round(3/2), round(1/1).
+BORDER_CUTS = (1, 2, 1)
 
 
 def readable_size(n_bytes):
@@ -31,14 +26,7 @@ def readable_size(n_bytes):
 def column_widths(line_length):
     """Cell widths (padding included) of the three columns for a table ``line_length`` wide."""
     ends = [int(f * line_length) for f in COLUMN_ENDS]
-    widths = [end - start for start, end in zip([0] + ends, ends)]
-    # The four border characters come out of the columns, shared out evenly
-    # (the same arithmetic as the rich library Keras draws its table with).
-    excess, columns_left = 4, len(widths)
-    for i, width in enumerate(widths):
-        cut = round(excess / columns_left)
-        widths[i], excess, columns_left = width - cut, excess - cut, columns_left - 1
-    return widths
+    return [end - start - cut for start, end, cut in zip([0] + ends, ends, BORDER_CUTS)]
 
 
 def cell(text, width, align="<"):
@@ -59,34 +47,30 @@ def summary_text(model, line_length=None):
     """The summary as one string, ending in a newline."""
     if line_length is None:  # Keras: 88 columns, narrower on a narrow terminal (never below the minimum)
         line_length = max(MIN_LINE_LENGTH, min(KERAS_LINE_LENGTH, shutil.get_terminal_size().columns - 4))
-    line_length = arguments.integer(line_length, "line_length", minimum=MIN_LINE_LENGTH)  # characters
-    widths = column_widths(line_length)
+    widths = column_widths(arguments.integer(line_length, "line_length", minimum=MIN_LINE_LENGTH))
 
-    def rule(left, fill, mid, right):
-        return left + mid.join(fill * w for w in widths) + right
+    def rule(corners, fill):  # corners: left, between columns, right, such as "┏┳┓"
+        return corners[0] + corners[1].join(fill * w for w in widths) + corners[2]
 
     def row(texts, bar):
-        aligns = ("<", "<", ">")
-        return bar + bar.join(cell(t, w, a) for t, w, a in zip(texts, widths, aligns)) + bar
+        return bar + bar.join(cell(t, w, align) for t, w, align in zip(texts, widths, "<<>")) + bar
 
-    lines = [f'Model: "{model.name}"', rule("┏", "━", "┳", "┓"),
-             row(("Layer (type)", "Output Shape", "Param #"), "┃"), rule("┡", "━", "╇", "┩")]
+    lines = [f'Model: "{model.name}"', rule("┏┳┓", "━"), row(("Layer (type)", "Output Shape", "Param #"), "┃"),
+             rule("┡╇┩", "━")]
     for i, layer in enumerate(model.layers):
         if i:
-            lines.append(rule("├", "─", "┼", "┤"))
+            lines.append(rule("├┼┤", "─"))
         shape = "(" + ", ".join(str(d) for d in layer.output_shape) + ")"
         lines.append(row((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"), "│"))
-    lines.append(rule("└", "─", "┴", "┘"))
+    lines.append(rule("└┴┘", "─"))
 
     n_weights = model.count_params()
-    weight_bytes = sum(p.size * backend.xp().finfo(p.dtype).bits // 8 for layer in model.layers for p in layer.params.values())
     n_optimizer = model.optimizer.count_params() if model.optimizer is not None else 0
-    optimizer_bytes = 4 * n_optimizer
-    lines += [
-        f" Total params: {n_weights + n_optimizer:,} ({readable_size(weight_bytes + optimizer_bytes)})",
-        f" Trainable params: {n_weights:,} ({readable_size(weight_bytes)})",
-        f" Non-trainable params: 0 ({readable_size(0)})",
-    ]
+    weight_bytes = sum(p.size * backend.xp().finfo(p.dtype).bits // 8
+                       for layer in model.layers for p in layer.params.values())
+    counts = [("Total", n_weights + n_optimizer, weight_bytes + 4 * n_optimizer),  # optimizer state: float32
+              ("Trainable", n_weights, weight_bytes), ("Non-trainable", 0, 0)]
     if n_optimizer:
-        lines.append(f" Optimizer params: {n_optimizer:,} ({readable_size(optimizer_bytes)})")
+        counts.append(("Optimizer", n_optimizer, 4 * n_optimizer))
+    lines += [f" {what} params: {n:,} ({readable_size(n_bytes)})" for what, n, n_bytes in counts]
     return "\n".join(lines) + "\n"
