@@ -132,11 +132,11 @@ for label, w, g, layer, key in [("W1", W1, dW1, dense1, "kernel"), ("b1", b1, db
     v = rho * 0.0 + (1 - rho) * g**2  # v starts at 0
     w_new = w - lr * g / np.sqrt(v + eps)
     show(f"{label} change: -lr * g / sqrt(v + eps)", w_new - w, layer.params[key] - float64(w),
-         "RMSprop.update_step")
+         "RMSprop.apply")
 w_reference, v_reference = float64(W1), float64(np.zeros_like(W1))
-rmsprop.array_update(w_reference, float64(dW1), v_reference, lr, rho, eps)  # what update_step compiles
+rmsprop.update_step(w_reference, float64(dW1), v_reference, lr, rho, eps)  # what apply runs, compiled
 show("W1 change, by the array operations", W1 - lr * dW1 / np.sqrt((1 - rho) * dW1**2 + eps) - W1,
-     w_reference - float64(W1), "rmsprop.array_update")
+     w_reference - float64(W1), "rmsprop.update_step")
 
 heading("5. The other loss and optimizer: mean squared error and SGD")
 mse = MeanSquaredError()  # as if the network did regression: its outputs z2, no softmax, against y
@@ -150,7 +150,7 @@ for step in (1, 2):  # two steps with the same gradient dW1, so that the momentu
     v = 0.9 * v - 0.1 * dW1  # the velocity: v = momentum * v - lr * g
     before = backend.to_numpy(w_tinynet)
     sgd.apply([float64(dW1)], [w_tinynet])
-    show(f"SGD step {step}: W1 change = v", v, w_tinynet - float64(before), "SGD.update_step")
+    show(f"SGD step {step}: W1 change = v", v, w_tinynet - float64(before), "SGD.apply")
 
 print()
 if mismatches:

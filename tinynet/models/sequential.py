@@ -20,11 +20,8 @@ class Sequential:
     def __init__(self, layers=None, name="sequential"):
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty string such as 'mnist', got {name!r}.")
-        self.name = name
-        self.layers = []
-        self.optimizer = self.loss = None
-        self.metrics = []
-        self.history = None
+        self.name, self.layers, self.metrics = name, [], []
+        self.optimizer = self.loss = self.history = None
         if isinstance(layers, Layer):
             raise TypeError("Sequential takes a list of layers: Sequential([Dense(...), ...]).")
         for layer in layers or ():
