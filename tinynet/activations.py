@@ -1,10 +1,8 @@
 """Activations by name, as ``Dense(..., activation='relu')`` takes them.
 
-An activation is a layer without parameters (``ReLU``, ``Softmax``); ``Dense``
-runs it after its linear part and backpropagates through it. An activation
-caches its input for the backward pass, so each Dense layer needs its own:
-given an object, ``get`` returns a copy, and one ``ReLU()`` can be handed to
-several layers (as a Keras activation function can).
+An activation is a layer without parameters (``ReLU``, ``Softmax``) that Dense runs after its linear
+part. It caches its input for the backward pass, so each Dense needs its own: given an object, ``get``
+returns a copy, and one ``ReLU()`` can serve several layers (as a Keras activation function can).
 """
 import copy
 
@@ -17,9 +15,8 @@ _ACTIVATIONS = {"relu": ReLU, "softmax": Softmax}
 
 
 def get(identifier):
-    """``'relu'`` -> ReLU(); ``'softmax'`` -> Softmax(); ``None`` or ``'linear'`` -> None;
-    a layer object -> a copy of it."""
-    if identifier is None or (isinstance(identifier, str) and identifier == "linear"):
+    """``'relu'`` -> ReLU(); ``'softmax'`` -> Softmax(); None or ``'linear'`` -> None; a layer -> a copy."""
+    if identifier is None or isinstance(identifier, str) and identifier == "linear":
         return None
     if isinstance(identifier, Layer):
         return copy.deepcopy(identifier)
@@ -29,10 +26,8 @@ def get(identifier):
 
 def serialize(activation):
     """The name of an activation, the inverse of ``get``: ReLU() -> ``'relu'``, None -> ``'linear'``."""
-    if activation is None:
-        return "linear"
-    for name, cls in _ACTIVATIONS.items():
-        if type(activation) is cls:
-            return name
-    raise ValueError(f"Cannot name the activation {activation!r}: only {', '.join(_ACTIVATIONS)} "
-                     "and 'linear' can be saved by name.")
+    names = {cls: name for name, cls in _ACTIVATIONS.items()}
+    if activation is not None and type(activation) not in names:
+        raise ValueError(f"Cannot name the activation {activation!r}: only {', '.join(_ACTIVATIONS)} "
+                         "and 'linear' can be saved by name.")
+    return "linear" if activation is None else names[type(activation)]

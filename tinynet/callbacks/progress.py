@@ -1,9 +1,7 @@
 """The bookkeeping of one epoch: running means, the progress bar, and a watch for a non-finite loss.
 
-None of it changes what the model learns: ``fit`` runs the training step, then hands
-its loss and predictions here. The sums stay on the device; they are read back (a
-sync, on a GPU) only when the bar draws, and every ``CHECK_EVERY`` steps to check
-that the loss is still a finite number.
+None of it changes what the model learns. The sums stay on the device, read back (a GPU sync) only
+when the bar draws and every ``CHECK_EVERY`` steps, to check that the loss is still a finite number.
 """
 import time
 
@@ -16,31 +14,25 @@ CHECK_EVERY = 100  # steps between checks for a non-finite loss
 
 
 class EpochProgress:
-    """Keras's running means of the loss and metrics over the samples seen this epoch.
-
-    ``epoch`` is None when evaluating (the check then names no epoch); ``on_failure``
-    is called before a non-finite loss is reported (``fit`` rolls the weights back).
-    """
+    """Keras's running means of the loss and metrics over the samples seen this epoch. ``epoch`` is
+    None when evaluating (no check then); ``on_failure`` runs before a non-finite loss is reported."""
 
     def __init__(self, epoch, epochs, steps, metrics, verbose, on_failure=lambda: None):
         if epoch is not None and verbose and epochs > 1:
             print(f"Epoch {epoch + 1}/{epochs}")
         self.epoch, self.steps, self.metrics, self.on_failure = epoch, steps, metrics, on_failure
-        self.bar = Progbar(steps, verbose=verbose)
-        self.start = time.perf_counter()
+        self.bar, self.start = Progbar(steps, verbose=verbose), time.perf_counter()
         self.batch_losses = backend.zeros(steps)  # for locating a non-finite loss
-        self.sums = {name: 0.0 for name in ["loss"] + [m.name for m in metrics]}
-        self.seen = 0
+        self.sums, self.seen = {name: 0.0 for name in ["loss"] + [m.name for m in metrics]}, 0
 
     def update(self, step, loss, y, y_hat):
         """Add one batch's loss and metrics; check and draw when due."""
-        n = y.shape[0]
+        n, done = y.shape[0], step + 1
         self.batch_losses[step] = loss
         self.sums["loss"] = self.sums["loss"] + loss * n
         for m in self.metrics:
             self.sums[m.name] = self.sums[m.name] + m(y, y_hat) * n
         self.seen += n
-        done = step + 1
         if self.epoch is not None and (done == self.steps or done % CHECK_EVERY == 0 or self.bar.due(done)):
             self.check_finite(step)
         if done < self.steps and self.bar.due(done):
@@ -58,13 +50,12 @@ class EpochProgress:
 
     def check_finite(self, step):
         first = first_non_finite(self.batch_losses[:step + 1])  # the first non-finite step
-        if first is None:
-            return
-        self.on_failure()
-        raise FloatingPointError(
-            f"The loss became {float(self.batch_losses[first])} at epoch {self.epoch + 1}, step {first + 1}: "
-            f"training stopped, and the weights were rolled back to where epoch {self.epoch + 1} began. "
-            "Usual causes: a learning rate too high, or inputs not scaled (divide pixels by 255).")
+        if first is not None:
+            self.on_failure()
+            raise FloatingPointError(
+                f"The loss became {float(self.batch_losses[first])} at epoch {self.epoch + 1}, step {first + 1}: "
+                f"training stopped, and the weights were rolled back to where epoch {self.epoch + 1} began. "
+                "Usual causes: a learning rate too high, or inputs not scaled (divide pixels by 255).")
 
 
 def first_non_finite(a):

@@ -71,7 +71,7 @@ class Layer:
             param[...] = value
 
     def checked_weights(self, weights):
-        """``weights`` as backend arrays ready for the parameters, or an error naming the first that does not fit."""
+        """``weights`` as backend arrays ready for the parameters, or an error naming the first that won't fit."""
         weights = list(weights)
         if len(weights) != len(self.params):
             raise ValueError(f"Layer {self.name!r} has {len(self.params)} weight arrays "

@@ -11,7 +11,7 @@ class Loss:
         return self.forward(y_true, y_pred)
 
     def get_config(self):
-        """The constructor's arguments: ``type(loss).from_config(config)`` makes it afresh (``model.save`` keeps it)."""
+        """The constructor's arguments: ``type(loss).from_config(config)`` makes it afresh (``model.save``)."""
         return {}
 
     @classmethod

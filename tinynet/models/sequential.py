@@ -119,7 +119,8 @@ class Sequential:
         *hidden, last = self.layers
         forward, backward = [layer.forward for layer in hidden], [layer.backward for layer in hidden]
         loss, activation = self.loss, getattr(last, "activation", None)
-        logits = isinstance(loss, SoftmaxCrossentropy) or isinstance(loss, CategoricalCrossentropy) and loss.from_logits
+        logits = isinstance(loss, SoftmaxCrossentropy) or (isinstance(loss, CategoricalCrossentropy)
+                                                           and loss.from_logits)
         if logits and (isinstance(last, Softmax) or isinstance(activation, Softmax)):
             warnings.warn("The model ends in a softmax, but the loss expects logits (from_logits=True): the "
                           "softmax is applied twice. Use loss='categorical_crossentropy', or a last layer "
@@ -252,7 +253,7 @@ class Sequential:
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
-        """Set all parameters from a list shaped like ``get_weights()``: all of them, or none when one does not fit."""
+        """Set all parameters from a list shaped like ``get_weights()``: all, or none when one doesn't fit."""
         self._require_built("set_weights")
         weights, expected = list(weights), len(self._params())
         if len(weights) != expected:

@@ -29,7 +29,7 @@ class Optimizer:
         return None
 
     def get_config(self):
-        """The constructor's arguments: ``type(opt).from_config(config)`` makes it afresh (``model.save`` keeps it)."""
+        """The constructor's arguments: ``type(opt).from_config(config)`` makes it afresh (``model.save``)."""
         return {"learning_rate": self.learning_rate}
 
     @classmethod

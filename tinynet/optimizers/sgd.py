@@ -30,7 +30,7 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
     def build_slot(self, param):
-        return None if self.momentum == 0 else backend.xp().zeros_like(param)  # v starts at 0 (none without momentum)
+        return None if self.momentum == 0 else backend.xp().zeros_like(param)  # v starts at 0 (if momentum)
 
     def apply(self, grads, params):
         """Update each parameter w in place, from its gradient g (and its velocity v)."""
