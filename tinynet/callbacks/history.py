@@ -9,9 +9,7 @@ class History:
     """
 
     def __init__(self, params=None):
-        self.history = {}
-        self.epoch = []  # 0-based epoch numbers
-        self.epoch_seconds = []
+        self.history, self.epoch, self.epoch_seconds = {}, [], []  # epoch: 0-based numbers
         self.params = params or {}
 
     def append(self, epoch, logs, seconds=None):

@@ -6,10 +6,8 @@ from tinynet.layers.layer import Layer
 
 
 class Dense(Layer):
-    """``units`` outputs, each a weighted sum of all inputs plus a bias.
-
-    ``kernel`` W has shape (inputs, units) and ``bias`` b shape (units,), as in Keras.
-    """
+    """``units`` outputs, each a weighted sum of all inputs plus a bias: ``kernel`` W has shape
+    (inputs, units) and ``bias`` b shape (units,), as in Keras."""
 
     def __init__(self, units, activation=None, use_bias=True, input_shape=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None):
@@ -27,10 +25,8 @@ class Dense(Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 2:
-            raise ValueError(
-                f"Dense expects inputs of shape (batch, features), got {tuple(input_shape)}. "
-                f"Flatten each sample first, e.g. x.reshape(len(x), {math.prod(input_shape[1:])})."
-            )
+            raise ValueError(f"Dense expects inputs of shape (batch, features), got {tuple(input_shape)}. "
+                             f"Flatten each sample first, e.g. x.reshape(len(x), {math.prod(input_shape[1:])}).")
         n_in = input_shape[-1]
         try:
             self.params["kernel"] = backend.to_device(self.kernel_initializer((n_in, self.units)))

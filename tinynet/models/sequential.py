@@ -191,7 +191,7 @@ class Sequential:
             raise FloatingPointError(f"The loss of this batch is {float(loss)}: the weights were left unchanged. "
                                      "Usual causes: a learning rate too high, or inputs not scaled.")
         self.optimizer.apply(self._gradients(), self._params())
-        return self._results(float(loss), [float(m(y, y_hat)) for m in self.metrics])
+        return [float(loss), *(float(m(y, y_hat)) for m in self.metrics)] if self.metrics else float(loss)
 
     def evaluate(self, x, y, batch_size=32, verbose="auto"):
         """``[loss, accuracy, ...]`` on (x, y), or the loss alone without metrics."""
@@ -199,7 +199,7 @@ class Sequential:
         batch_size, verbose = self._check_batching(batch_size, verbose)
         x, y = self._prepare(x, y, "x and y")
         logs = self._evaluate(x, y, batch_size, verbose=verbose)
-        return self._results(logs["loss"], [logs[m.name] for m in self.metrics])
+        return [logs["loss"], *(logs[m.name] for m in self.metrics)] if self.metrics else logs["loss"]
 
     def predict(self, x, batch_size=32, verbose="auto"):
         """The model's outputs for ``x``, as a NumPy array."""
@@ -222,9 +222,6 @@ class Sequential:
         logs = progress.means()
         progress.end(logs)
         return logs
-
-    def _results(self, loss, metric_values):
-        return [loss] + metric_values if self.metrics else loss
 
     # --- weights and counts -------------------------------------------------
     def _params(self):

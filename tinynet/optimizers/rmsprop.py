@@ -53,10 +53,9 @@ def update_step(w, g, v, lr, rho, eps):
     w -= (lr * g) / xp.sqrt(v + eps)  # w = w - lr * g / sqrt(v + eps)
 
 
-# --- the same formula compiled: one pass reading g, v, w and writing v, w ----------------------------
-# As array operations the update walks the arrays about ten times, with a temporary each time: for the
-# MNIST model's 669,706 parameters that costs more than the matrix products. Each version does exactly
-# update_step's operations in its order, with lr, rho, 1 - rho and eps rounded to w's dtype as NumPy does.
+# --- the same formula compiled: one pass over g, v, w instead of about ten, each with a temporary (for
+# the MNIST model that costs more than the matrix products). Each does exactly update_step's operations
+# in its order, with lr, rho, 1 - rho and eps rounded to w's dtype as NumPy rounds them.
 
 @functools.cache
 def compiled_update_step(backend_name):
