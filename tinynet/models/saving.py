@@ -1,41 +1,9 @@
 """Saving a model to one file and loading it back: ``model.save`` and ``load_model``.
 
-    model.save("mnist.npz")
-    model = tinynet.models.load_model("mnist.npz")   # predicts exactly as before
-
-The file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays; ``numpy.load``
-opens it too). It holds:
-
-- ``config``: a string of JSON describing the model, enough to rebuild it::
-
-      {"format": "tinynet", "format_version": 1, "tinynet_version": "0.1.0",
-       "class_name": "Sequential",
-       "config": {"name": "sequential", "layers": [
-           {"class_name": "Dense", "config": {"name": "dense", "input_shape": [784],
-                                              "units": 512, "activation": "relu", "use_bias": true}},
-           ...]},
-       "compile_config": {"optimizer": {"class_name": "RMSprop",
-                                        "config": {"learning_rate": 0.001, "rho": 0.9, "epsilon": 1e-07}},
-                          "loss": {"class_name": "CategoricalCrossentropy", "config": {"from_logits": false}},
-                          "metrics": ["accuracy"]}}
-
-- one array per weight, named ``<layer name>/<weight name>``: ``dense/kernel``,
-  ``dense/bias``, ``dense_1/kernel``, ...
-
-Not saved: the optimizer's state (RMSprop's running averages and its step count),
-so training a loaded model starts the optimizer afresh, and the ``History``.
-
-Loading never runs code from the file: arrays are read with ``allow_pickle=False``
-and the architecture is plain JSON, so a model file is as safe to open as an image.
-Every setting in the JSON is checked by the constructor it is given to (its
-type, its range, no unknown keys), and every size it claims is checked against
-the arrays' headers, and those against the bytes the archive holds
-(``tinynet.utils.npz``), before anything is built or read: a small file cannot
-make ``load_model`` allocate gigabytes.
-
-Saving writes a temporary file and renames it onto the target
-(``tinynet.utils.atomic_write``), so a crash never leaves half a file where a good
-one was, and a killed save leaves nothing behind for long.
+The file is a NumPy ``.npz`` archive: a ``config`` entry, a JSON string (the format and its version, the
+model's name, each layer's class and ``get_config()``, the compile settings), and one array per weight,
+named ``<layer name>/<weight name>`` (``dense/kernel``). The README's "Saving and loading a model" shows it.
+Loading runs no code from the file, and checks everything in it before anything is built.
 """
 import json
 import os
@@ -52,6 +20,8 @@ from tinynet.utils.atomic_write import write_atomically
 
 FORMAT, FORMAT_VERSION = "tinynet", 1
 MAX_CONFIG_BYTES = 1 << 24  # 16 MiB of JSON: thousands of times what any architecture needs
+MISMATCH = "the weights do not match the architecture"
+COMPILE_FIX = "; load with compile=False and compile the model yourself"
 
 
 class ModelFileError(ValueError):
@@ -60,8 +30,9 @@ class ModelFileError(ValueError):
 
 # --- saving -------------------------------------------------------------------------
 def save_model(model, filepath, overwrite=True):
-    """Write ``model`` to ``filepath`` (a ``.npz`` file): architecture, weights, compile settings."""
-    path = _path(filepath, "filepath")
+    """Write ``model`` to ``filepath`` (a ``.npz`` file): architecture, weights, compile settings.
+    A temporary file is written and renamed onto the target (``write_atomically``): never half a file."""
+    path = _path(filepath)
     overwrite = arguments.flag(overwrite, "overwrite")
     if path.is_dir():
         raise IsADirectoryError(f"Cannot save to {path}: it is a folder. Give the path of a file, "
@@ -83,8 +54,7 @@ def save_model(model, filepath, overwrite=True):
               "compile_config": compile_config(model)}
     arrays = {"config": numpy.array(json.dumps(header, indent=1))}  # a 0-d string array, no pickling
     for layer in model.layers:
-        for key, weight in zip(layer.params, layer.get_weights()):
-            arrays[f"{layer.name}/{key}"] = weight
+        arrays.update({f"{layer.name}/{key}": weight for key, weight in zip(layer.params, layer.get_weights())})
     broken = [name for name, weight in arrays.items() if name != "config" and not numpy.isfinite(weight).all()]
     if broken:  # a diverged model would overwrite a good file with one that predicts nothing
         raise ValueError(f"Not saved to {path}: the weights {', '.join(broken)} hold NaN or infinite values "
@@ -99,61 +69,51 @@ def model_config(model):
 
 
 def compile_config(model):
-    """The optimizer, loss and metrics given to ``compile`` (None if not compiled), each optimizer
-    and loss as its class name and ``get_config()``."""
+    """The optimizer and loss (class name and ``get_config()``) and the metrics' names, or None if not compiled.
+    What load_model could not rebuild is a TypeError now, rather than a file that cannot be loaded."""
     if model.loss is None:
         return None
+    for metric in model.metrics:
+        try:
+            metrics.get(metric.name)  # load_model finds metrics by name
+        except ValueError:
+            raise TypeError(f"Cannot save the metric named {metric.name!r}: load_model finds metrics by their "
+                            "names, 'accuracy' or 'acc'. Compile with metrics=['accuracy'] to save the model.") from None
     return {"optimizer": _object_config(model.optimizer), "loss": _object_config(model.loss),
-            "metrics": [_metric_name(metric) for metric in model.metrics]}
-
-
-def _metric_name(metric):
-    """The name ``compile`` knows the metric by, which is what is saved, or a TypeError now rather than at load."""
-    try:
-        metrics.get(metric.name)
-    except ValueError:
-        raise TypeError(f"Cannot save the metric named {metric.name!r}: load_model finds metrics by their "
-                        "names, 'accuracy' or 'acc'. Compile with metrics=['accuracy'] to save the model.") from None
-    return metric.name
-
-
-def _path(filepath, name):
-    """``filepath`` as a Path, or a TypeError naming the argument."""
-    if not isinstance(filepath, (str, os.PathLike)) or isinstance(filepath, bytes):
-        raise TypeError(f"{name} must be a path, a str or os.PathLike such as 'model.npz', got {filepath!r}.")
-    return Path(filepath)
+            "metrics": [metric.name for metric in model.metrics]}
 
 
 def _object_config(obj):
-    """{'class_name': 'RMSprop', 'config': {'learning_rate': 0.01, ...}}, or a TypeError saying why
-    the object's settings cannot be saved (so that nothing is lost without a word)."""
+    """{'class_name': 'RMSprop', 'config': {'learning_rate': 0.01, ...}}, or a TypeError if a setting would be lost."""
     cls = type(obj)
-    owner = next(c for c in cls.__mro__ if "get_config" in vars(c))  # the class whose get_config runs
-    if any("__init__" in vars(c) for c in cls.__mro__[:cls.__mro__.index(owner)]):
+    init, config = (next(c for c in cls.__mro__ if method in vars(c)) for method in ("__init__", "get_config"))
+    if init is not config and issubclass(init, config):  # settings of its own, but an ancestor's get_config
         raise TypeError(f"Cannot save the settings of {cls.__name__}: it takes settings of its own "
-                        f"(its __init__), but its get_config is {owner.__name__}'s. Give {cls.__name__} a "
+                        f"(its __init__), but its get_config is {config.__name__}'s. Give {cls.__name__} a "
                         "get_config() that returns its constructor's arguments.")
-    config = obj.get_config()
-    for key, value in config.items():
+    settings = obj.get_config()
+    for key, value in settings.items():
         if not isinstance(value, (bool, int, float, str, type(None))):
             raise TypeError(f"Cannot save the settings of {cls.__name__}: {key}={value!r} is not a plain "
                             "number or string.")
-    return {"class_name": cls.__name__, "config": config}
+    return {"class_name": cls.__name__, "config": settings}
+
+
+def _path(filepath):
+    """``filepath`` as a Path, or a TypeError naming the argument."""
+    if not isinstance(filepath, (str, os.PathLike)) or isinstance(filepath, bytes):
+        raise TypeError(f"filepath must be a path, a str or os.PathLike such as 'model.npz', got {filepath!r}.")
+    return Path(filepath)
 
 
 # --- loading ------------------------------------------------------------------------
 def load_model(filepath, custom_objects=None, compile=True):
     """Rebuild a model saved with ``model.save``: same layers, same weights, compiled as it was.
 
-    ``custom_objects`` maps class names to your own classes (layers, losses,
-    optimizers) that the file names; ``compile=False`` skips compiling (and
-    ignores the compile settings in the file).
-
-    Everything in the file is checked before anything is built: each setting, by
-    the constructor it is given to (``from_config``), and the sizes the settings
-    imply against the stored arrays' headers.
+    ``custom_objects`` maps class names to your own classes (layers, losses, optimizers) that the file
+    names; ``compile=False`` skips compiling (and ignores the compile settings in the file).
     """
-    path = _path(filepath, "filepath")
+    path = _path(filepath)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a model file: give the path of the .npz file.")
     if not path.is_file():
@@ -165,13 +125,13 @@ def load_model(filepath, custom_objects=None, compile=True):
     custom = custom_objects or {}
     try:
         with npz.open_archive(path) as archive:
-            entries = npz.headers(archive, path.stat().st_size)  # name -> (zip member, shape, dtype)
+            # the arrays' headers only (name -> (zip member, shape, dtype)), their sizes checked against the bytes
+            entries = npz.headers(archive, path.stat().st_size)
             header = _read_header(path, archive, entries)
             layers = [_from_config(entry, {**LAYERS, **custom}, f"config.layers[{i}]", path)
                       for i, entry in enumerate(header["config"]["layers"])]  # settings only, no weights yet
-            _check_names(layers, path)
-            _check_sizes(layers, entries, path)  # before any layer allocates its weights
-            compiled = header.get("compile_config") if compile else None
+            _check_weights(layers, entries, path)  # before any layer allocates its weights
+            compiled = header["compile_config"] if compile else None
             if compiled:
                 optimizer = _from_config(compiled["optimizer"], {**OPTIMIZERS, **custom},
                                          "compile_config.optimizer", path, COMPILE_FIX)
@@ -187,7 +147,12 @@ def load_model(filepath, custom_objects=None, compile=True):
         model = Sequential(layers, name=header["config"]["name"])  # builds: allocates the weights
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: the architecture in the file cannot be rebuilt: {e}") from e
-    _set_weights(model, arrays, path)
+    names = [f"{layer.name}/{key}" for layer in model.layers for key in layer.params]
+    _same_names(names, arrays, path)  # news only for layers of your own: their build chose their weights
+    try:
+        model.set_weights([arrays[name] for name in names])  # the order of model.get_weights()
+    except ValueError as e:
+        raise ModelFileError(f"{path}: {MISMATCH}: {e}") from e
     if compiled:
         try:
             model.compile(optimizer=optimizer, loss=loss, metrics=compiled["metrics"])
@@ -197,8 +162,8 @@ def load_model(filepath, custom_objects=None, compile=True):
 
 
 def _read_header(path, archive, entries):
-    """The JSON in the ``config`` array, checked to be a tinynet model's, and its structure checked:
-    the values themselves are checked by the constructors they are given to."""
+    """The JSON in the ``config`` entry, checked to be a tinynet model's and of the right structure
+    (the settings in it are checked by the constructors they are given to)."""
     if "config" not in entries:
         names = list(entries)
         raise ModelFileError(f"{path} is not a tinynet model file: it has no 'config' entry "
@@ -220,36 +185,37 @@ def _read_header(path, archive, entries):
                              f"this tinynet (version {tinynet.__version__}) reads version {FORMAT_VERSION}.")
     if header.get("class_name") != "Sequential":
         raise ModelFileError(f"{path} holds a {header.get('class_name')!r} model; tinynet loads Sequential models.")
-    _expect(header, "", {"format", "format_version", "tinynet_version", "class_name", "config", "compile_config"},
-            {"config": dict}, path)
-    _expect(header["config"], "config.", {"name", "layers"}, {"name": str, "layers": list}, path)
+    _expect(header, "", {"format": None, "format_version": None, "tinynet_version": None, "class_name": None,
+                         "config": dict, "compile_config": None}, path)
+    _expect(header["config"], "config.", {"name": str, "layers": list}, path)
     if not header["config"]["layers"]:
         raise ModelFileError(f"{path}: config.layers is empty; a model has at least one layer.")
-    if header.get("compile_config") is not None:
-        _expect(header["compile_config"], "compile_config.", {"optimizer", "loss", "metrics"},
-                {"optimizer": dict, "loss": dict, "metrics": list}, path, COMPILE_FIX)
+    if header.setdefault("compile_config", None) is not None:
+        _expect(header["compile_config"], "compile_config.", {"optimizer": dict, "loss": dict, "metrics": list},
+                path, COMPILE_FIX)
     return header
 
 
-def _expect(values, where, keys, types, path, fix=""):
-    """``values`` is an object with only ``keys``, of which those in ``types`` are there, of that type."""
+def _expect(values, where, types, path, fix=""):
+    """``values``, found at ``where`` in the header, is an object {...} with no keys but those of ``types``;
+    those given a type there (not None) are present, of that type."""
     if not isinstance(values, dict):
         raise ModelFileError(f"{path}: {where.rstrip('.')} should be an object {{...}}, got {_show(values)}{fix}.")
     for key in values:
-        if key not in keys:
+        if key not in types:
             raise ModelFileError(f"{path}: {where}{key} is not a setting tinynet knows "
-                                 f"(known: {', '.join(sorted(keys))}){fix}.")
+                                 f"(known: {', '.join(sorted(types))}){fix}.")
     for key, kind in types.items():
-        if key not in values:
+        if kind is not None and key not in values:
             raise ModelFileError(f"{path}: {where}{key} is missing{fix}.")
-        if not isinstance(values[key], kind) or isinstance(values[key], bool) and kind is not bool:
+        if kind is not None and not isinstance(values[key], kind):  # never bool: str, list and dict only
             what = {str: "a string", list: "a list", dict: "an object {...}"}[kind]
             raise ModelFileError(f"{path}: {where}{key} should be {what}, got {_show(values[key])}{fix}.")
 
 
 def _show(value):
     """A value from the file, for a message: cut short if long."""
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    text = repr(value) if isinstance(value, str) else json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -261,13 +227,12 @@ def _classes(module, base):
 LAYERS = _classes(layers_module, layers_module.Layer)
 OPTIMIZERS = _classes(optimizers, optimizers.Optimizer)
 LOSSES = _classes(losses, losses.Loss)
-COMPILE_FIX = "; load with compile=False and compile the model yourself"
 
 
 def _from_config(entry, known, where, path, fix=""):
     """A fresh object from {'class_name': ..., 'config': {...}}: its class looked up in ``known``,
     and every setting checked by its constructor (any error becomes a ModelFileError naming the file)."""
-    _expect(entry, f"{where}.", {"class_name", "config"}, {"class_name": str, "config": dict}, path, fix)
+    _expect(entry, f"{where}.", {"class_name": str, "config": dict}, path, fix)
     name = entry["class_name"]
     if name not in known:
         raise ModelFileError(f"{path}: {where}: unknown class {name!r} (known: {', '.join(sorted(known))}); "
@@ -278,78 +243,49 @@ def _from_config(entry, known, where, path, fix=""):
         raise ModelFileError(f"{path}: {where} ({name}): {str(e).rstrip('.')}{fix}.") from e
 
 
-def _check_names(layers, path):
-    """Every layer has a name, and no two the same: the arrays are stored under them."""
+# --- checking sizes before anything is allocated ------------------------------------------
+def _check_weights(layers, entries, path):
+    """Check the weights the layers will create against the arrays the file holds, in name, shape and
+    dtype, from the layers' settings and the arrays' headers alone: so a file whose settings claim a
+    huge layer is refused before that layer is built. A layer of your own is taken at its word until
+    it is built (its build decides its weights); ``load_model`` checks it then."""
     names = [layer.name for layer in layers]
     if None in names:
         raise ModelFileError(f"{path}: config.layers[{names.index(None)}].config.name is missing.")
-    if len(set(names)) != len(names):
+    if len(set(names)) != len(names):  # the arrays are filed under the layers' names
         raise ModelFileError(f"{path}: config.layers holds two layers of one name ({', '.join(names)}); "
                              "layer names must be unique.")
-
-
-# --- checking sizes before anything is allocated ------------------------------------------
-def _weight_shapes(layer, input_shape):
-    """The shapes ``build`` will give the layer's weights, known from its settings alone, so without
-    allocating them: for tinynet's own layers; None for a layer of your own (its build decides)."""
-    if type(layer) is Dense:
-        n_in = input_shape[-1] if input_shape is not None and len(input_shape) == 2 else None
-        return {"kernel": (n_in, layer.units), **({"bias": (layer.units,)} if layer.use_bias else {})}
-    return {} if type(layer) in (ReLU, Softmax) else None
-
-
-def _output_shape(layer, input_shape):
-    """The layer's output shape before it is built, or None if that cannot be known yet."""
-    if input_shape is None:
-        return None
-    try:
-        return tuple(layer.compute_output_shape(input_shape))
-    except Exception:  # a layer of your own may need to be built first: then the shapes after it are unknown
-        return None
-
-
-def _check_sizes(layers, entries, path):
-    """Check that the weights each of tinynet's own layers will create are the arrays the file holds,
-    in name, dtype and shape, using only the arrays' headers: so a file whose settings claim a
-    huge layer is refused before that layer is built."""
-    problem = "the weights do not match the architecture"
-    shape = layers[0].input_shape
-    expected, covered = {}, set()
+    shape, expected = layers[0].input_shape, {}  # '<layer>/<weight>' -> shape, None where not known yet
     for layer in layers:
         if shape is not None and layer.input_shape is not None and layer.input_shape[1:] != shape[1:]:
-            raise ModelFileError(f"{path}: {problem}: layer {layer.name!r} says its inputs have shape "
+            raise ModelFileError(f"{path}: {MISMATCH}: layer {layer.name!r} says its inputs have shape "
                                  f"{layer.input_shape}, but it receives {shape}.")
-        weights = _weight_shapes(layer, shape)
-        if weights is not None:
-            covered.add(layer.name)
-            expected.update({(layer.name, key): weight_shape for key, weight_shape in weights.items()})
-        shape = _output_shape(layer, shape)
-    stored = [name for name in entries if name != "config"]
-    missing = [f"{layer}/{key}" for layer, key in expected if f"{layer}/{key}" not in entries]
-    extra = [name for name in stored if name.split("/")[0] in covered and tuple(name.split("/", 1)) not in expected]
-    if missing or extra:
-        raise ModelFileError(f"{path}: {problem}: missing {missing or 'none'}, unexpected {extra or 'none'}.")
-    for name in stored:  # set_weights checks shapes, not that the arrays hold numbers
-        if entries[name][2].kind not in "fiu":
-            raise ModelFileError(f"{path}: {problem}: {name} should be numbers, the file holds {entries[name][2]}.")
-    for (layer, key), want in expected.items():
-        have = entries[f"{layer}/{key}"][1]
-        if len(have) != len(want) or any(w is not None and w != h for w, h in zip(want, have)):
+        if type(layer) is Dense:  # its build refuses inputs that are not (batch, features)
+            n_in = shape[-1] if shape is not None and len(shape) == 2 else None
+            expected[f"{layer.name}/kernel"] = (n_in, layer.units)
+            if layer.use_bias:
+                expected[f"{layer.name}/bias"] = (layer.units,)
+        elif type(layer) not in (ReLU, Softmax):  # a layer of your own: whatever the file holds for it
+            expected.update({name: entries[name][1] for name in entries if name.rpartition("/")[0] == layer.name})
+        try:
+            shape = None if shape is None else tuple(layer.compute_output_shape(shape))
+        except Exception:  # a layer of your own may need to be built first: the shapes after it are unknown
+            shape = None
+    _same_names(list(expected), [name for name in entries if name != "config"], path)
+    for name, want in expected.items():
+        _, have, dtype = entries[name]
+        if dtype.kind not in "fiu":  # set_weights checks shapes, not that the arrays hold numbers
+            raise ModelFileError(f"{path}: {MISMATCH}: {name} should be numbers, the file holds {dtype}.")
+        if len(have) != len(want) or any(w not in (None, h) for w, h in zip(want, have)):
+            layer, key = name.rsplit("/", 1)
             want = tuple("?" if w is None else w for w in want)
-            raise ModelFileError(f"{path}: {problem}: Layer {layer!r}: {key} has shape {want}, but the array "
+            raise ModelFileError(f"{path}: {MISMATCH}: Layer {layer!r}: {key} has shape {want}, but the array "
                                  f"given for it has shape {have}. The file is damaged, or was edited by hand.")
 
 
-def _set_weights(model, arrays, path):
-    """Put each array named '<layer>/<weight>' into that weight, checking names and shapes
-    (again: for layers of your own, this is the first check)."""
-    expected = [f"{layer.name}/{key}" for layer in model.layers for key in layer.params]
-    missing = [name for name in expected if name not in arrays]
-    extra = [name for name in arrays if name not in expected]
+def _same_names(expected, stored, path):
+    """The file holds an array for each weight expected, and no other."""
+    missing = [name for name in expected if name not in stored]
+    extra = [name for name in stored if name not in expected]
     if missing or extra:
-        raise ModelFileError(f"{path}: the weights do not match the architecture: "
-                             f"missing {missing or 'none'}, unexpected {extra or 'none'}.")
-    try:
-        model.set_weights([arrays[name] for name in expected])  # the same order as model.get_weights()
-    except ValueError as e:
-        raise ModelFileError(f"{path}: the weights do not match the architecture: {e}") from e
+        raise ModelFileError(f"{path}: {MISMATCH}: missing {missing or 'none'}, unexpected {extra or 'none'}.")
