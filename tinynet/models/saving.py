@@ -1,19 +1,18 @@
 """Saving a model to one file and loading it back: ``model.save`` and ``load_model``.
 
-The file is a NumPy ``.npz`` archive: a ``config`` entry, a JSON string (the format and its version, the
-model's name, each layer's class and ``get_config()``, the compile settings), and one array per weight,
-named ``<layer name>/<weight name>`` (``dense/kernel``). The README's "Saving and loading a model" shows it.
-Loading runs no code from the file, and checks everything in it before anything is built.
+The file, a NumPy ``.npz`` archive of a JSON ``config`` and one array per weight, is described in the README
+("Saving and loading a model"). Loading runs no code from the file and checks it all before building anything.
 """
 import json
 import os
+import reprlib
 from pathlib import Path
 
 import numpy
 
 import tinynet
 from tinynet import arguments, layers as layers_module, losses, metrics, optimizers
-from tinynet.layers import Dense, ReLU, Softmax
+from tinynet.layers import Dense, Layer, ReLU, Softmax
 from tinynet.models.sequential import Sequential
 from tinynet.utils import npz
 from tinynet.utils.atomic_write import write_atomically
@@ -22,18 +21,18 @@ FORMAT, FORMAT_VERSION = "tinynet", 1
 MAX_CONFIG_BYTES = 1 << 24  # 16 MiB of JSON: thousands of times what any architecture needs
 MISMATCH = "the weights do not match the architecture"
 COMPILE_FIX = "; load with compile=False and compile the model yourself"
+LAYERS, OPTIMIZERS, LOSSES = (  # the classes a file may name, by name: {'Dense': Dense, ...}
+    {name: obj for name, obj in vars(module).items() if isinstance(obj, type) and issubclass(obj, base)}
+    for module, base in [(layers_module, Layer), (optimizers, optimizers.Optimizer), (losses, losses.Loss)])
 
 
 class ModelFileError(ValueError):
     """The file is not a tinynet model, or its weights do not fit its architecture."""
 
 
-# --- saving -------------------------------------------------------------------------
 def save_model(model, filepath, overwrite=True):
-    """Write ``model`` to ``filepath`` (a ``.npz`` file): architecture, weights, compile settings.
-    A temporary file is written and renamed onto the target (``write_atomically``): never half a file."""
-    path = _path(filepath)
-    overwrite = arguments.flag(overwrite, "overwrite")
+    """Write ``model`` to ``filepath`` (a ``.npz`` file), atomically: architecture, weights, compile settings."""
+    path, overwrite = _path(filepath), arguments.flag(overwrite, "overwrite")
     if path.is_dir():
         raise IsADirectoryError(f"Cannot save to {path}: it is a folder. Give the path of a file, "
                                 f"such as {path / 'model.npz'}.")
@@ -46,56 +45,40 @@ def save_model(model, filepath, overwrite=True):
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
     model._require_built("save")
-    names = [layer.name for layer in model.layers]
-    if len(set(names)) != len(names):
-        raise ValueError(f"All layer names should be unique to save a model; got {names}.")
+    if len({layer.name for layer in model.layers}) != len(model.layers):  # the weights are filed under them
+        raise ValueError(f"Layer names should be unique to save a model; got {[x.name for x in model.layers]}.")
+    for metric in model.metrics:
+        try:
+            metrics.get(metric.name)  # as load_model will: finds it by name
+        except ValueError:
+            raise TypeError(f"Cannot save the metric named {metric.name!r}: load_model finds metrics by name "
+                            "('accuracy', 'acc'). Compile with metrics=['accuracy'] to save the model.") from None
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "tinynet_version": tinynet.__version__,
-              "class_name": type(model).__name__, "config": model_config(model),
-              "compile_config": compile_config(model)}
-    arrays = {"config": numpy.array(json.dumps(header, indent=1))}  # a 0-d string array, no pickling
-    for layer in model.layers:
-        arrays.update({f"{layer.name}/{key}": weight for key, weight in zip(layer.params, layer.get_weights())})
-    broken = [name for name, weight in arrays.items() if name != "config" and not numpy.isfinite(weight).all()]
+              "class_name": type(model).__name__, "config": {"name": model.name, "layers": [
+                  {"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]},
+              "compile_config": None if model.loss is None else {  # the arguments given to compile
+                  "optimizer": _object_config(model.optimizer), "loss": _object_config(model.loss),
+                  "metrics": [metric.name for metric in model.metrics]}}
+    weights = {f"{layer.name}/{key}": weight  # 'dense/kernel', 'dense/bias', 'dense_1/kernel', ...
+               for layer in model.layers for key, weight in zip(layer.params, layer.get_weights())}
+    broken = [name for name, weight in weights.items() if not numpy.isfinite(weight).all()]
     if broken:  # a diverged model would overwrite a good file with one that predicts nothing
         raise ValueError(f"Not saved to {path}: the weights {', '.join(broken)} hold NaN or infinite values "
                          "(training diverged: try a lower learning rate, or inputs scaled to 0..1).")
-    write_atomically(path, lambda f: numpy.savez(f, **arrays))
-
-
-def model_config(model):
-    """The architecture as JSON-ready values: the model's name and each layer's class and config."""
-    return {"name": model.name,
-            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]}
-
-
-def compile_config(model):
-    """The optimizer and loss (class name and ``get_config()``) and the metrics' names, or None if not compiled.
-    What load_model could not rebuild is a TypeError now, rather than a file that cannot be loaded."""
-    if model.loss is None:
-        return None
-    for metric in model.metrics:
-        try:
-            metrics.get(metric.name)  # load_model finds metrics by name
-        except ValueError:
-            raise TypeError(f"Cannot save the metric named {metric.name!r}: load_model finds metrics by their "
-                            "names, 'accuracy' or 'acc'. Compile with metrics=['accuracy'] to save the model.") from None
-    return {"optimizer": _object_config(model.optimizer), "loss": _object_config(model.loss),
-            "metrics": [metric.name for metric in model.metrics]}
+    write_atomically(path, lambda f: numpy.savez(f, config=numpy.array(json.dumps(header, indent=1)), **weights))
 
 
 def _object_config(obj):
-    """{'class_name': 'RMSprop', 'config': {'learning_rate': 0.01, ...}}, or a TypeError if a setting would be lost."""
+    """{'class_name': 'RMSprop', 'config': {...}}, or a TypeError if a setting would be lost."""
     cls = type(obj)
     init, config = (next(c for c in cls.__mro__ if method in vars(c)) for method in ("__init__", "get_config"))
     if init is not config and issubclass(init, config):  # settings of its own, but an ancestor's get_config
-        raise TypeError(f"Cannot save the settings of {cls.__name__}: it takes settings of its own "
-                        f"(its __init__), but its get_config is {config.__name__}'s. Give {cls.__name__} a "
-                        "get_config() that returns its constructor's arguments.")
+        raise TypeError(f"Cannot save the settings of {cls.__name__}: its __init__ takes settings that "
+                        f"{config.__name__}.get_config omits. Give {cls.__name__} a get_config() returning them.")
     settings = obj.get_config()
     for key, value in settings.items():
         if not isinstance(value, (bool, int, float, str, type(None))):
-            raise TypeError(f"Cannot save the settings of {cls.__name__}: {key}={value!r} is not a plain "
-                            "number or string.")
+            raise TypeError(f"Cannot save {cls.__name__}'s setting {key}={value!r}: not a number or string.")
     return {"class_name": cls.__name__, "config": settings}
 
 
@@ -106,27 +89,20 @@ def _path(filepath):
     return Path(filepath)
 
 
-# --- loading ------------------------------------------------------------------------
 def load_model(filepath, custom_objects=None, compile=True):
     """Rebuild a model saved with ``model.save``: same layers, same weights, compiled as it was.
-
-    ``custom_objects`` maps class names to your own classes (layers, losses, optimizers) that the file
-    names; ``compile=False`` skips compiling (and ignores the compile settings in the file).
-    """
+    ``custom_objects``: your own classes (layers, losses, optimizers) by name. ``compile=False``: don't compile."""
     path = _path(filepath)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a model file: give the path of the .npz file.")
     if not path.is_file():
         raise FileNotFoundError(f"No such model file: {path}")
     if custom_objects is not None and not isinstance(custom_objects, dict):
-        raise TypeError(f"custom_objects must be a dict of your classes by name, e.g. {{'MyLayer': MyLayer}}, "
-                        f"got {custom_objects!r}.")
-    compile = arguments.flag(compile, "compile")
-    custom = custom_objects or {}
+        raise TypeError(f"custom_objects must be a dict such as {{'MyLayer': MyLayer}}, got {custom_objects!r}.")
+    compile, custom = arguments.flag(compile, "compile"), custom_objects or {}
     try:
         with npz.open_archive(path) as archive:
-            # the arrays' headers only (name -> (zip member, shape, dtype)), their sizes checked against the bytes
-            entries = npz.headers(archive, path.stat().st_size)
+            entries = npz.headers(archive, path.stat().st_size)  # name -> (zip member, shape, dtype); no data yet
             header = _read_header(path, archive, entries)
             layers = [_from_config(entry, {**LAYERS, **custom}, f"config.layers[{i}]", path)
                       for i, entry in enumerate(header["config"]["layers"])]  # settings only, no weights yet
@@ -148,9 +124,9 @@ def load_model(filepath, custom_objects=None, compile=True):
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: the architecture in the file cannot be rebuilt: {e}") from e
     names = [f"{layer.name}/{key}" for layer in model.layers for key in layer.params]
-    _same_names(names, arrays, path)  # news only for layers of your own: their build chose their weights
+    _same_names(names, arrays, path)  # new only for layers of your own: their build chose their weights
     try:
-        model.set_weights([arrays[name] for name in names])  # the order of model.get_weights()
+        model.set_weights([arrays[name] for name in names])  # in the order of model.get_weights()
     except ValueError as e:
         raise ModelFileError(f"{path}: {MISMATCH}: {e}") from e
     if compiled:
@@ -162,15 +138,13 @@ def load_model(filepath, custom_objects=None, compile=True):
 
 
 def _read_header(path, archive, entries):
-    """The JSON in the ``config`` entry, checked to be a tinynet model's and of the right structure
-    (the settings in it are checked by the constructors they are given to)."""
+    """The JSON in the ``config`` entry, checked to be a tinynet model's and of the right structure."""
     if "config" not in entries:
         names = list(entries)
         raise ModelFileError(f"{path} is not a tinynet model file: it has no 'config' entry "
                              f"(it holds {', '.join(names[:5]) or 'no arrays'}{', ...' if len(names) > 5 else ''}).")
     if entries["config"][0].file_size > MAX_CONFIG_BYTES:
-        raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is {entries['config'][0].file_size} "
-                             f"bytes, more than the {MAX_CONFIG_BYTES} any architecture needs.")
+        raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is over {MAX_CONFIG_BYTES} bytes.")
     try:
         header = json.loads(str(npz.read(archive, "config", entries["config"][0])[()]))
     except (ValueError, IndexError) as e:
@@ -197,10 +171,11 @@ def _read_header(path, archive, entries):
 
 
 def _expect(values, where, types, path, fix=""):
-    """``values``, found at ``where`` in the header, is an object {...} with no keys but those of ``types``;
-    those given a type there (not None) are present, of that type."""
+    """``values``, at ``where`` in the header, is an object {...} of keys in ``types``; the typed ones present."""
+    kinds = {str: "a string", list: "a list", dict: "an object {...}"}
     if not isinstance(values, dict):
-        raise ModelFileError(f"{path}: {where.rstrip('.')} should be an object {{...}}, got {_show(values)}{fix}.")
+        raise ModelFileError(f"{path}: {where.rstrip('.')} should be {kinds[dict]}, "
+                             f"got {reprlib.repr(values)}{fix}.")
     for key in values:
         if key not in types:
             raise ModelFileError(f"{path}: {where}{key} is not a setting tinynet knows "
@@ -208,30 +183,13 @@ def _expect(values, where, types, path, fix=""):
     for key, kind in types.items():
         if kind is not None and key not in values:
             raise ModelFileError(f"{path}: {where}{key} is missing{fix}.")
-        if kind is not None and not isinstance(values[key], kind):  # never bool: str, list and dict only
-            what = {str: "a string", list: "a list", dict: "an object {...}"}[kind]
-            raise ModelFileError(f"{path}: {where}{key} should be {what}, got {_show(values[key])}{fix}.")
-
-
-def _show(value):
-    """A value from the file, for a message: cut short if long."""
-    text = repr(value) if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _classes(module, base):
-    """The classes a module exports that derive from ``base``, by name: {'Dense': Dense, ...}."""
-    return {name: obj for name, obj in vars(module).items() if isinstance(obj, type) and issubclass(obj, base)}
-
-
-LAYERS = _classes(layers_module, layers_module.Layer)
-OPTIMIZERS = _classes(optimizers, optimizers.Optimizer)
-LOSSES = _classes(losses, losses.Loss)
+        if kind is not None and not isinstance(values[key], kind):
+            raise ModelFileError(f"{path}: {where}{key} should be {kinds[kind]}, "
+                                 f"got {reprlib.repr(values[key])}{fix}.")
 
 
 def _from_config(entry, known, where, path, fix=""):
-    """A fresh object from {'class_name': ..., 'config': {...}}: its class looked up in ``known``,
-    and every setting checked by its constructor (any error becomes a ModelFileError naming the file)."""
+    """A fresh object from {'class_name': ..., 'config': {...}}, every setting checked by its constructor."""
     _expect(entry, f"{where}.", {"class_name": str, "config": dict}, path, fix)
     name = entry["class_name"]
     if name not in known:
@@ -243,18 +201,15 @@ def _from_config(entry, known, where, path, fix=""):
         raise ModelFileError(f"{path}: {where} ({name}): {str(e).rstrip('.')}{fix}.") from e
 
 
-# --- checking sizes before anything is allocated ------------------------------------------
 def _check_weights(layers, entries, path):
-    """Check the weights the layers will create against the arrays the file holds, in name, shape and
-    dtype, from the layers' settings and the arrays' headers alone: so a file whose settings claim a
-    huge layer is refused before that layer is built. A layer of your own is taken at its word until
-    it is built (its build decides its weights); ``load_model`` checks it then."""
+    """Check the weights the layers will create against the arrays' names, shapes and dtypes, before any is
+    built: a file claiming a huge layer is refused. A layer of your own is checked once built (load_model)."""
     names = [layer.name for layer in layers]
     if None in names:
         raise ModelFileError(f"{path}: config.layers[{names.index(None)}].config.name is missing.")
     if len(set(names)) != len(names):  # the arrays are filed under the layers' names
-        raise ModelFileError(f"{path}: config.layers holds two layers of one name ({', '.join(names)}); "
-                             "layer names must be unique.")
+        raise ModelFileError(f"{path}: config.layers holds two layers of one name ({', '.join(names)}).")
+    stored = [name for name in entries if name != "config"]
     shape, expected = layers[0].input_shape, {}  # '<layer>/<weight>' -> shape, None where not known yet
     for layer in layers:
         if shape is not None and layer.input_shape is not None and layer.input_shape[1:] != shape[1:]:
@@ -263,15 +218,14 @@ def _check_weights(layers, entries, path):
         if type(layer) is Dense:  # its build refuses inputs that are not (batch, features)
             n_in = shape[-1] if shape is not None and len(shape) == 2 else None
             expected[f"{layer.name}/kernel"] = (n_in, layer.units)
-            if layer.use_bias:
-                expected[f"{layer.name}/bias"] = (layer.units,)
+            expected.update({f"{layer.name}/bias": (layer.units,)} if layer.use_bias else {})
         elif type(layer) not in (ReLU, Softmax):  # a layer of your own: whatever the file holds for it
-            expected.update({name: entries[name][1] for name in entries if name.rpartition("/")[0] == layer.name})
+            expected.update({name: entries[name][1] for name in stored if name.rpartition("/")[0] == layer.name})
         try:
             shape = None if shape is None else tuple(layer.compute_output_shape(shape))
         except Exception:  # a layer of your own may need to be built first: the shapes after it are unknown
             shape = None
-    _same_names(list(expected), [name for name in entries if name != "config"], path)
+    _same_names(list(expected), stored, path)
     for name, want in expected.items():
         _, have, dtype = entries[name]
         if dtype.kind not in "fiu":  # set_weights checks shapes, not that the arrays hold numbers
