@@ -103,16 +103,18 @@ def load_model(filepath, custom_objects=None, compile=True):
     try:
         with npz.open_archive(path) as archive:
             entries = npz.headers(archive, path.stat().st_size)  # name -> (zip member, shape, dtype); no data yet
-            header = _read_header(path, archive, entries)
+            header = _read_header(path, archive, entries)  # takes 'config' out: the rest are weights
             layers = [_from_config(entry, {**LAYERS, **custom}, f"config.layers[{i}]", path)
                       for i, entry in enumerate(header["config"]["layers"])]  # settings only, no weights yet
             _check_weights(layers, entries, path)  # before any layer allocates its weights
-            compiled = header["compile_config"] if compile else None
-            if compiled:
+            compiled = header.get("compile_config") if compile else None  # None: not compiled
+            if compiled is not None:
+                _expect(compiled, "compile_config.", {"optimizer": dict, "loss": dict, "metrics": list}, path,
+                        COMPILE_FIX)
                 optimizer = _from_config(compiled["optimizer"], {**OPTIMIZERS, **custom},
                                          "compile_config.optimizer", path, COMPILE_FIX)
                 loss = _from_config(compiled["loss"], {**LOSSES, **custom}, "compile_config.loss", path, COMPILE_FIX)
-            arrays = {name: npz.read(archive, name, entries[name][0]) for name in entries if name != "config"}
+            arrays = {name: npz.read(archive, name, entries[name][0]) for name in entries}
     except npz.UnreadableArchive as e:
         raise ModelFileError(f"{path} is not a tinynet model file: {e}.") from e
     broken = [name for name, array in arrays.items() if not numpy.isfinite(array).all()]
@@ -129,7 +131,7 @@ def load_model(filepath, custom_objects=None, compile=True):
         model.set_weights([arrays[name] for name in names])  # in the order of model.get_weights()
     except ValueError as e:
         raise ModelFileError(f"{path}: {MISMATCH}: {e}") from e
-    if compiled:
+    if compiled is not None:
         try:
             model.compile(optimizer=optimizer, loss=loss, metrics=compiled["metrics"])
         except (TypeError, ValueError) as e:
@@ -143,10 +145,11 @@ def _read_header(path, archive, entries):
         names = list(entries)
         raise ModelFileError(f"{path} is not a tinynet model file: it has no 'config' entry "
                              f"(it holds {', '.join(names[:5]) or 'no arrays'}{', ...' if len(names) > 5 else ''}).")
-    if entries["config"][0].file_size > MAX_CONFIG_BYTES:
+    info = entries.pop("config")[0]
+    if info.file_size > MAX_CONFIG_BYTES:
         raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is over {MAX_CONFIG_BYTES} bytes.")
     try:
-        header = json.loads(str(npz.read(archive, "config", entries["config"][0])[()]))
+        header = json.loads(str(npz.read(archive, "config", info)[()]))
     except (ValueError, IndexError) as e:
         raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is not JSON ({e}).") from e
     except RecursionError as e:
@@ -164,9 +167,6 @@ def _read_header(path, archive, entries):
     _expect(header["config"], "config.", {"name": str, "layers": list}, path)
     if not header["config"]["layers"]:
         raise ModelFileError(f"{path}: config.layers is empty; a model has at least one layer.")
-    if header.setdefault("compile_config", None) is not None:
-        _expect(header["compile_config"], "compile_config.", {"optimizer": dict, "loss": dict, "metrics": list},
-                path, COMPILE_FIX)
     return header
 
 
@@ -209,8 +209,7 @@ def _check_weights(layers, entries, path):
         raise ModelFileError(f"{path}: config.layers[{names.index(None)}].config.name is missing.")
     if len(set(names)) != len(names):  # the arrays are filed under the layers' names
         raise ModelFileError(f"{path}: config.layers holds two layers of one name ({', '.join(names)}).")
-    stored = [name for name in entries if name != "config"]
-    shape, expected = layers[0].input_shape, {}  # '<layer>/<weight>' -> shape, None where not known yet
+    shape, expected = layers[0].input_shape, {}  # '<layer>/<weight>' -> shape, None where not known yet (as Keras prints it)
     for layer in layers:
         if shape is not None and layer.input_shape is not None and layer.input_shape[1:] != shape[1:]:
             raise ModelFileError(f"{path}: {MISMATCH}: layer {layer.name!r} says its inputs have shape "
@@ -220,19 +219,18 @@ def _check_weights(layers, entries, path):
             expected[f"{layer.name}/kernel"] = (n_in, layer.units)
             expected.update({f"{layer.name}/bias": (layer.units,)} if layer.use_bias else {})
         elif type(layer) not in (ReLU, Softmax):  # a layer of your own: whatever the file holds for it
-            expected.update({name: entries[name][1] for name in stored if name.rpartition("/")[0] == layer.name})
+            expected.update({name: entries[name][1] for name in entries if name.rpartition("/")[0] == layer.name})
         try:
             shape = None if shape is None else tuple(layer.compute_output_shape(shape))
         except Exception:  # a layer of your own may need to be built first: the shapes after it are unknown
             shape = None
-    _same_names(list(expected), stored, path)
+    _same_names(list(expected), list(entries), path)
     for name, want in expected.items():
         _, have, dtype = entries[name]
         if dtype.kind not in "fiu":  # set_weights checks shapes, not that the arrays hold numbers
             raise ModelFileError(f"{path}: {MISMATCH}: {name} should be numbers, the file holds {dtype}.")
         if len(have) != len(want) or any(w not in (None, h) for w, h in zip(want, have)):
             layer, key = name.rsplit("/", 1)
-            want = tuple("?" if w is None else w for w in want)
             raise ModelFileError(f"{path}: {MISMATCH}: Layer {layer!r}: {key} has shape {want}, but the array "
                                  f"given for it has shape {have}. The file is damaged, or was edited by hand.")
 
