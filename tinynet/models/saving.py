@@ -5,8 +5,8 @@ The file, a NumPy ``.npz`` archive of a JSON ``config`` and one array per weight
 """
 import json
 import os
-import reprlib
 from pathlib import Path
+from reprlib import repr as abridged  # a value from the file, cut short for a message
 
 import numpy
 
@@ -56,9 +56,8 @@ def save_model(model, filepath, overwrite=True):
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "tinynet_version": tinynet.__version__,
               "class_name": type(model).__name__, "config": {"name": model.name, "layers": [
                   {"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]},
-              "compile_config": None if model.loss is None else {  # the arguments given to compile
-                  "optimizer": _object_config(model.optimizer), "loss": _object_config(model.loss),
-                  "metrics": [metric.name for metric in model.metrics]}}
+              "compile_config": None if model.loss is None else {"optimizer": _object_config(model.optimizer),
+                  "loss": _object_config(model.loss), "metrics": [metric.name for metric in model.metrics]}}
     weights = {f"{layer.name}/{key}": weight  # 'dense/kernel', 'dense/bias', 'dense_1/kernel', ...
                for layer in model.layers for key, weight in zip(layer.params, layer.get_weights())}
     broken = [name for name, weight in weights.items() if not numpy.isfinite(weight).all()]
@@ -90,8 +89,7 @@ def _path(filepath):
 
 
 def load_model(filepath, custom_objects=None, compile=True):
-    """Rebuild a model saved with ``model.save``: same layers, same weights, compiled as it was.
-    ``custom_objects``: your own classes (layers, losses, optimizers) by name. ``compile=False``: don't compile."""
+    """Rebuild a model saved with ``model.save``; ``custom_objects`` maps names to your own classes (Keras's)."""
     path = _path(filepath)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a model file: give the path of the .npz file.")
@@ -150,11 +148,9 @@ def _read_header(path, archive, entries):
         raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is over {MAX_CONFIG_BYTES} bytes.")
     try:
         header = json.loads(str(npz.read(archive, "config", info)[()]))
-    except (ValueError, IndexError) as e:
-        raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is not JSON ({e}).") from e
-    except RecursionError as e:
-        raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is JSON nested too deeply "
-                             "to be an architecture.") from e
+    except (ValueError, IndexError, RecursionError) as e:
+        why = "JSON nested too deeply to be an architecture" if type(e) is RecursionError else f"not JSON ({e})"
+        raise ModelFileError(f"{path} is not a tinynet model file: its 'config' is {why}.") from e
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a tinynet model file: its 'config' does not say format 'tinynet'.")
     if header.get("format_version") != FORMAT_VERSION:
@@ -170,22 +166,20 @@ def _read_header(path, archive, entries):
     return header
 
 
-def _expect(values, where, types, path, fix=""):
-    """``values``, at ``where`` in the header, is an object {...} of keys in ``types``; the typed ones present."""
-    kinds = {str: "a string", list: "a list", dict: "an object {...}"}
-    if not isinstance(values, dict):
-        raise ModelFileError(f"{path}: {where.rstrip('.')} should be {kinds[dict]}, "
-                             f"got {reprlib.repr(values)}{fix}.")
-    for key in values:
+def _expect(obj, where, types, path, fix=""):
+    """``obj``, at ``where`` in the header, is an object {...} of keys in ``types``; the typed ones present."""
+    if not isinstance(obj, dict):
+        raise ModelFileError(f"{path}: {where.rstrip('.')} should be an object {{...}}, got {abridged(obj)}{fix}.")
+    for key in obj:
         if key not in types:
             raise ModelFileError(f"{path}: {where}{key} is not a setting tinynet knows "
                                  f"(known: {', '.join(sorted(types))}){fix}.")
     for key, kind in types.items():
-        if kind is not None and key not in values:
+        if kind is not None and key not in obj:
             raise ModelFileError(f"{path}: {where}{key} is missing{fix}.")
-        if kind is not None and not isinstance(values[key], kind):
-            raise ModelFileError(f"{path}: {where}{key} should be {kinds[kind]}, "
-                                 f"got {reprlib.repr(values[key])}{fix}.")
+        if kind is not None and not isinstance(obj[key], kind):
+            what = {str: "a string", list: "a list", dict: "an object {...}"}[kind]
+            raise ModelFileError(f"{path}: {where}{key} should be {what}, got {abridged(obj[key])}{fix}.")
 
 
 def _from_config(entry, known, where, path, fix=""):
@@ -209,7 +203,7 @@ def _check_weights(layers, entries, path):
         raise ModelFileError(f"{path}: config.layers[{names.index(None)}].config.name is missing.")
     if len(set(names)) != len(names):  # the arrays are filed under the layers' names
         raise ModelFileError(f"{path}: config.layers holds two layers of one name ({', '.join(names)}).")
-    shape, expected = layers[0].input_shape, {}  # '<layer>/<weight>' -> shape, None where not known yet (as Keras prints it)
+    shape, expected = layers[0].input_shape, {}  # '<layer>/<weight>' -> shape, None where not known yet
     for layer in layers:
         if shape is not None and layer.input_shape is not None and layer.input_shape[1:] != shape[1:]:
             raise ModelFileError(f"{path}: {MISMATCH}: layer {layer.name!r} says its inputs have shape "
@@ -237,7 +231,6 @@ def _check_weights(layers, entries, path):
 
 def _same_names(expected, stored, path):
     """The file holds an array for each weight expected, and no other."""
-    missing = [name for name in expected if name not in stored]
-    extra = [name for name in stored if name not in expected]
+    missing, extra = [n for n in expected if n not in stored], [n for n in stored if n not in expected]
     if missing or extra:
         raise ModelFileError(f"{path}: {MISMATCH}: missing {missing or 'none'}, unexpected {extra or 'none'}.")
