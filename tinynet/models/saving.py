@@ -1,8 +1,7 @@
 """Saving a model to one file and loading it back: ``model.save`` and ``load_model``.
 
 The file, a NumPy ``.npz`` archive of a JSON ``config`` and one array per weight, is described in the README
-("Saving and loading a model"). Loading runs no code from the file and checks it all before building anything.
-"""
+("Saving and loading a model"). Loading runs no code from the file and checks it all before building anything."""
 import json
 import os
 from pathlib import Path
