@@ -48,7 +48,7 @@ def save_model(model, filepath, overwrite=True):
         raise ValueError(f"Layer names should be unique to save a model; got {[x.name for x in model.layers]}.")
     for metric in model.metrics:
         try:
-            metrics.get(metric.name)  # as load_model will: finds it by name
+            metrics.get(metric.name)  # as load_model will find it: by its name
         except ValueError:
             raise TypeError(f"Cannot save the metric named {metric.name!r}: load_model finds metrics by name "
                             "('accuracy', 'acc'). Compile with metrics=['accuracy'] to save the model.") from None
