@@ -577,7 +577,7 @@ BAD_SETTINGS = [
     (lambda h: h["config"].update(layers=[]),
      'config.layers is empty; a model has at least one layer.'),
     (lambda h: h["config"].update(name=None),
-     'config.name should be a string, got null.'),
+     'config.name should be a string, got None.'),
     (lambda h: h.update(weights_url="http://example.com"),
      'weights_url is not a setting tinynet knows (known: class_name, compile_config, config, format, format_version, tinynet_version).'),
     (optimizer(learning_rate="fast"),
