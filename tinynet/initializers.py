@@ -1,8 +1,5 @@
-"""How a layer's parameters start: Keras's default initialisers.
-
-Drawn on the host from tinynet's seeded generator (``tinynet.utils.set_random_seed``),
-so a seed gives the same initial weights on every backend.
-"""
+"""How a layer's parameters start: Keras's default initialisers, drawn on the host from tinynet's seeded
+generator (``tinynet.utils.set_random_seed``), so a seed gives the same initial weights on every backend."""
 import math
 
 import numpy

@@ -1,12 +1,11 @@
-"""The base class of every layer, and the contract they all keep.
+"""The base class of every layer, and the contract they all keep:
 
 - ``forward(x)`` computes the output ``y`` and caches what backward needs;
 - ``backward(dy)`` takes dL/dy, fills ``grads`` (same keys as ``params``) and returns dL/dx
   (or None when ``needs_input_gradient`` is False: a model's first layer, whose input is the data);
 - layers never update their own parameters: optimizers do.
 
-Shapes include the batch axis as ``None``, as Keras prints them: ``(None, 784)``.
-"""
+Shapes include the batch axis as ``None``, as Keras prints them: ``(None, 784)``."""
 import math
 import re
 

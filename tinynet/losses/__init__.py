@@ -5,11 +5,8 @@ from tinynet.losses.softmax_crossentropy import SoftmaxCrossentropy
 from tinynet.losses.categorical_crossentropy import CategoricalCrossentropy, categorical_crossentropy
 from tinynet.losses.mean_squared_error import MeanSquaredError, mean_squared_error
 
-_LOSSES = {
-    "categorical_crossentropy": CategoricalCrossentropy,
-    "mean_squared_error": MeanSquaredError,
-    "mse": MeanSquaredError,  # Keras's short name
-}
+_LOSSES = {"categorical_crossentropy": CategoricalCrossentropy, "mean_squared_error": MeanSquaredError,
+           "mse": MeanSquaredError}  # mse: Keras's short name
 
 
 def get(identifier):

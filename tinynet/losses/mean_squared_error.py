@@ -4,18 +4,12 @@ from tinynet.losses.loss import Loss
 
 
 class MeanSquaredError(Loss):
-    """The average squared distance between targets ``y`` and predictions ``y_hat``. For N samples
-    of D outputs, Keras's formula (a mean over each sample's outputs, then over the batch) is
-
-        L = 1/N sum_n ( 1/D sum_d (y_hat_nd - y_nd)**2 )  =  sum((y_hat - y)**2) / (N * D)
-        dL/dy_hat = 2 * (y_hat - y) / (N * D)
-
-    so a prediction twice as far off gets twice the push back, whatever the batch size.
-
+    """The average squared distance between targets ``y`` and predictions ``y_hat``. Keras's formula, a mean
+    over each sample's D outputs and then over the N samples, is the mean of all N * D squares; a prediction
+    twice as far off gets twice the push back (the gradient), whatever the batch size.
     Targets of shape (N,) are read as one column against predictions (N, 1), as in Keras
     (``fit(x, y)`` with ``y`` a plain list). Where PyTorch differs: ``torch.nn.MSELoss`` broadcasts
-    them into an (N, N) table of every pair, with only a warning, and learns the wrong thing.
-    """
+    them into an (N, N) table of every pair, with only a warning, and learns the wrong thing."""
 
     name = "mean_squared_error"
 
@@ -24,7 +18,7 @@ class MeanSquaredError(Loss):
         self.check_shapes(y_true.shape, y_pred.shape)
         y_true = xp.reshape(y_true, y_pred.shape)  # targets (N,) -> (N, 1), one column
         self.diff = y_pred - xp.astype(y_true, y_pred.dtype, copy=False)  # y_hat - y, in y_hat's dtype (as Keras)
-        return xp.mean(self.diff * self.diff)  # L = sum((y_hat - y)**2) / (N * D)
+        return xp.mean(self.diff * self.diff)  # L = 1/N sum_n 1/D sum_d (y_hat_nd - y_nd)**2 = sum(...) / (N * D)
 
     def backward(self):
         return 2 * self.diff / self.diff.size  # dL/dy_hat = 2 * (y_hat - y) / (N * D)

@@ -7,13 +7,11 @@ from tinynet.losses.loss import Loss
 
 class SoftmaxCrossentropy(Loss):
     """``L = -mean_n sum_i y_ni log softmax(z_n)_i``, from the scores z before the softmax.
-
     ``compile`` trains a model that ends in a softmax with this loss when it is given
     ``categorical_crossentropy``, as Keras does. It is the same number while the right class's
     probability is above that loss's clip (1e-7), but log(0) never happens, and the softmax's
     Jacobian and the log's 1/p cancel into one subtraction: dL/dz = (softmax(z) - y) / N.
-    ``CategoricalCrossentropy(from_logits=True)`` is this loss too.
-    """
+    ``CategoricalCrossentropy(from_logits=True)`` is this loss too."""
 
     name = "categorical_crossentropy"
 

@@ -111,11 +111,9 @@ class Sequential:
 
     def _plan_training(self):
         """Decide once what a training step runs: ``train_forward``, ``train_backward`` and ``train_loss``.
-
-        A model that ends in a softmax and is trained with crossentropy on its probabilities trains on
-        the logits z instead, as Keras does: the last layer stops before its softmax, and
-        ``SoftmaxCrossentropy`` takes z (the same loss, without log(0); dL/dz = (softmax(z) - y) / N).
-        """
+        A model ending in a softmax, trained with crossentropy on its probabilities, trains on the logits z
+        instead, as Keras does: the last layer stops before its softmax, and ``SoftmaxCrossentropy`` takes z
+        (the same loss, without log(0); dL/dz = (softmax(z) - y) / N)."""
         *hidden, last = self.layers
         forward, backward = [layer.forward for layer in hidden], [layer.backward for layer in hidden]
         loss, activation = self.loss, getattr(last, "activation", None)

@@ -8,15 +8,10 @@ from tinynet.optimizers.optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
-    """Keras's RMSprop (Hinton, 2012), the default optimizer of ``compile``. For each parameter w
-    with gradient g, keeping a running mean v of g**2 (parameters with large gradients take smaller steps):
-
-        v = rho * v + (1 - rho) * g**2
-        w = w - learning_rate * g / sqrt(v + epsilon)
-
+    """Keras's RMSprop (Hinton, 2012), the default of ``compile``: for each parameter w with gradient g,
+    a running mean v of g**2 makes parameters with large gradients take smaller steps (``update_step``).
     Where PyTorch differs: ``torch.optim.RMSprop`` defaults to lr=0.01, alpha (our rho) = 0.99 and
-    eps=1e-8 added *outside* the root; Keras and tinynet use 0.001, 0.9 and 1e-7 inside it.
-    """
+    eps=1e-8 added *outside* the root; Keras and tinynet use 0.001, 0.9 and 1e-7 inside it."""
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7):
         super().__init__(learning_rate)
@@ -40,12 +35,10 @@ class RMSprop(Optimizer):
 
 def update_step(w, g, v, lr, rho, eps):
     """One parameter's update, as array operations in Keras's order; the compiled versions below equal it.
-
     Flush to zero: v below the smallest normal float (1.2e-38 in float32) becomes 0. A weight whose
     gradient stays 0 sees v shrink by rho each step, and subnormal arithmetic is ~100x slower on some
     x86 chips; TensorFlow runs with the CPU's flush-to-zero on, NumPy has no such switch. w's update
-    does not change (eps dwarfs 1e-38 under the root), and a NaN stays NaN, as in Keras.
-    """
+    does not change (eps dwarfs 1e-38 under the root), and a NaN stays NaN, as in Keras."""
     xp = backend.xp()
     v *= rho
     v += (1 - rho) * (g * g)  # v = rho * v + (1 - rho) * g**2

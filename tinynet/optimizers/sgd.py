@@ -4,21 +4,13 @@ from tinynet.optimizers.optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    """Keras's gradient descent, with optional (Nesterov) momentum. The gradient g points uphill,
-    so step the other way, by a fraction ``learning_rate`` of it (``momentum=0``, the default):
-
-        w = w - learning_rate * g
-
-    With momentum, a velocity v (from 0) remembers past steps: steps that agree add up, steps that
-    flip back and forth cancel out. With ``nesterov=True``, look one velocity step ahead:
-
-        v = momentum * v - learning_rate * g
-        w = w + v                                         (Nesterov: w = w + momentum * v - learning_rate * g)
-
+    """Keras's gradient descent, with optional (Nesterov) momentum (the formulas: ``update_step``).
+    The gradient g points uphill, so step the other way, by a fraction ``learning_rate`` of it. With
+    momentum, a velocity v (from 0) remembers past steps: steps that agree add up, steps that flip back
+    and forth cancel out; with ``nesterov=True``, the step looks one velocity step ahead.
     Where PyTorch differs: ``torch.optim.SGD`` keeps ``buf = momentum * buf + g; w = w - lr * buf``.
     With a fixed learning rate that is the same step (v = -lr * buf); when the rate changes, Keras's v
-    remembers the old rate.
-    """
+    remembers the old rate."""
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
         super().__init__(learning_rate)
