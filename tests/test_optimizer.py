@@ -41,3 +41,14 @@ def test_other_parameters_are_refused(other):
 def test_rmsprop_checks_its_settings(kwargs, error, message):
     with pytest.raises(error, match=message):
         RMSprop(**kwargs)
+
+
+@pytest.mark.parametrize("optimizer_class", [RMSprop, SGD])
+@pytest.mark.parametrize("grads", [[np.ones(3)], [np.ones(3), np.ones(3)], [np.ones(3), np.ones(2), np.ones(2)]])
+def test_gradients_that_do_not_fit_the_parameters_change_nothing(optimizer_class, grads):
+    params = [dev(np.ones(3)), dev(np.ones(2))]
+    optimizer = optimizer_class(learning_rate=0.1)
+    with pytest.raises(ValueError, match=rf"{optimizer_class.__name__}.apply needs one gradient per parameter, "
+                                         r"shaped like it; got gradients .* for parameters \[\(3,\), \(2,\)\]"):
+        optimizer.apply([dev(g) for g in grads], params)
+    assert [host(p).tolist() for p in params] == [[1, 1, 1], [1, 1]] and optimizer.iterations == 0

@@ -36,3 +36,9 @@ def test_no_parameters_and_same_shape_out():
     assert layer.params == {} and layer.count_params() == 0
     assert layer.output_shape == (None, 7)
     assert layer.get_weights() == []
+
+
+def test_called_as_a_function_it_takes_any_shape():
+    relu = ReLU()
+    assert host(relu(dev(np.full((2, 3), -1.0)))).tolist() == [[0, 0, 0]] * 2
+    assert host(relu(dev(np.ones((4, 5))))).shape == (4, 5)  # no weights: its first shape does not bind it

@@ -405,10 +405,19 @@ def test_images_to_a_flat_model_hint_flatten():
     model = Sequential([Dense(10, activation="softmax", input_shape=(784,))])
     model.compile(loss="categorical_crossentropy")
     images, y = np.zeros((5, 28, 28), "float32"), np.eye(10)[:5]
-    for call in (lambda: model.fit(images, y, verbose=0), lambda: model.predict(images, verbose=0)):
+    for call in (lambda: model.fit(images, y, verbose=0), lambda: model.predict(images, verbose=0),
+                 lambda: model.forward(dev(images))):
         with pytest.raises(ValueError, match="Flatten") as info:
             call()
         assert "reshape(len(x), 784)" in str(info.value) and "(5, 28, 28)" in str(info.value)
+
+
+def test_forward_checks_the_shape_of_its_input():
+    model = Sequential([Dense(3, activation="relu", input_shape=(4,)), Dense(2)])
+    for x in (np.zeros(4), np.zeros((2, 5))):  # one sample without its batch axis; the wrong features
+        with pytest.raises(ValueError, match=r"model.forward: the model expects inputs of shape \(None, 4\), "
+                                             rf"got an array of shape {re.escape(str(x.shape))}"):
+            model.forward(dev(x))
 
 
 def test_integer_labels_hint_to_categorical():

@@ -1,9 +1,6 @@
-"""Activations by name, as ``Dense(..., activation='relu')`` takes them.
-
-An activation is a layer without parameters (``ReLU``, ``Softmax``) that Dense runs after its linear
-part. It caches its input for the backward pass, so each Dense needs its own: given an object, ``get``
-returns a copy, and one ``ReLU()`` can serve several layers (as a Keras activation function can).
-"""
+"""Activations by name, as ``Dense(..., activation='relu')`` takes them: layers without parameters (``ReLU``,
+``Softmax``) that Dense runs after its linear part. Each caches its input for the backward pass, so each Dense
+needs its own: ``get`` copies an object, and one ``ReLU()`` can serve several layers (as in Keras)."""
 import copy
 
 from tinynet import arguments

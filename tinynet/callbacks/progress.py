@@ -1,8 +1,5 @@
-"""The bookkeeping of one epoch: running means, the progress bar, and a watch for a non-finite loss.
-
-None of it changes what the model learns. The sums stay on the device, read back (a GPU sync) only
-when the bar draws and every ``CHECK_EVERY`` steps, to check that the loss is still a finite number.
-"""
+"""The bookkeeping of one epoch, which changes nothing the model learns: running means, the progress bar, and a
+watch for a non-finite loss. The sums stay on the device, read back (a GPU sync) only when due."""
 import time
 
 import numpy

@@ -3,9 +3,7 @@
 - ``forward(x)`` computes the output ``y`` and caches what backward needs;
 - ``backward(dy)`` takes dL/dy, fills ``grads`` (same keys as ``params``) and returns dL/dx
   (or None when ``needs_input_gradient`` is False: a model's first layer, whose input is the data);
-- layers never update their own parameters: optimizers do.
-
-Shapes include the batch axis as ``None``, as Keras prints them: ``(None, 784)``."""
+- layers never update their own parameters: optimizers do. Shapes have the batch axis as None: (None, 784)."""
 import math
 import re
 
@@ -16,7 +14,8 @@ from tinynet import arguments, backend
 
 def snake_case(name):
     """``'ReLU'`` -> ``'re_lu'``, ``'Dense'`` -> ``'dense'``: Keras's default layer names."""
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)  # a _ before each capitalised word: 'MyDense' -> 'My_Dense'
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()  # and between a lower and a capital: 'ReLU' -> 'Re_LU'
 
 
 def check_input_shape(x, expected, who):
@@ -53,7 +52,8 @@ class Layer:
         """``layer(x)``, as in Keras: build on first use, check the shape of ``x``, then ``forward(x)``."""
         if not self.built:
             self.build(self.input_shape or (None, *x.shape[1:]))
-        check_input_shape(x, self.input_shape, f"Layer {self.name!r}")
+        if self.params and self.input_shape is not None:  # weights fix the input's shape; ReLU takes any
+            check_input_shape(x, self.input_shape, f"Layer {self.name or type(self).__name__!r}")
         return self.forward(x)
 
     def count_params(self):
@@ -90,8 +90,7 @@ class Layer:
         return checked
 
     def get_config(self):
-        """What rebuilds this layer, as JSON-ready values (not its weights): ``type(layer).from_config(config)``
-        makes a fresh one; ``model.save`` stores it."""
+        """What rebuilds this layer (not its weights), JSON-ready: ``type(layer).from_config(config)``; saved."""
         return {"name": self.name, "input_shape": None if self.input_shape is None else list(self.input_shape[1:])}
 
     @classmethod

@@ -7,9 +7,8 @@ class MeanSquaredError(Loss):
     """The average squared distance between targets ``y`` and predictions ``y_hat``. Keras's formula, a mean
     over each sample's D outputs and then over the N samples, is the mean of all N * D squares; a prediction
     twice as far off gets twice the push back (the gradient), whatever the batch size.
-    Targets of shape (N,) are read as one column against predictions (N, 1), as in Keras
-    (``fit(x, y)`` with ``y`` a plain list). Where PyTorch differs: ``torch.nn.MSELoss`` broadcasts
-    them into an (N, N) table of every pair, with only a warning, and learns the wrong thing."""
+    Targets (N,) are one column against predictions (N, 1), as in Keras (``y`` a plain list). Where PyTorch
+    differs: ``torch.nn.MSELoss`` broadcasts them into an (N, N) table, warns, and learns the wrong thing."""
 
     name = "mean_squared_error"
 

@@ -31,7 +31,7 @@ class SoftmaxCrossentropy(Loss):
     def check_shapes(self, y_shape, z_shape):
         """Targets shaped like the predictions; integer labels are told how to become one-hot."""
         if tuple(y_shape) != tuple(z_shape):
-            labels = len(y_shape) == len(z_shape) - 1 or tuple(y_shape[-1:]) == (1,)
+            labels = len(y_shape) == len(z_shape) - 1 or (len(y_shape) == len(z_shape) and y_shape[-1] == 1)
             fix = f" Use y = tinynet.utils.to_categorical(y, {z_shape[-1]}) for integer labels." if labels else ""
             raise ValueError(f"categorical_crossentropy needs one-hot targets shaped like the predictions; got "
                              f"targets of shape {tuple(y_shape)} for predictions of shape {tuple(z_shape)}.{fix}")

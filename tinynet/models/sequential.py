@@ -42,9 +42,12 @@ class Sequential:
         if given in taken:
             raise ValueError(f"The model has a layer named {given!r} already; names must be unique "
                              "(the saved weights are filed under them). Give another name, or none.")
-        base, i = snake_case(type(layer).__name__), 0
-        while layer.name is None or layer.name in taken:
-            layer.name, i = base if i == 0 else f"{base}_{i}", i + 1
+        if given is None:  # Keras's names: dense, dense_1, dense_2, ...
+            base, i = snake_case(type(layer).__name__), 0
+            layer.name = base
+            while layer.name in taken:
+                i += 1
+                layer.name = f"{base}_{i}"
         self.layers.append(layer)
         try:
             if self.layers[0].input_shape is not None:
@@ -85,6 +88,7 @@ class Sequential:
     # --- one training step: forward, loss, backward, update ---------------
     def forward(self, x):
         """The model's output: each layer's forward pass in turn, ``y = f_L(...f_1(x))``."""
+        check_input_shape(x, self.input_shape, "model.forward: the model")
         for layer in self.layers:
             x = layer.forward(x)
         return x

@@ -5,9 +5,7 @@ import shutil
 from tinynet import arguments, backend
 
 KERAS_LINE_LENGTH = 88
-# The narrowest table: each cell keeps one character (or "…") between its padding.
-# Keras refuses a narrower one too ("Insufficient console width"), from 15 columns down.
-MIN_LINE_LENGTH = 16
+MIN_LINE_LENGTH = 16  # one character (or "…") a cell; Keras too refuses 15 ("Insufficient console width")
 COLUMN_ENDS = (0.45, 0.80, 1.0)  # where each column ends, as a fraction of the line
 # The four border characters come out of the columns, shared out as the rich library Keras draws
 # its table with shares them: round(4/3), round(3/2), round(1/1).

@@ -11,14 +11,18 @@ class Optimizer:
         self.iterations = 0  # how many updates have been applied
         self.params = self.slots = None  # the arrays it updates, and its state for each (build sets them)
 
-    def build(self, params):
-        """Create the state for ``params`` on first use; afterwards, refuse any other arrays
-        (another model's, or a model that has gained layers since: the wrong arrays would be updated)."""
-        params = list(params)
+    def build(self, params, grads=None):
+        """Create the state for ``params`` on first use; afterwards, refuse any other arrays (another model's,
+        or a model that has gained layers since: the wrong arrays would be updated). ``apply`` gives its
+        ``grads`` too: one per parameter, of its shape, checked before anything is updated."""
+        params, name = list(params), type(self).__name__
+        shapes = [tuple(p.shape) for p in params]
+        if grads is not None and [tuple(g.shape) for g in grads] != shapes:
+            raise ValueError(f"{name}.apply needs one gradient per parameter, shaped like it; got gradients "
+                             f"{[tuple(g.shape) for g in grads]} for parameters {shapes}.")
         if self.params is None:
             self.params, self.slots = params, [self.build_slot(p) for p in params]
         elif len(params) != len(self.params) or any(p is not q for p, q in zip(params, self.params)):
-            name = type(self).__name__
             raise ValueError(f"This {name} was built for other parameters ({len(self.params)} arrays) than the "
                              f"{len(params)} it is given now: it is used by a second model, or layers were added "
                              "after training began. Give each model a new optimizer and compile again, e.g. "

@@ -26,9 +26,9 @@ class RMSprop(Optimizer):
 
     def apply(self, grads, params):
         """Update each parameter w in place, from its gradient g and its running mean v of g**2."""
-        self.build(params)  # first call: v = 0 for each; later: the same arrays, or an error
+        self.build(params, grads)  # first call: v = 0 for each; later: the same arrays, or an error
         update = compiled_update_step(backend.get_backend()) or update_step  # NumPy, CuPy: compiled
-        for w, g, v in zip(self.params, grads, self.slots, strict=True):
+        for w, g, v in zip(self.params, grads, self.slots):
             update(w, g, v, self.learning_rate, self.rho, self.epsilon)
         self.iterations += 1
 

@@ -8,9 +8,8 @@ class SGD(Optimizer):
     The gradient g points uphill, so step the other way, by a fraction ``learning_rate`` of it. With
     momentum, a velocity v (from 0) remembers past steps: steps that agree add up, steps that flip back
     and forth cancel out; with ``nesterov=True``, the step looks one velocity step ahead.
-    Where PyTorch differs: ``torch.optim.SGD`` keeps ``buf = momentum * buf + g; w = w - lr * buf``.
-    With a fixed learning rate that is the same step (v = -lr * buf); when the rate changes, Keras's v
-    remembers the old rate."""
+    Where PyTorch differs: ``torch.optim.SGD`` keeps ``buf = momentum * buf + g; w = w - lr * buf``: the same
+    step (v = -lr * buf) while the learning rate is fixed; when it changes, Keras's v remembers the old rate."""
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
         super().__init__(learning_rate)
@@ -26,8 +25,8 @@ class SGD(Optimizer):
 
     def apply(self, grads, params):
         """Update each parameter w in place, from its gradient g (and its velocity v)."""
-        self.build(params)  # first call: v = 0 for each; later: the same arrays, or an error
-        for w, g, v in zip(self.params, grads, self.slots, strict=True):
+        self.build(params, grads)  # first call: v = 0 for each; later: the same arrays, or an error
+        for w, g, v in zip(self.params, grads, self.slots):
             update_step(w, g, v, self.learning_rate, self.momentum, self.nesterov)
         self.iterations += 1
 
@@ -37,6 +36,10 @@ def update_step(w, g, v, lr, momentum, nesterov):
     if v is None:
         w -= lr * g  # w = w - lr * g
         return
+    step = lr * g
     v *= momentum
-    v -= lr * g  # v = momentum * v - lr * g
-    w += momentum * v - lr * g if nesterov else v  # w = w + momentum * v - lr * g   or   w = w + v
+    v -= step  # v = momentum * v - lr * g
+    if nesterov:
+        w += momentum * v - step  # w = w + momentum * v - lr * g
+    else:
+        w += v  # w = w + v
