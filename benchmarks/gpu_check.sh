@@ -63,7 +63,7 @@ DATA=""
 for folder in "${CANDIDATES[@]}"; do
     complete=1
     for name in $MNIST_FILES; do [ -f "$folder/$name" ] || complete=0; done
-    if [ $complete = 1 ]; then DATA=$(cd "$folder" && pwd); break; fi
+    if [ $complete = 1 ]; then DATA=$(cd "$folder" && pwd -P); break; fi  # -P: links resolved
 done
 if [ -n "$DATA" ]; then
     export TINYNET_DATA_DIR=$DATA
