@@ -341,7 +341,11 @@ class Handler(BaseHTTPRequestHandler):
 
 def make_server(model, host="127.0.0.1", port=8000, source="", log=None):
     """A server for ``model`` on host:port (port 0: any free one), not yet serving: call serve_forever()."""
-    server = ThreadingHTTPServer((host, port), Handler)
+    return attach_model(ThreadingHTTPServer((host, port), Handler), model, source, log)
+
+
+def attach_model(server, model, source="", log=None):
+    """Give a bound server the model it serves (checked first) and where its log goes."""
     server.model = check_model(model, source or "model")
     server.source = str(source)
     server.lock = threading.Lock()
@@ -401,18 +405,20 @@ def main(argv=None):
     except (OSError, UnicodeError) as e:
         parser.error(f"--host {args.host!r}: no such host ({getattr(e, 'strerror', None) or e}); "
                      "give a name or address of this computer, such as 127.0.0.1 or 0.0.0.0")
-    try:
-        model, path = open_model(args.model)
-    except (OSError, ValueError) as e:
-        parser.exit(2, f"error: {e}\n")  # the message names the file
-    try:
-        server = make_server(model, args.host, args.port, source=path)
+    try:  # the port first: a port in use is said at once, not after a minute of training
+        server = ThreadingHTTPServer((args.host, args.port), Handler)
     except OSError as e:
         if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:  # the host is not this computer
             fix = "give a name or address of this computer with --host, such as 127.0.0.1 or 0.0.0.0"
         else:  # in use, or reserved (below 1024)
             fix = "pick another port with --port"
         parser.exit(2, f"error: cannot serve on {args.host}:{args.port} ({e.strerror or e}); {fix}.\n")
+    try:
+        model, path = open_model(args.model)
+        attach_model(server, model, source=path)
+    except (OSError, ValueError) as e:
+        server.server_close()
+        parser.exit(2, f"error: {e}\n")  # the message names the file
     host, port = server.server_address[:2]
     url = f"http://{host}:{port}/"
     print(f"Model {path}: 784 -> {' -> '.join(str(layer['units']) for layer in describe(model)['layers'])}")

@@ -292,6 +292,27 @@ def test_a_port_in_use_says_to_pick_another(draw_example, model, tmp_path, capsy
     assert info.value.code == 2 and "--port" in capsys.readouterr().err
 
 
+def test_a_port_in_use_is_named_before_the_model_is_loaded(draw_example, tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit) as info:  # no model there: it would be trained first, for a minute
+            draw_example.main(["--model", str(tmp_path / "none.npz"), "--port", str(taken.getsockname()[1])])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "pick another port with --port" in err and "none.npz" not in err
+
+
+def test_a_model_that_fails_to_load_frees_the_port(draw_example, tmp_path, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SystemExit) as info:
+        draw_example.main(["--model", str(tmp_path / "none.npz"), "--port", str(port)])
+    assert info.value.code == 2 and "none.npz" in capsys.readouterr().err
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))  # the server bound it, then let it go
+
+
 def test_a_host_that_does_not_exist_is_named_before_the_model_is_loaded(draw_example, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         draw_example.main(["--model", str(tmp_path / "none.npz"), "--host", "no.such.host.invalid"])
