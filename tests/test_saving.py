@@ -250,8 +250,10 @@ def test_pickled_objects_are_refused(tmp_path):
         load_model(path)
 
 
-def rewrite(path, change_header=None, change_arrays=None):
-    """Rewrite a saved model's archive with its header or arrays changed."""
+def rewrite(path, change_header=None, change_arrays=None, saved_from=None):
+    """Rewrite a saved model's archive with its header or arrays changed (saving ``saved_from`` there first)."""
+    if saved_from is not None:
+        saved_from.save(path)
     with np.load(path) as archive:
         arrays = dict(archive)
     header = json.loads(str(arrays.pop("config")))
@@ -270,16 +272,15 @@ def test_a_config_of_another_format(trained, tmp_path):
     np.savez(path, config=np.array("not json {"))
     with pytest.raises(ModelFileError, match="is not JSON"):
         load_model(path)
-    trained.save(path)
-    rewrite(path, change_header=lambda h: h.update(format_version=99))
+    rewrite(path, saved_from=trained, change_header=lambda h: h.update(format_version=99))
     with pytest.raises(ModelFileError, match="format version 99"):
         load_model(path)
 
 
 def test_weights_of_the_wrong_shape(trained, tmp_path):
     path = tmp_path / "model.npz"
-    trained.save(path)
-    rewrite(path, change_arrays=lambda a: a.update({"dense_1/kernel": np.zeros((16, 9), "float32")}))
+    rewrite(path, saved_from=trained,
+            change_arrays=lambda a: a.update({"dense_1/kernel": np.zeros((16, 9), "float32")}))
     with pytest.raises(ModelFileError, match=r"do not match the architecture: Layer 'dense_1': kernel has shape "
                                              r"\(16, 8\), but the array given for it has shape \(16, 9\)"):
         load_model(path)
@@ -287,20 +288,19 @@ def test_weights_of_the_wrong_shape(trained, tmp_path):
 
 def test_weights_missing_or_extra(trained, tmp_path):
     path = tmp_path / "model.npz"
-    trained.save(path)
-    rewrite(path, change_arrays=lambda a: a.pop("dense_2/bias"))
+    rewrite(path, saved_from=trained, change_arrays=lambda a: a.pop("dense_2/bias"))
     with pytest.raises(ModelFileError, match=r"missing \['dense_2/bias'\], unexpected none"):
         load_model(path)
-    trained.save(path)
-    rewrite(path, change_header=lambda h: h["config"]["layers"][0]["config"].update(use_bias=False))
+    rewrite(path, saved_from=trained,
+            change_header=lambda h: h["config"]["layers"][0]["config"].update(use_bias=False))
     with pytest.raises(ModelFileError, match=r"missing none, unexpected \['dense/bias'\]"):
         load_model(path)
 
 
 def test_an_architecture_that_cannot_be_built(trained, tmp_path):
     path = tmp_path / "model.npz"
-    trained.save(path)
-    rewrite(path, change_header=lambda h: h["config"]["layers"][0]["config"].update(activation="tanh"))
+    rewrite(path, saved_from=trained,
+            change_header=lambda h: h["config"]["layers"][0]["config"].update(activation="tanh"))
     with pytest.raises(ModelFileError, match=r"config.layers\[0\] \(Dense\): Unknown activation 'tanh'"):
         load_model(path)
 
@@ -521,8 +521,8 @@ def test_a_zip_directory_that_claims_more_than_its_bytes_can_unpack_to(tmp_path)
 
 def test_a_later_layer_whose_input_shape_disagrees(trained, tmp_path):
     path = tmp_path / "model.npz"
-    trained.save(path)
-    rewrite(path, change_header=lambda h: h["config"]["layers"][1]["config"].update(input_shape=[99]))
+    rewrite(path, saved_from=trained,
+            change_header=lambda h: h["config"]["layers"][1]["config"].update(input_shape=[99]))
     with pytest.raises(ModelFileError, match=r"layer 'dense_1' says its inputs have shape \(None, 99\), "
                                              r"but it receives \(None, 16\)"):
         load_model(path)
@@ -530,8 +530,8 @@ def test_a_later_layer_whose_input_shape_disagrees(trained, tmp_path):
 
 def test_two_layers_of_one_name(trained, tmp_path):
     path = tmp_path / "model.npz"
-    trained.save(path)
-    rewrite(path, change_header=lambda h: h["config"]["layers"][1]["config"].update(name="dense"))
+    rewrite(path, saved_from=trained,
+            change_header=lambda h: h["config"]["layers"][1]["config"].update(name="dense"))
     with pytest.raises(ModelFileError, match=f"{re.escape(str(path))}: config.layers holds two layers of one name "
                                              r"\(dense, dense, re_lu, dense_2, softmax\)"):
         load_model(path)
@@ -603,8 +603,7 @@ BAD_SETTINGS = [
 @pytest.mark.parametrize("change, message", BAD_SETTINGS, ids=[str(i) for i in range(len(BAD_SETTINGS))])
 def test_settings_of_the_wrong_type_are_refused(tmp_path, change, message):
     path = tmp_path / "model.npz"
-    small_model().save(path)
-    rewrite(path, change_header=change)
+    rewrite(path, saved_from=small_model(), change_header=change)
     with pytest.raises(ModelFileError) as info:
         load_model(path)
     assert str(info.value) == f"{path}: {message}"
@@ -613,8 +612,7 @@ def test_settings_of_the_wrong_type_are_refused(tmp_path, change, message):
 @pytest.mark.host_only("reads files and checks settings: no arrays")
 def test_bad_compile_settings_are_not_read_with_compile_false(tmp_path):
     path = tmp_path / "model.npz"
-    small_model().save(path)
-    rewrite(path, change_header=optimizer(learning_rate="fast"))
+    rewrite(path, saved_from=small_model(), change_header=optimizer(learning_rate="fast"))
     loaded = load_model(path, compile=False)  # the way out the message names
     assert loaded.optimizer is None and loaded.count_params() == small_model().count_params()
 
@@ -641,8 +639,8 @@ def test_errors_from_the_constructors_name_the_file(tmp_path):
     with pytest.raises(ModelFileError) as info:
         load_model(path, custom_objects={"Huber": Huber})
     assert str(info.value) == f"{path}: compile_config.loss (Huber): delta must be positive, got -1" + COMPILE_FIX
-    model.save(path)
-    rewrite(path, change_header=lambda h: h["compile_config"].update(metrics=["accuracy", "precision"]))
+    rewrite(path, saved_from=model,
+            change_header=lambda h: h["compile_config"].update(metrics=["accuracy", "precision"]))
     with pytest.raises(ModelFileError, match=f"{re.escape(str(path))}: compile_config.metrics: Unknown metric "
                                              "'precision'"):
         load_model(path, custom_objects={"Huber": Huber})
