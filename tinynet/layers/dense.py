@@ -44,11 +44,11 @@ class Dense(Layer):
         return (*input_shape[:-1], self.units)
 
     def forward(self, x):
-        z = self.forward_linear(x)
-        return z if self.activation is None else self.activation.forward(z)
+        z = self.forward_linear(x)  # z = x W + b
+        return z if self.activation is None else self.activation.forward(z)  # y = activation(z)
 
     def backward(self, dy):
-        dz = dy if self.activation is None else self.activation.backward(dy)  # dL/dz
+        dz = dy if self.activation is None else self.activation.backward(dy)  # dL/dz, back through the activation
         return self.backward_linear(dz)
 
     def forward_linear(self, x):
