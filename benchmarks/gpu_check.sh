@@ -105,19 +105,18 @@ step() {  # step NAME SECONDS NEEDS_MNIST COMMAND
     start=$(date +%s.%N)
     if [ "$needs_mnist" = 1 ] && [ -z "$DATA" ]; then
         echo "not run: the MNIST data is missing ($DATA_LINE)" >>"$log"
-        rc=2
+        rc=2 result="FAILED: MNIST data missing"
     else
         # SIGINT first: Python stops with a traceback of where it was, pytest with its summary so far
         timeout --signal=INT --kill-after=10 "$limit" bash -c "$command" >>"$log" 2>&1 </dev/null
         rc=$?
+        case $rc in
+            0) result="ok" ;;
+            124|137) result="FAILED: timed out after $limit s" ;;
+            *) result="FAILED" ;;
+        esac
     fi
     seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-    case $rc in
-        0) result="ok" ;;
-        124|137) result="FAILED: timed out after $limit s" ;;
-        *) result="FAILED" ;;
-    esac
-    [ "$rc" = 2 ] && [ "$needs_mnist" = 1 ] && [ -z "$DATA" ] && result="FAILED: MNIST data missing"
     [ $rc = 0 ] || FAILED=$((FAILED + 1))
     echo "$N. $name: $result (exit status $rc, $seconds s)"
     ROWS+="| $N. $name | $rc | $seconds | $result |"$'\n'

@@ -134,7 +134,7 @@ for label, w, g, layer, key in [("W1", W1, dW1, dense1, "kernel"), ("b1", b1, db
     show(f"{label} change: -lr * g / sqrt(v + eps)", w_new - w, layer.params[key] - float64(w),
          "RMSprop.apply")
 w_reference, v_reference = float64(W1), float64(np.zeros_like(W1))
-rmsprop.update_step(w_reference, float64(dW1), v_reference, lr, rho, eps)  # what apply runs, compiled
+rmsprop.update_step(w_reference, float64(dW1), v_reference, lr, rho, eps)  # the array operations apply's compiled loop equals
 show("W1 change, by the array operations", W1 - lr * dW1 / np.sqrt((1 - rho) * dW1**2 + eps) - W1,
      w_reference - float64(W1), "rmsprop.update_step")
 

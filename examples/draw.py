@@ -26,6 +26,7 @@ computer needs no web framework, and every line of the server is here to read.
 """
 import argparse
 import errno
+import functools
 import importlib.util
 import json
 import math
@@ -117,11 +118,11 @@ def look_inside(model, image):
 def incoming_weights(model, unit):
     """Column ``unit`` of the first layer's kernel W (784, units), as a 28x28 picture, and its bias."""
     layer = model.layers[0]
-    kernel = backend.to_numpy(layer.params["kernel"])
+    column = backend.to_numpy(layer.params["kernel"][:, unit])  # only this column leaves the device
     bias = layer.params.get("bias")
-    return {"layer": layer.name, "unit": unit, "weights": _rounded(kernel[:, unit].reshape(28, 28)),
-            "bias": None if bias is None else round(float(backend.to_numpy(bias)[unit]), 4),
-            "largest": round(float(numpy.abs(kernel[:, unit]).max()), 4)}
+    return {"layer": layer.name, "unit": unit, "weights": _rounded(column.reshape(28, 28)),
+            "bias": None if bias is None else round(float(backend.to_numpy(bias[unit])), 4),
+            "largest": round(float(numpy.abs(column).max()), 4)}
 
 
 def _rounded(a):
@@ -360,8 +361,7 @@ def open_model(path):
         path = default_model_path()
         if not path.is_file():
             train_seed_model(path)
-    model = load_model(path, compile=False)  # predicting needs no loss or optimizer
-    return check_model(model, path), path
+    return load_model(path, compile=False), path  # predicting needs no loss or optimizer; attach_model checks it
 
 
 def train_seed_model(path):
@@ -379,8 +379,9 @@ def train_seed_model(path):
     print(f"Saved it to {path}.")
 
 
+@functools.cache
 def _example(name):
-    """examples/<name>.py as a module (examples/ is a folder of scripts, not a package)."""
+    """examples/<name>.py as a module, loaded once (examples/ is a folder of scripts, not a package)."""
     spec = importlib.util.spec_from_file_location(f"{name}_example", HERE / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -69,9 +69,6 @@ def main(argv=None):
     names, inputs, failed = [], [], 0
     for path in args.images:
         try:
-            if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
-                raise ValueError(f"{path} is not a regular file (a device, a pipe or a socket): "
-                                 "give a picture file, PNG or JPEG.")
             inputs.append(load_digit(path))  # (28, 28), in [0, 1]
             names.append(path)
         except (OSError, ValueError) as e:

@@ -127,6 +127,8 @@ def test_load_digit_lays_transparent_pictures_on_white(tmp_path):
 def test_load_digit_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="No such image file"):
         load_digit(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match=r"/dev/zero is not a regular file \(a device, a pipe or a socket\)"):
+        load_digit("/dev/zero")  # exists, but reading it would never end
     (tmp_path / "notes.png").write_text("not a picture")
     with pytest.raises(ValueError, match=r"Cannot read .*notes\.png as an image"):
         load_digit(tmp_path / "notes.png")

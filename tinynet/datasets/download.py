@@ -77,10 +77,9 @@ def _download_one(url, dest, sha256, timeout, progress):
             raise DownloadError(f"sha256 mismatch: expected {sha256}, got {digest}")
         return got
 
-    sizes = []
-    write_atomically(dest, lambda f: sizes.append(fetch(f)))  # renamed onto dest only if fetch succeeds
+    write_atomically(dest, fetch)  # renamed onto dest only if fetch succeeds
     if progress:
-        _say(f"Saved {dest} ({sizes[0] / 1e6:.1f} MB, sha256 ok)\n")
+        _say(f"Saved {dest} ({dest.stat().st_size / 1e6:.1f} MB, sha256 ok)\n")
 
 
 def _copy(response, f, total, show):

@@ -21,8 +21,8 @@ from PIL import Image
 
 SIZE = 28  # the side of an MNIST image
 BOX = 20  # the digit's longer side, in pixels
-# Grey from red, green, blue, per mille, as Pillow's convert("L"): whole numbers, so that
-# grey stays exactly grey (255, 255, 255 -> 255, not 254.99999999999997).
+# Grey from red, green, blue, per mille, as Pillow's convert("L"): whole numbers that sum to 1000,
+# so that white stays exactly 1.0 (not 0.9999999999999999, as with 0.299, 0.587, 0.114).
 LUMA_PER_MILLE = numpy.array([299, 587, 114])
 
 
@@ -57,6 +57,9 @@ def load_digit(path):
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not an image file: name the pictures in it.")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path} is not a regular file (a device, a pipe or a socket): "
+                         "give a picture file, PNG or JPEG.")
     if not path.is_file():
         raise FileNotFoundError(f"No such image file: {path}")
     try:

@@ -56,9 +56,10 @@ def headers(archive, file_size):
                                  "can run code")
             data_size = math.prod(shape) * dtype.itemsize
             packed_limit = info.compress_size * (1 if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO)
-            if (header_size + data_size != info.file_size or info.compress_size > file_size
-                    or info.file_size > packed_limit + 1024):
-                raise ValueError(f"{name} claims {data_size} bytes of data, more than the archive holds for it")
+            holds = info.file_size - header_size  # what the zip entry says it holds, after the array's header
+            if data_size != holds or info.compress_size > file_size or info.file_size > packed_limit + 1024:
+                what = "fewer" if data_size < holds else "more"
+                raise ValueError(f"{name} claims {data_size} bytes of data, {what} than the archive holds for it")
             entries[name] = (info, tuple(shape), dtype)
     except _BROKEN as e:
         raise UnreadableArchive(f"it cannot be read as an .npz archive of plain arrays ({e})") from e

@@ -59,7 +59,6 @@ def _labels(y):
                         f"{' (strings)' if y.dtype.kind in 'SU' else ''}. Convert them first: "
                         "y = numpy.asarray(y, dtype=int) for digits, or for names "
                         "classes, y = numpy.unique(y, return_inverse=True).")
-    whole = numpy.isfinite(y) & (y == numpy.floor(y)) if y.dtype.kind == "f" else numpy.ones(y.shape, bool)
-    if not whole.all():
+    if y.dtype.kind == "f" and not (whole := numpy.isfinite(y) & (y == numpy.floor(y))).all():
         raise ValueError(f"y must hold integer class labels such as 0..9, got {y[~whole].flat[0].item()!r}.")
     return y
