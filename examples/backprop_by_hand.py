@@ -89,7 +89,7 @@ show("the whole forward pass: p", p, model.forward(xd), "Sequential.forward")
 
 heading("2. Loss: categorical crossentropy, mean over the batch")
 loss = -np.sum(y * np.log(p)) / N
-show("L = -sum(y * log p) / N", loss, model.compute_loss(xd, yd)[0], "Sequential.compute_loss")
+show("L = -sum(y * log p) / N", loss, model.test_step(xd, yd)[0], "Sequential.test_step")
 show("the same L from the probabilities", loss, CategoricalCrossentropy().forward(yd, float64(p)),
      "CategoricalCrossentropy.forward")
 
@@ -119,14 +119,13 @@ show("dL/dW1 = x.T @ dz1", dW1, dense1.grads["kernel"], "Dense.backward_linear")
 db1 = dz1.sum(axis=0)
 show("dL/db1 = sum of dz1 over the batch", db1, dense1.grads["bias"], "Dense.backward_linear")
 
-model.compute_gradients(xd, yd)  # the whole backward pass at once, as fit runs it
+model.train_step(xd, yd)  # one step of fit: forward, loss, backward (these gradients), then the update
 for label, grad, layer, key in [("dW2", dW2, dense2, "kernel"), ("db2", db2, dense2, "bias"),
                                 ("dW1", dW1, dense1, "kernel"), ("db1", db1, dense1, "bias")]:
-    show(f"{label} again, in one call", grad, layer.grads[key], "Sequential.compute_gradients")
+    show(f"{label} again, in one call", grad, layer.grads[key], "Sequential.train_step")
 
-heading("4. Update: RMSprop (lr = 0.001, rho = 0.9, eps = 1e-7), the first step")
+heading("4. Update: RMSprop (lr = 0.001, rho = 0.9, eps = 1e-7), the first step (train_step's, above)")
 lr, rho, eps = 0.001, 0.9, 1e-7
-model.train_step(xd, yd)  # forward, backward and update: one step of fit
 for label, w, g, layer, key in [("W1", W1, dW1, dense1, "kernel"), ("b1", b1, db1, dense1, "bias"),
                                 ("W2", W2, dW2, dense2, "kernel"), ("b2", b2, db2, dense2, "bias")]:
     v = rho * 0.0 + (1 - rho) * g**2  # v starts at 0

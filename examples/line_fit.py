@@ -107,10 +107,10 @@ def line_model(m, b, learning_rate=LEARNING_RATE):
 
 
 def tinynet_gradient(m, b):
-    """dL/dm and dL/db at (m, b) as tinynet's backward pass finds them (no update)."""
+    """dL/dm and dL/db at (m, b) as tinynet's backward pass finds them."""
     model = line_model(m, b)
     x, y = tinynet.backend.to_device(X[:, None]), tinynet.backend.to_device(Y[:, None])
-    model.compute_gradients(x, y)  # forward, loss, then backward: fills the layer's grads
+    model.train_step(x, y)  # forward, loss, backward (fills the layer's grads), then an update we ignore
     grads = model.layers[0].grads
     return float(tinynet.backend.to_numpy(grads["kernel"])[0, 0]), float(tinynet.backend.to_numpy(grads["bias"])[0])
 

@@ -8,10 +8,11 @@ import copy
 import numpy
 
 from tinynet import arguments, backend
-from tinynet.callbacks.progress import first_non_finite
 from tinynet.layers import Layer
 from tinynet.losses import Loss
-from tinynet.models import Sequential
+from tinynet.models import Sequential, inputs
+from tinynet.optimizers import Optimizer
+from tinynet.utils.finite import first_non_finite
 
 
 class GradcheckReport:
@@ -69,6 +70,17 @@ def _float64(x):
 def _params_to_float64(layers):
     for layer in layers:
         layer.params.update({key: _float64(p) for key, p in layer.params.items()})
+        layer.state.update({key: _float64(s) for key, s in layer.state.items()})
+
+
+class _NoUpdate(Optimizer):
+    """check_model's optimizer: the training step computes every gradient, and this leaves the weights be."""
+
+    def __init__(self):
+        super().__init__(learning_rate=1.0)
+
+    def apply(self, grads, params):
+        pass
 
 
 def _start(what, value, kind, example, eps, rtol, atol):
@@ -134,17 +146,18 @@ def check_loss(loss, y_true, y_pred, eps=1e-6, rtol=1e-5, atol=1e-8):
 
 
 def check_model(model, x, y, eps=1e-6, rtol=1e-5, atol=1e-8):
-    """Check every parameter's gradient along ``compute_gradients`` (as in ``fit``), on a float64 copy."""
+    """Check every parameter's gradient along ``train_step`` (as in ``fit``), on a float64 copy."""
     eps, report = _start("check_model", model, Sequential,
                          "a compiled model, such as Sequential([Dense(3, input_shape=(4,))])", eps, rtol, atol)
     if model.loss is None:  # the wording of Sequential's own check
         raise RuntimeError("Call model.compile(loss=..., ...) before check_model(model, x, y), "
                            "e.g. model.compile(loss='categorical_crossentropy', metrics=['accuracy']).")
     model = copy.deepcopy(model)
-    model._prepare(x, y, "check_model")  # fit's checks of x and y (samples, shapes, NaN), on the copy
+    inputs.prepare_xy(model, x, y, "check_model")  # fit's checks of x and y (samples, shapes, NaN), on the copy
     x, y = _float64(x), _float64(y)
     _params_to_float64(model.layers)
-    model.compute_gradients(x, y)
+    model.optimizer = _NoUpdate()
+    model.train_step(x, y)  # forward, loss and backward, as fit runs them; the update leaves the weights be
     checked = [(f"{layer.name}.{key}", layer.grads[key], p)
                for layer in model.layers for key, p in layer.params.items()]
-    return _compare(report, lambda: model.compute_loss(x, y)[0], eps, checked)
+    return _compare(report, lambda: model.train_step(x, y)[0], eps, checked)

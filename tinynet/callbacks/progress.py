@@ -1,10 +1,9 @@
-"""The bookkeeping of one epoch, which changes nothing the model learns: running means, the progress bar, and a
-watch for a non-finite loss. The sums stay on the device, read back (a GPU sync) only when due."""
+"""The bookkeeping of one epoch: running means, the progress bar, and a watch for a non-finite loss, which
+rolls the weights back (``on_failure``). The sums stay on the device, read back (a GPU sync) only when due."""
 import time
 
-import numpy
-
 from tinynet import backend
+from tinynet.utils.finite import first_non_finite
 from tinynet.utils.progbar import Progbar
 
 CHECK_EVERY = 100  # steps between checks for a non-finite loss
@@ -21,6 +20,14 @@ class EpochProgress:
         self.bar, self.start = Progbar(steps, verbose=verbose), time.perf_counter()
         self.batch_losses = backend.zeros(steps)  # for locating a non-finite loss
         self.sums, self.seen = {name: 0.0 for name in ["loss"] + [m.name for m in metrics]}, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        """Interrupted (Ctrl-C, an error): end the progress line, so the terminal's next line starts clean."""
+        if kind is not None:
+            self.bar.interrupt()
 
     def update(self, step, loss, y, y_hat):
         """Add one batch's loss and metrics; check and draw when due."""
@@ -53,12 +60,3 @@ class EpochProgress:
                 f"The loss became {float(self.batch_losses[first])} at epoch {self.epoch + 1}, step {first + 1}: "
                 f"training stopped, and the weights were rolled back to where epoch {self.epoch + 1} began. "
                 "Usual causes: a learning rate too high, or inputs not scaled (divide pixels by 255).")
-
-
-def first_non_finite(a):
-    """The index of the first row of ``a`` that holds NaN or infinity, or None."""
-    xp = backend.xp()
-    bad_rows = xp.any(~xp.isfinite(xp.reshape(a, (a.shape[0], -1))), axis=1)
-    if not bool(xp.any(bad_rows)):  # one read from the device, when all is well
-        return None
-    return int(numpy.flatnonzero(backend.to_numpy(bad_rows))[0])

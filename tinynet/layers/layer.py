@@ -1,9 +1,12 @@
 """The base class of every layer, and the contract they all keep:
 
-- ``forward(x)`` computes the output ``y`` and caches what backward needs;
+- ``forward(x, training=False)`` computes the output ``y`` and caches what backward needs (``training`` is
+  True in ``fit``'s step: Dropout and BatchNormalization behave differently then; most layers ignore it);
 - ``backward(dy)`` takes dL/dy, fills ``grads`` (same keys as ``params``) and returns dL/dx
   (or None when ``needs_input_gradient`` is False: a model's first layer, whose input is the data);
 - layers never update their own parameters: optimizers do. Shapes have the batch axis as None: (None, 784)."""
+import functools
+import inspect
 import math
 import re
 
@@ -29,12 +32,25 @@ def check_input_shape(x, expected, who):
 
 
 class Layer:
+    def __init_subclass__(cls, **kwargs):
+        """A layer of your own may write ``forward(self, x)``, without ``training``: it behaves the same in
+        training and inference, so the step's ``training=True`` is accepted here and set aside."""
+        super().__init_subclass__(**kwargs)
+        forward = vars(cls).get("forward")
+        if forward is not None and "training" not in inspect.signature(forward).parameters:
+            @functools.wraps(forward)
+            def forward_without_training(self, x, training=False):
+                return forward(self, x)
+            cls.forward = forward_without_training
+
     def __init__(self, input_shape=None, name=None):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string such as 'hidden_1', got {name!r}.")
         self.name = name  # None until a model names it ('dense', 'dense_1', ...)
         self.model = None  # the model this layer belongs to (one at most: set by Sequential.add)
         self.params, self.grads = {}, {}  # name -> array, e.g. {'kernel': W, 'bias': b}; name -> dL/dparam
+        self.state = {}  # weights that gradients do not train (BatchNormalization's moving statistics)
+        self.trainable = True  # False: fit leaves the parameters as they are (a frozen layer)
         self.input_shape = None if input_shape is None else (None, *arguments.shape(input_shape, "input_shape"))
         self.output_shape, self.built = None, False
         self.needs_input_gradient = True  # False for a model's first layer: backward may skip dL/dx of the data
@@ -56,27 +72,36 @@ class Layer:
             check_input_shape(x, self.input_shape, f"Layer {self.name or type(self).__name__!r}")
         return self.forward(x)
 
+    @property
+    def weights(self):
+        """Every weight array, by name, in Keras's order: the parameters (kernel, bias), then the state."""
+        return {**self.params, **self.state}
+
     def count_params(self):
-        return sum(int(p.size) for p in self.params.values())
+        return sum(int(w.size) for w in self.weights.values())
 
     def get_weights(self):
-        """The parameters as NumPy arrays, in Keras's order (kernel, then bias)."""
-        return [backend.to_numpy(p) for p in self.params.values()]
+        """The weights as NumPy arrays, in Keras's order (kernel, then bias)."""
+        return [backend.to_numpy(w) for w in self.weights.values()]
 
     def set_weights(self, weights):
-        """Copy arrays (NumPy, lists or the backend's) into the parameters, in place: all of them,
+        """Copy arrays (NumPy, lists or the backend's) into the weights, in place: all of them,
         or none when one does not fit."""
-        for param, value in zip(self.params.values(), self.checked_weights(weights)):
-            param[...] = value
+        self.assign_weights(self.checked_weights(weights))
+
+    def assign_weights(self, checked):
+        """Copy arrays from ``checked_weights`` into the weights, in place (optimizers keep the same arrays)."""
+        for weight, value in zip(self.weights.values(), checked):
+            weight[...] = value
 
     def checked_weights(self, weights):
-        """``weights`` as backend arrays ready for the parameters, or an error naming the first that won't fit."""
-        weights = list(weights)
-        if len(weights) != len(self.params):
-            raise ValueError(f"Layer {self.name!r} has {len(self.params)} weight arrays "
-                             f"({', '.join(self.params) or 'none'}), but {len(weights)} were given.")
+        """``weights`` as backend arrays ready for the weights, or an error naming the first that won't fit."""
+        weights, own = list(weights), self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"Layer {self.name!r} has {len(own)} weight arrays "
+                             f"({', '.join(own) or 'none'}), but {len(weights)} were given.")
         checked = []
-        for (key, param), value in zip(self.params.items(), weights):
+        for (key, param), value in zip(own.items(), weights):
             where = f"Layer {self.name!r}: the value given for {key}"
             value = arguments.array_of_numbers(value, where)
             with numpy.errstate(over="ignore"):  # too large for float32: reported just below

@@ -4,7 +4,7 @@ from tinynet.layers.layer import Layer
 
 
 class Softmax(Layer):
-    def forward(self, z):
+    def forward(self, z, training=False):
         xp = backend.xp()
         e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))  # subtracting the max cannot overflow
         self.y = e / xp.sum(e, axis=-1, keepdims=True)  # y_i = exp(z_i) / sum_j exp(z_j)
@@ -15,3 +15,11 @@ class Softmax(Layer):
         # dy_i/dz_k = y_i (delta_ik - y_k), so
         # dL/dz_k = sum_i dL/dy_i * y_i (delta_ik - y_k) = y_k (dL/dy_k - sum_i dL/dy_i y_i)
         return y * (dy - backend.xp().sum(dy * y, axis=-1, keepdims=True))
+
+    def forward_linear(self, z):
+        """The part before the softmax, which is nothing: a model ending in this layer trains on its input,
+        the logits z, and the loss applies the softmax (``losses.loss_on_logits``)."""
+        return z
+
+    def backward_linear(self, dz):
+        return dz  # dL/dz passes through

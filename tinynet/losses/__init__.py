@@ -1,7 +1,7 @@
 """Losses, by object or by Keras name: ``loss='categorical_crossentropy'``, ``loss='mse'``."""
 from tinynet import arguments
 from tinynet.losses.loss import Loss
-from tinynet.losses.softmax_crossentropy import SoftmaxCrossentropy
+from tinynet.losses.softmax_crossentropy import SoftmaxCrossentropy, loss_on_logits
 from tinynet.losses.categorical_crossentropy import CategoricalCrossentropy, categorical_crossentropy
 from tinynet.losses.mean_squared_error import MeanSquaredError, mean_squared_error
 
@@ -15,4 +15,4 @@ def get(identifier):
 
 
 __all__ = ["CategoricalCrossentropy", "Loss", "MeanSquaredError", "categorical_crossentropy", "get",
-           "mean_squared_error", "SoftmaxCrossentropy"]
+           "mean_squared_error", "SoftmaxCrossentropy", "loss_on_logits"]

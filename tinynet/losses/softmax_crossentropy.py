@@ -1,4 +1,6 @@
 """Softmax and categorical crossentropy in one step, from the logits z."""
+import warnings
+
 import numpy
 
 from tinynet import backend
@@ -45,3 +47,21 @@ class SoftmaxCrossentropy(Loss):
             raise ValueError(f"categorical_crossentropy needs targets that are probabilities, each row in 0..1 "
                              f"and summing to 1, as tinynet.utils.to_categorical makes them; y[{row}] is "
                              f"{backend.to_numpy(y[row, ...]).tolist()}.")
+
+
+def loss_on_logits(loss, last_layer):
+    """The loss a training step computes for ``loss`` (``compile``'s): ``SoftmaxCrossentropy`` on the logits
+    z when the model ends in a softmax (a Softmax layer, or a Dense whose activation is one) and ``loss`` is
+    crossentropy on its probabilities, as Keras does; otherwise ``loss`` itself."""
+    from tinynet.layers import Softmax  # imported here: the layers do not depend on the losses
+    from tinynet.losses.categorical_crossentropy import CategoricalCrossentropy
+    ends_in_softmax = hasattr(last_layer, "forward_linear") and (  # Dense: z = x W + b; a Softmax layer: z = x
+        isinstance(last_layer, Softmax) or isinstance(getattr(last_layer, "activation", None), Softmax))
+    on_logits = isinstance(loss, SoftmaxCrossentropy) or isinstance(loss, CategoricalCrossentropy) and loss.from_logits
+    if on_logits and ends_in_softmax:
+        warnings.warn("The model ends in a softmax, but the loss expects logits (from_logits=True): the "
+                      "softmax is applied twice. Use loss='categorical_crossentropy', or a last layer "
+                      "without activation.", stacklevel=4)
+    if isinstance(loss, CategoricalCrossentropy) and not on_logits and ends_in_softmax:
+        return SoftmaxCrossentropy()  # the last layer's forward_linear gives z, this loss applies the softmax
+    return loss

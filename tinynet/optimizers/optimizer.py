@@ -32,6 +32,11 @@ class Optimizer:
         """The state kept for one parameter (None if none)."""
         return None
 
+    def state_arrays(self):
+        """Every array of state (None slots left out; a slot may be a tuple, such as Adam's (m, v))."""
+        slots = [s for s in self.slots or () if s is not None]
+        return [a for s in slots for a in (s if isinstance(s, tuple) else (s,))]
+
     def get_config(self):
         """The constructor's arguments: ``type(opt).from_config(config)`` makes it afresh (``model.save``)."""
         return {"learning_rate": self.learning_rate}
@@ -42,4 +47,4 @@ class Optimizer:
 
     def count_params(self):
         """Numbers of state, as Keras counts them: the slots, plus the iteration counter and the learning rate."""
-        return 0 if self.slots is None else 2 + sum(int(s.size) for s in self.slots if s is not None)
+        return 0 if self.slots is None else 2 + sum(int(a.size) for a in self.state_arrays())

@@ -58,6 +58,13 @@ class Progbar:
         return (self.verbose == 1 and self.dynamic
                 and time.perf_counter() - self.last_draw >= self.interval)
 
+    def interrupt(self):
+        """End a line left open in place (training stopped mid-epoch), so the next output starts on its own line."""
+        if self.last_width and self.dynamic and self.verbose == 1:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.last_width = 0
+
     def update(self, step, values=()):
         """Draw the line for ``step`` (1-based) with ``values``: (name, float) pairs."""
         if not self.due(step):
@@ -83,6 +90,6 @@ class Progbar:
                         f" {BOLD}{time_text}{RESET} {format_step_time(per_step)}{metrics}")
                 line += " " * max(0, self.last_width - len(plain))  # erase a longer previous line
                 self.stream.write(line + ("\n" if finished else ""))
-                self.last_width = len(plain)
+                self.last_width = 0 if finished else len(plain)
         self.stream.flush()
         self.last_draw = now

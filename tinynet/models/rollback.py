@@ -1,0 +1,34 @@
+"""Undoing training that went wrong: a copy of the weights and the optimizer's state, and putting it back."""
+import math
+
+from tinynet import backend
+from tinynet.utils.finite import first_non_finite
+
+
+def snapshot(model):
+    """Copies, on the device, of every weight and of the optimizer's state (and its step count)."""
+    optimizer = model.optimizer
+    arrays = [w for layer in model.layers for w in layer.weights.values()] + optimizer.state_arrays()
+    return optimizer.iterations, [(a, backend.xp().asarray(a, copy=True)) for a in arrays]
+
+
+def restore(model, saved):
+    """Put back what ``snapshot`` copied, in place: the same arrays, so the optimizer still knows them."""
+    model.optimizer.iterations, arrays = saved
+    for array, copy in arrays:
+        array[...] = copy
+
+
+def undo_if_not_finite(model, saved, loss):
+    """After one step: if the loss or any weight is NaN or infinite, restore ``saved`` and say why."""
+    if math.isfinite(float(loss)):
+        broken = [f"{layer.name}.{key}" for layer in model.layers for key, w in layer.params.items()
+                  if first_non_finite(backend.xp().reshape(w, (1, -1))) is not None]
+        if not broken:
+            return
+        what = f"the loss was {float(loss)}, but the update made {', '.join(broken)} NaN or infinite"
+    else:
+        what = f"the loss of this batch is {float(loss)}"
+    restore(model, saved)
+    raise FloatingPointError(f"{what.capitalize()}: the weights were left unchanged. Usual causes: a learning "
+                             "rate too high, or inputs not scaled (divide pixels by 255).")
