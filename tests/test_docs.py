@@ -1,7 +1,13 @@
-"""docs/backprop.md stays true to the code.
+"""The README, docs/backprop.md (the guide) and the other pages of docs/ stay true to the code.
 
-- every relative link (in the guide, the README and the notebook) leads to a
-  file, and to a heading when it names one;
+- every relative link (in the README, every page of docs/ and the notebook) leads
+  to a file, and to a heading when it names one; every page of docs/ is linked from
+  the README, and every picture in docs/ from a page; the README stays a front door
+  (at most 250 lines);
+- every ``python`` block of the other pages of docs/ runs, unless marked
+  ``<!-- not run ... -->``, each page in its own folder with the names the README's
+  MNIST workflow leaves behind (a smaller model, on 1,000 images); the README's
+  workflow itself runs in a slow test, for 1 epoch instead of 5;
 - every link to a ``.py`` file that names a function, class or method
   (``[`Dense.backward`](../tinynet/layers/dense.py)``) points at a file that
   defines it, checked with ``ast``;
@@ -32,9 +38,11 @@ import pytest
 from conftest import mnist_dir
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 GUIDE = ROOT / "docs" / "backprop.md"
 NOTEBOOK = ROOT / "examples" / "mnist.ipynb"
-LINKED_DOCS = [GUIDE, ROOT / "README.md", NOTEBOOK]
+PAGES = sorted((ROOT / "docs").glob("*.md"))  # the guide and the pages the README links to
+LINKED_DOCS = [README, *PAGES, NOTEBOOK]
 
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.S | re.M)
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
@@ -107,6 +115,25 @@ def test_every_relative_link_resolves(doc):
         elif anchor and path.suffix == ".md" and anchor not in anchors(path):
             broken.append(f"[{label}]({target}): no heading '#{anchor}' in {path.name}")
     assert not broken, "\n".join(broken)
+
+
+@pytest.mark.host_only("reads Markdown files")
+def test_the_readme_links_every_page_of_docs_and_the_pages_show_every_picture():
+    linked = {(README.parent / target.partition("#")[0]).resolve() for label, target in links(README)}
+    assert [page.name for page in PAGES if page not in linked] == [], "link each page of docs/ from the README"
+    shown = {(page.parent / target.partition("#")[0]).resolve() for page in PAGES for label, target in links(page)}
+    pictures = [path for path in (ROOT / "docs").iterdir() if path.suffix in (".png", ".jpg", ".svg")]
+    assert pictures and [path.name for path in pictures if path not in shown] == []
+    assert "](draw.png)" in (ROOT / "docs" / "draw.md").read_text()  # the page's own screenshot
+
+
+@pytest.mark.host_only("reads the README")
+def test_the_readme_is_a_front_door():
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 250, f"the README has {len(lines)} lines: move a topic to a page of docs/ and link it"
+    text = README.read_text()  # the two set-up commands, exactly
+    assert "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/python examples/mnist.py\n" in text
+    assert 'python3 -m venv .venv && .venv/bin/pip install ".[test]" && .venv/bin/python -m pytest\n' in text
 
 
 @pytest.mark.host_only("reads source files")
@@ -198,3 +225,79 @@ def test_no_install_command_names_tinynet_on_pypi():
     found = [f"{path.relative_to(ROOT)}: {match.group()}" for path in files if path.is_file()
              for match in wrong.finditer(path.read_text(errors="replace"))]
     assert found == [], found
+
+
+RUN_PAGES = [page for page in PAGES if page != GUIDE
+             and any(language == "python" and not NOT_RUN.search(before) for language, code, before in blocks(page))]
+
+
+@pytest.fixture(scope="module")
+def mnist_sample():
+    """The first 1,000 training and 200 validation images and labels, as mnist.load_data returns them."""
+    from tinynet.datasets import mnist
+
+    (x_train, y_train), (x_valid, y_valid) = mnist.load_data(mnist_dir())
+    return x_train[:1000], y_train[:1000], x_valid[:200], y_valid[:200]
+
+
+def after_the_readme(mnist_sample):
+    """The names the README's MNIST workflow leaves behind, made as it makes them, on the active backend:
+    a smaller model (784-64-10) trained for one epoch on the sample."""
+    import tinynet
+    from tinynet.layers import Dense
+    from tinynet.models import Sequential
+
+    x_train, y_train, x_valid, y_valid = mnist_sample
+    x_train = x_train.reshape(len(x_train), 784) / 255; x_valid = x_valid.reshape(len(x_valid), 784) / 255
+    y_train = tinynet.utils.to_categorical(y_train, 10); y_valid = tinynet.utils.to_categorical(y_valid, 10)
+    tinynet.utils.set_random_seed(0)
+    model = Sequential()
+    model.add(Dense(units=64, activation='relu', input_shape=(784,)))
+    model.add(Dense(units=10, activation='softmax'))
+    model.compile(loss='categorical_crossentropy', metrics=['accuracy'])
+    history = model.fit(x_train, y_train, epochs=1, verbose=0, validation_data=(x_valid, y_valid))
+    return {"tinynet": tinynet, "model": model, "history": history, "x_train": x_train, "y_train": y_train,
+            "x_valid": x_valid, "y_valid": y_valid}
+
+
+@pytest.mark.parametrize("page", RUN_PAGES, ids=lambda p: p.name)
+def test_the_python_blocks_of_each_page_run(page, mnist_sample, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from conftest import SEVEN, draw_digit
+
+    monkeypatch.chdir(tmp_path)  # files the blocks write land here; my_seven.png is the digit they read
+    Image.fromarray(draw_digit(SEVEN)).save("my_seven.png")
+    namespace = {"__name__": page.stem, **after_the_readme(mnist_sample)}
+    ran = 0
+    with contextlib.redirect_stdout(io.StringIO()):
+        for language, code, before in blocks(page):
+            if language == "python" and not NOT_RUN.search(before):
+                exec(compile(code, f"{page.name}, python block {ran + 1}", "exec"), namespace)
+                ran += 1
+    assert ran >= 1
+    if page.name == "pictures.md":
+        assert sorted(path.name for path in tmp_path.glob("*.png")) == [
+            "confusion_matrix.png", "digits.png", "mistakes.png", "my_seven.png", "training_curves.png"]
+    if page.name == "saving.md":
+        assert (tmp_path / "mnist.npz").is_file() and len(namespace["model"].get_weights()) == 4
+
+
+@pytest.mark.host_only("reads Markdown files")
+def test_the_pages_with_examples_run_them():
+    assert {page.name for page in RUN_PAGES} >= {"digits.md", "gradcheck.md", "pictures.md", "saving.md"}
+
+
+@pytest.mark.slow
+@pytest.mark.host_only("trains on all of MNIST once, on NumPy; the pages' blocks run on every backend")
+def test_the_readme_workflow_runs(monkeypatch):
+    """The README's MNIST workflow, as written, but for 1 epoch instead of 5 (about 97% then)."""
+    monkeypatch.setenv("TINYNET_DATA_DIR", str(mnist_dir()))
+    [code] = [code for language, code, before in blocks(README) if language == "python" and "mnist.load_data()" in code]
+    assert code.count("epochs=5") == 1
+    namespace = {"__name__": "readme"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code.replace("epochs=5", "epochs=1"), "README.md, the MNIST workflow", "exec"), namespace)
+    assert "Total params: 669,706" in out.getvalue() and "1875/1875" in out.getvalue()
+    assert namespace["history"].history["val_accuracy"][0] > 0.95
