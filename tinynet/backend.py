@@ -107,10 +107,10 @@ def zeros(shape, dtype=floatx):
 
 
 def to_numpy(x):
-    """Copy a backend array back to a NumPy array on the host (always a copy)."""
-    if _name == "cupy":
+    """Copy an array of any backend (the active one, or one active before) to a NumPy array on the host."""
+    if not isinstance(x, numpy.ndarray) and array_api_compat.is_cupy_array(x):
         return x.get()
-    if _name == "strict":
+    if type(x).__module__.startswith("array_api_strict"):
         import array_api_strict
         x = x.to_device(array_api_strict.Device("CPU_DEVICE"))  # the one allowed way off the device
     return numpy.array(x)  # a copy even on NumPy, so get_weights() never aliases the live parameters

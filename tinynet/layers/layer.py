@@ -21,6 +21,15 @@ def snake_case(name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()  # and between a lower and a capital: 'ReLU' -> 'Re_LU'
 
 
+def unique_name(base, taken):
+    """``base``, or ``base_1``, ``base_2``, ...: the first not in ``taken`` (Keras's dense, dense_1, ...)."""
+    name, i = base, 0
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    return name
+
+
 def check_input_shape(x, expected, who):
     """A ValueError unless ``x`` has the ``expected`` shape (batch axis aside); images get told to flatten."""
     if tuple(x.shape[1:]) != tuple(expected[1:]):

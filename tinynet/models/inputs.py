@@ -23,6 +23,18 @@ def check_new_layer(model, layer):
                          "(the saved weights are filed under them). Give another name, or none.")
 
 
+def require_compiled(model, what):
+    if model.loss is None:
+        raise RuntimeError(f"Call model.compile(loss=..., ...) before model.{what}(), "
+                           "e.g. model.compile(loss='categorical_crossentropy', metrics=['accuracy']).")
+
+
+def require_built(model, what):
+    if not model.built:
+        raise ValueError(f"model.{what}() needs the model to be built: give the first layer an "
+                         "input_shape, e.g. Dense(512, input_shape=(784,)), or call fit() first.")
+
+
 def batching(batch_size, verbose):
     """``batch_size`` and ``verbose`` as fit, evaluate and predict take them ('auto' is 1)."""
     verbose = arguments.one_of(verbose, "verbose", ("auto", 0, 1, 2))

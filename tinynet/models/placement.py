@@ -2,19 +2,7 @@
 
 Keras keeps a model usable after a backend switch; so does tinynet: the next ``fit``, ``predict``,
 ``evaluate`` or ``set_weights`` copies every weight, and the optimizer's state, to the new backend."""
-import numpy
-
 from tinynet import backend
-
-
-def to_host(array):
-    """A NumPy copy of an array of any backend (not only the active one): CuPy's, array_api_strict's or NumPy's."""
-    if hasattr(array, "get") and not isinstance(array, numpy.ndarray):  # CuPy: device -> host
-        return array.get()
-    if hasattr(array, "to_device") and not isinstance(array, numpy.ndarray):  # array_api_strict
-        import array_api_strict
-        array = array.to_device(array_api_strict.Device("CPU_DEVICE"))
-    return numpy.array(array)
 
 
 def follow_backend(model):
@@ -24,7 +12,8 @@ def follow_backend(model):
     moved = {}  # id(old array) -> new array, so the optimizer's list of parameters follows its layers
 
     def move(array):
-        new = backend.to_device(to_host(array), dtype=to_host(array).dtype.name)
+        host = backend.to_numpy(array)
+        new = backend.to_device(host, dtype=host.dtype.name)
         moved[id(array)] = new
         return new
     for layer in model.layers:

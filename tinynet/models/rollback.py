@@ -30,5 +30,5 @@ def undo_if_not_finite(model, saved, loss):
     else:
         what = f"the loss of this batch is {float(loss)}"
     restore(model, saved)
-    raise FloatingPointError(f"{what.capitalize()}: the weights were left unchanged. Usual causes: a learning "
+    raise FloatingPointError(f"{what[0].upper()}{what[1:]}: the weights were left unchanged. Usual causes: a learning "
                              "rate too high, or inputs not scaled (divide pixels by 255).")

@@ -12,6 +12,7 @@ import numpy
 import tinynet
 from tinynet import arguments, layers as layers_module, losses, metrics, optimizers
 from tinynet.layers import Dense, Layer, ReLU, Softmax
+from tinynet.models import inputs
 from tinynet.models.sequential import Sequential
 from tinynet.utils import npz
 from tinynet.utils.atomic_write import write_atomically
@@ -43,7 +44,7 @@ def save_model(model, filepath, overwrite=True):
                                 "Create the folder first (os.makedirs), or save somewhere else.")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
-    model._require_built("save")
+    inputs.require_built(model, "save")
     if len({layer.name for layer in model.layers}) != len(model.layers):  # the weights are filed under them
         raise ValueError(f"Layer names should be unique to save a model; got {[x.name for x in model.layers]}.")
     for metric in model.metrics:

@@ -4,7 +4,7 @@ import math
 from tinynet import arguments, backend, losses, metrics as metrics_module, optimizers
 from tinynet.callbacks import EpochProgress, History
 from tinynet.layers import Layer
-from tinynet.layers.layer import check_input_shape, snake_case
+from tinynet.layers.layer import check_input_shape, snake_case, unique_name
 from tinynet.models import inputs, placement, rollback
 from tinynet.models.batches import batches, slices
 from tinynet.models.layer_checks import check_layers
@@ -31,13 +31,8 @@ class Sequential:
         """Append a layer, named as Keras names it (dense, dense_1, ...) if it has no name.
         A layer belongs to one model, once: it caches its input for the backward pass."""
         inputs.check_new_layer(self, layer)
-        given, taken = layer.name, {other.name for other in self.layers}
-        if given is None:  # Keras's names: dense, dense_1, dense_2, ...
-            base, i = snake_case(type(layer).__name__), 0
-            layer.name = base
-            while layer.name in taken:
-                i += 1
-                layer.name = f"{base}_{i}"
+        given = layer.name
+        layer.name = given or unique_name(snake_case(type(layer).__name__), {other.name for other in self.layers})
         self.layers.append(layer)
         try:
             if self.layers[0].input_shape is not None:
@@ -131,7 +126,7 @@ class Sequential:
     def fit(self, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None, shuffle=True,
             validation_split=0.0):
         """Train for ``epochs`` passes over (x, y) in mini-batches; returns a ``History``."""
-        self._require_compiled("fit")
+        inputs.require_compiled(self, "fit")
         batch_size, verbose = inputs.batching(batch_size, verbose)
         epochs, shuffle = arguments.integer(epochs, "epochs", minimum=0), arguments.flag(shuffle, "shuffle")
         x, y, validation_data = inputs.training_data(self, x, y, validation_data, validation_split)
@@ -154,10 +149,9 @@ class Sequential:
         return self.history
 
     def train_on_batch(self, x, y):
-        """One training step on one batch of NumPy data; returns the batch's loss (before the update),
-        or [loss, metrics...] when metrics were compiled. A step that gives a non-finite loss or
-        non-finite weights is undone."""
-        self._require_compiled("train_on_batch")
+        """One training step on one batch; returns its loss (before the update), or [loss, metrics...].
+        A step that gives a non-finite loss or non-finite weights is undone."""
+        inputs.require_compiled(self, "train_on_batch")
         x, y = inputs.prepare_xy(self, x, y, "x and y")
         self.optimizer.build(self.trainable_params())
         check_layers(self, x, y)
@@ -168,7 +162,7 @@ class Sequential:
 
     def evaluate(self, x, y, batch_size=32, verbose="auto"):
         """``[loss, accuracy, ...]`` on (x, y), or the loss alone without metrics."""
-        self._require_compiled("evaluate")
+        inputs.require_compiled(self, "evaluate")
         batch_size, verbose = inputs.batching(batch_size, verbose)
         x, y = inputs.prepare_xy(self, x, y, "x and y")
         logs = self._evaluate(x, y, batch_size, verbose=verbose)
@@ -198,33 +192,31 @@ class Sequential:
 
     # --- weights, summary, saving -------------------------------------------
     def count_params(self):
-        self._require_built("count_params")
+        inputs.require_built(self, "count_params")
         return sum(layer.count_params() for layer in self.layers)
 
     def get_weights(self):
         """All weights as NumPy arrays, layer by layer: kernel (in, units), then bias (units,)."""
-        self._require_built("get_weights")
+        inputs.require_built(self, "get_weights")
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
         """Set all weights from a list shaped like ``get_weights()``: all, or none when one doesn't fit."""
-        self._require_built("set_weights")
+        inputs.require_built(self, "set_weights")
         placement.follow_backend(self)
-        weights, expected = list(weights), sum(len(layer.get_weights()) for layer in self.layers)
-        if len(weights) != expected:
-            raise ValueError(f"The model has {expected} weight arrays, but {len(weights)} were given; "
+        weights, counts = list(weights), [len(layer.weights) for layer in self.layers]
+        if len(weights) != sum(counts):
+            raise ValueError(f"The model has {sum(counts)} weight arrays, but {len(weights)} were given; "
                              "pass a list shaped like model.get_weights().")
-        start, checked = 0, []
-        for layer in self.layers:  # every array checked before any is set
-            n = len(layer.get_weights())
-            checked.append((layer, layer.checked_weights(weights[start:start + n])))
-            start += n
-        for layer, values in checked:
+        starts = [sum(counts[:i]) for i in range(len(counts))]
+        checked = [layer.checked_weights(weights[start:start + n])  # every array checked before any is set
+                   for layer, start, n in zip(self.layers, starts, counts)]
+        for layer, values in zip(self.layers, checked):
             layer.assign_weights(values)
 
     def summary(self, print_fn=None, line_length=None):
         """Print the layers, their output shapes and parameter counts, as Keras does."""
-        self._require_built("summary")
+        inputs.require_built(self, "summary")
         print_summary(self, print_fn, line_length)
 
     def save(self, filepath, overwrite=True):
@@ -232,13 +224,3 @@ class Sequential:
         ``tinynet.models.load_model(filepath)`` reads back (the format: ``tinynet.models.saving``)."""
         from tinynet.models import saving  # imported here: saving itself imports Sequential
         saving.save_model(self, filepath, overwrite=overwrite)
-
-    def _require_compiled(self, what):
-        if self.loss is None:
-            raise RuntimeError(f"Call model.compile(loss=..., ...) before model.{what}(), "
-                               "e.g. model.compile(loss='categorical_crossentropy', metrics=['accuracy']).")
-
-    def _require_built(self, what):
-        if not self.built:
-            raise ValueError(f"model.{what}() needs the model to be built: give the first layer an "
-                             "input_shape, e.g. Dense(512, input_shape=(784,)), or call fit() first.")
