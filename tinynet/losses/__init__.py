@@ -15,4 +15,4 @@ def get(identifier):
 
 
 __all__ = ["CategoricalCrossentropy", "Loss", "MeanSquaredError", "categorical_crossentropy", "get",
-           "mean_squared_error", "SoftmaxCrossentropy", "loss_on_logits"]
+           "mean_squared_error", "SoftmaxCrossentropy"]
