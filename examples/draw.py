@@ -4,7 +4,9 @@
     python examples/draw.py --model out/model.npz --port 8001 --open
 
 It serves a page on http://127.0.0.1:8000/ (only this computer can reach it,
-unless --host says otherwise). While you draw, the page shows the ten
+unless --host says otherwise), and it answers only requests that name it as
+127.0.0.1, localhost or the --host given: a web page elsewhere cannot read or
+drive it, even through a domain name made to point here. While you draw, the page shows the ten
 probabilities, the 28x28 image the model was given (prepared by
 tinynet.utils.digits.prepare_digit, as examples/predict.py does) and the
 activations of every hidden layer; click a unit of the first layer to see the

@@ -394,7 +394,8 @@ def test_two_hundred_clients_at_once_are_all_answered(server):
 def test_a_content_length_of_other_digits_is_400(server):
     # '²' (latin-1 b'\xb2', as headers are read) passes str.isdigit and int() refuses it
     for length in (b"\xb2", b"\xd9\xa3", b"9" * 5000):  # and a number longer than int() reads
-        response = raw(server[0], b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + length + b"\r\n\r\n")
+        request = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + length + b"\r\n\r\n"
+        response = raw(server[0], request)
         assert response.startswith(b"HTTP/1.0 400 ") and b"digits 0-9" in response, length
 
 

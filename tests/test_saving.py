@@ -801,7 +801,8 @@ def test_an_activation_of_your_own_saves_and_loads_with_custom_objects(tmp_path)
         def forward(self, x):
             return 1 / (1 + backend.xp().exp(-self.factor * x))
 
-    with pytest.raises(TypeError, match=r"Cannot save the settings of layer None \(Steep\): its __init__ takes factor"):
+    with pytest.raises(TypeError, match=r"Cannot save the settings of the activation Steep of layer 'dense': "
+                                        r"its __init__ takes factor"):
         Sequential([Dense(4, activation=Steep(3.0), input_shape=(3,))]).save(tmp_path / "steep.npz")
     assert not (tmp_path / "steep.npz").exists()
 
@@ -880,7 +881,8 @@ def test_a_device_or_a_pipe_is_said_to_be_one(tmp_path):
 
 def test_a_file_of_twenty_thousand_extra_arrays_gets_a_short_error(trained, tmp_path):
     path = tmp_path / "model.npz"
-    rewrite(path, saved_from=trained, change_arrays=lambda a: a.update({f"extra/{i}": np.zeros(1) for i in range(20000)}))
+    extra = {f"extra/{i}": np.zeros(1) for i in range(20000)}
+    rewrite(path, saved_from=trained, change_arrays=lambda arrays: arrays.update(extra))
     with pytest.raises(ModelFileError) as info:
         load_model(path)
     assert re.search(r"missing none, unexpected \['extra/0', 'extra/1', 'extra/2', 'extra/3', 'extra/4', "

@@ -23,7 +23,8 @@ MAX_CONFIG_BYTES = 1 << 24  # 16 MiB of JSON: thousands of times what any archit
 MISMATCH = "the weights do not match the architecture"
 COMPILE_FIX = "; load with compile=False and compile the model yourself"
 LAYERS, OPTIMIZERS, LOSSES = (  # the classes a file may name, by name: {'Dense': Dense, ...}; not the base classes
-    {name: obj for name, obj in vars(module).items() if isinstance(obj, type) and issubclass(obj, base) and obj is not base}
+    {name: obj for name, obj in vars(module).items()
+     if isinstance(obj, type) and issubclass(obj, base) and obj is not base}
     for module, base in [(layers_module, Layer), (optimizers, optimizers.Optimizer), (losses, losses.Loss)])
 
 
@@ -73,23 +74,24 @@ def save_model(model, filepath, overwrite=True):
     write_atomically(path, lambda f: numpy.savez(f, config=numpy.array(json.dumps(header, indent=1)), **weights))
 
 
-def _object_config(obj):
+def _object_config(obj, who=None):
     """{'class_name': 'RMSprop', 'config': {...}}, or a TypeError if a setting would be lost or not come back.
 
     As Keras 3 does, a class of your own whose ``__init__`` takes settings must return each of them from
     ``get_config()``, so that ``from_config(config)``, ``cls(**config)``, rebuilds it as it was saved."""
     cls = type(obj)
-    who = f"layer {obj.name!r} ({cls.__name__})" if isinstance(obj, Layer) else cls.__name__
+    who = who or (f"layer {obj.name!r} ({cls.__name__})" if isinstance(obj, Layer) else cls.__name__)
     settings = obj.get_config()
     if not _tinynets(cls, "__init__"):  # tinynet's own leave out only what the file holds (Dense: its initializers)
         parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
-        lost = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in settings]
+        named = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        lost = [name for name in named if name not in settings]
         if lost:  # it would load back with the defaults, and predict differently
             raise TypeError(f"Cannot save the settings of {who}: its __init__ takes {', '.join(lost)}, which "
                             f"get_config() does not return. Give {cls.__name__} a get_config() returning its "
                             f"__init__ arguments, such as {{**super().get_config(), {lost[0]!r}: self.{lost[0]}}} "
                             "(and a from_config if __init__ does not take them all back).")
-        unknown = [key for key in settings if key not in {p.name for p in parameters}]
+        unknown = [key for key in settings if key not in named]
         takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters)
         if unknown and not takes_any and _tinynets(cls, "from_config"):  # cls(**config) would fail to load
             raise TypeError(f"Cannot save {who}: get_config() returns {', '.join(unknown)}, which its __init__ "
@@ -100,9 +102,9 @@ def _object_config(obj):
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError, RecursionError):
             raise TypeError(f"Cannot save {who}'s setting {key}={value!r}: a file holds numbers, strings, "
-                            "True/False/None and lists of them (give Python's float(x), not a NumPy float32).") from None
+                            "True/False/None and lists of them (Python's float(x), not a NumPy float32).") from None
     if isinstance(getattr(obj, "activation", None), Layer):  # an activation of your own: checked as a layer
-        _object_config(obj.activation)
+        _object_config(obj.activation, f"the activation {type(obj.activation).__name__} of layer {obj.name!r}")
     return {"class_name": cls.__name__, "config": settings}
 
 

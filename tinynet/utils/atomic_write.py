@@ -9,12 +9,17 @@ file it points to is replaced. A process killed meanwhile cannot remove it: its 
 next write to ``path`` removes the temporary files of processes no longer running.
 Model files (``model.save``) and downloads (``tinynet.datasets``) are written this way.
 """
+import errno
 import glob
 import os
 import re
 import secrets
 import socket
 from pathlib import Path
+
+
+# The disk refused the bytes: full, over quota, too large a file, failing, or read-only
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 
 
 def write_atomically(path, write):
@@ -37,18 +42,19 @@ def write_atomically(path, write):
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
         os.replace(tmp, path)
-    except OSError as e:  # a full disk, most often: name the file, not the temporary one
+    except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise _naming(path, e, " (a file already there is left unchanged)") from e
+        if e.errno in DISK_ERRORS:  # name the file, not the temporary one (a network error, say, stays as it is)
+            raise _naming(path, e, " (a file already there is left unchanged)") from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
 def _naming(path, error, note=""):
-    """``error`` again (the same type and errno), its message naming ``path``: "Cannot write model.npz: ..."."""
-    message = f"Cannot write {path}: {error.strerror or error}{note}"
-    return type(error)(message) if error.errno is None else type(error)(error.errno, message)
+    """``error`` again (its errno, so its type), its message naming ``path``: "Cannot write model.npz: ..."."""
+    return OSError(error.errno, f"Cannot write {path}: {error.strerror}{note}")
 
 
 def temporary_prefix(path):
