@@ -13,6 +13,7 @@ runs). The script prints both side by side, labelled, and stops with exit
 status 1 if any pair differs. docs/backprop.md derives each formula and
 quotes this output.
 """
+import argparse
 import sys
 
 import numpy as np
@@ -23,6 +24,8 @@ from tinynet.losses import CategoricalCrossentropy, MeanSquaredError, SoftmaxCro
 from tinynet.models import Sequential
 from tinynet.optimizers import SGD, RMSprop, rmsprop
 
+# --help shows this file's docstring; the script takes no arguments, and refuses any (exit status 2)
+argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
 np.set_printoptions(precision=6, suppress=True, floatmode="fixed")
 
 # --- the numbers -------------------------------------------------------------

@@ -9,6 +9,7 @@ Not an example itself: examples/mnist.py, line_fit.py, predict.py and draw.py lo
 by its path (examples/ is a folder of scripts, not a package).
 """
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -18,7 +19,9 @@ def folder_problem(path):
         return "give the name of a folder"
     folder = Path(path)
     if folder.is_dir():
-        return None if os.access(folder, os.W_OK | os.X_OK) else "you may not write in that folder: pick another"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return "you may not write in that folder: pick another"
+        return _write_problem(folder)
     if folder.exists():
         return "that is a file, not a folder: give the name of a folder (it is created if missing)"
     return _cannot_create(folder)
@@ -41,7 +44,7 @@ def file_problem(path, suffixes, example, ignore_case=False):
         return f"give a file name ending in {ending}, like {example}"
     if file.parent.is_dir():
         writable = os.access(file.parent, os.W_OK | os.X_OK) and (not file.exists() or os.access(file, os.W_OK))
-        return None if writable else "you may not write there: pick another place"
+        return _write_problem(file.parent) if writable else "you may not write there: pick another place"
     if file.parent.exists():
         return f"{file.parent} is a file, not a folder: pick another place"
     return _cannot_create(file.parent)
@@ -56,6 +59,19 @@ def _cannot_create(folder):
         return f"{above} is a file, not a folder: pick another place"
     if not os.access(above, os.W_OK | os.X_OK):
         return f"{folder} cannot be created (you may not write in {above}): pick another place"
+    return _write_problem(above)
+
+
+def _write_problem(folder):
+    """Why nothing can be written in the existing ``folder`` (a full or read-only disk), or None: found by
+    writing a few kilobytes there, to disk, in a temporary file that is then gone."""
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(bytes(4096))
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as e:
+        return f"cannot write in {folder} ({e.strerror or e}): free some space, or pick another place"
     return None
 
 

@@ -4,7 +4,9 @@
     python examples/draw.py --model out/model.npz --port 8001 --open
 
 It serves a page on http://127.0.0.1:8000/ (only this computer can reach it,
-unless --host says otherwise). While you draw, the page shows the ten
+unless --host says otherwise), and it answers only requests that name it as
+127.0.0.1, localhost or the --host given: a web page elsewhere cannot read or
+drive it, even through a domain name made to point here. While you draw, the page shows the ten
 probabilities, the 28x28 image the model was given (prepared by
 tinynet.utils.digits.prepare_digit, as examples/predict.py does) and the
 activations of every hidden layer; click a unit of the first layer to see the
@@ -16,7 +18,7 @@ trains the notebook's model for one epoch (about a minute on a laptop) and saves
 it there; `python examples/mnist.py --save ~/.cache/tinynet/models/mnist.npz`
 puts a better-trained one (5 epochs) in its place.
 
-The JSON API, for scripts (see the README):
+The JSON API, for scripts (see docs/draw.md):
     POST /predict      {"image": [[0..255, ...], ...]}  -> probabilities, prepared input, activations
     GET  /weights/<k>  the 784 incoming weights of unit k of the first layer, as 28x28
     GET  /model        the layers: names, units and the grid each is drawn in
@@ -28,6 +30,7 @@ import argparse
 import errno
 import functools
 import importlib.util
+import ipaddress
 import json
 import math
 import os
@@ -58,7 +61,9 @@ STATIC = {
 }
 MAX_BODY = 2_000_000  # bytes: a 560x560 image as JSON fits; anything larger is refused with 413
 MIN_SIDE, MAX_SIDE = 8, 560  # pixels, each side of a posted image
-TIMEOUT = 10  # seconds a client may take to send its request
+TIMEOUT = 10  # seconds a client may leave between two bytes of its request
+REQUEST_SECONDS = 30  # seconds a client may take to send a whole request, however it trickles
+MAX_CONNECTIONS = 32  # clients served at once, a thread each; more wait their turn in the listen queue
 
 
 def default_model_path():
@@ -181,6 +186,26 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "tinynet-draw"
     timeout = TIMEOUT  # a client that stops sending mid-request frees its thread after this
 
+    def handle_one_request(self):
+        """http.server's reading and answering of one request, stopped after REQUEST_SECONDS: a client sending
+        a byte now and then, each within TIMEOUT, would otherwise hold its thread for ever."""
+        self.too_slow = False
+        alarm = threading.Timer(REQUEST_SECONDS, self._stop_reading)
+        alarm.daemon = True
+        alarm.start()
+        try:
+            super().handle_one_request()
+        finally:
+            alarm.cancel()
+
+    def _stop_reading(self):
+        """Time is up: the read waiting for the client's next byte returns at once, as at the end of the request."""
+        self.too_slow = True
+        try:
+            self.connection.shutdown(socket.SHUT_RD)  # the answer can still be written
+        except OSError:  # the client has gone already
+            pass
+
     def do_GET(self):
         self._answer(self._get)
 
@@ -254,9 +279,9 @@ class Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length")
         if length is None:
             raise BadRequest("A POST needs a Content-Length header.", HTTPStatus.LENGTH_REQUIRED)
-        if not length.isdigit():
+        if not re.fullmatch(r"[0-9]{1,15}", length):  # ASCII digits: str.isdigit and int() also take '²' or '٣'
             self.close_connection = True
-            raise BadRequest(f"Content-Length must be a number of bytes, got {length!r}.")
+            raise BadRequest(f"Content-Length must be a number of bytes, digits 0-9, got {length[:20]!r}.")
         if int(length) > MAX_BODY:
             self._discard(int(length))  # so that the client, still sending, gets to read the answer
             raise BadRequest(f"The body is {int(length)} bytes; at most {MAX_BODY} are accepted: "
@@ -267,6 +292,9 @@ class Handler(BaseHTTPRequestHandler):
         except TimeoutError:
             self.close_connection = True
             raise BadRequest(f"The body did not arrive within {TIMEOUT} s.", HTTPStatus.REQUEST_TIMEOUT) from None
+        if len(body) < int(length) and self.too_slow:
+            self.close_connection = True
+            raise BadRequest(f"The body did not arrive within {REQUEST_SECONDS} s.", HTTPStatus.REQUEST_TIMEOUT)
         if len(body) < int(length):
             raise BadRequest(f"The body ended after {len(body)} of the {length} bytes Content-Length announced.")
         return body
@@ -284,6 +312,14 @@ class Handler(BaseHTTPRequestHandler):
                 length -= len(chunk)
         except OSError:  # timed out or reset: the answer may not reach the client, and that is all
             pass
+
+    def _other_host(self):
+        """421: the request names another server in its Host header: a web page elsewhere whose name was made
+        to point at this computer (DNS rebinding) would send its own, and may not read or drive this API."""
+        self.close_connection = True
+        return self._error(HTTPStatus.MISDIRECTED_REQUEST, f"This server answers for {self.server.url} only, not for "
+                           f"Host {self.headers['Host'][:100]!r}. Open {self.server.url}, or start draw.py with "
+                           "--host set to the name you want to use.")
 
     def _not_found(self, path):
         return self._error(HTTPStatus.NOT_FOUND, f"Nothing at {path[:100]!r}: the page is at /, the API is "
@@ -303,6 +339,8 @@ class Handler(BaseHTTPRequestHandler):
         ``send_body=False`` (HEAD): the status and headers only.
         """
         self.note, self.headers_to_send, start = "", {}, time.perf_counter()
+        if not self.server.serves_host(self.headers.get("Host")):
+            respond = self._other_host
         try:
             status, body, content_type = respond()
         except BadRequest as e:
@@ -340,9 +378,57 @@ class Handler(BaseHTTPRequestHandler):
               file=self.server.log, flush=True)
 
 
+class Server(ThreadingHTTPServer):
+    """http.server's server, a thread for each client, with bounds: a listen queue that holds a burst of
+    clients, at most MAX_CONNECTIONS served at once (the others wait in the queue), IPv6 for an IPv6 address,
+    and answers only for its own names (``serves_host``)."""
+
+    request_queue_size = 256  # the listen queue: socketserver's 5 dropped clients arriving together
+
+    def __init__(self, address):
+        host = address[0]
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET  # '::1', '::': IPv6
+        self.free_threads = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, Handler)
+        port = self.server_address[1]
+        self.url = f"http://{f'[{host}]' if ':' in host else host or '0.0.0.0'}:{port}/"
+        self.every_interface = host in ("", "0.0.0.0", "::")
+        names = {"localhost", "127.0.0.1", "[::1]", f"[{host}]" if ":" in host else host}
+        if self.every_interface:  # reached from the network: by this computer's names too
+            names |= {socket.gethostname(), socket.getfqdn()}
+        self.hosts = {n.lower() for n in names} | {f"{n.lower()}:{port}" for n in names}
+
+    def serves_host(self, host):
+        """Whether a request whose Host header is ``host`` is meant for this server: one of its names (with or
+        without the port), or when serving every interface any IP address (a DNS rebinding sends a name).
+        No Host header (HTTP/1.0): yes, as no browser sends such a request."""
+        if host is None or host.strip().lower() in self.hosts:
+            return True
+        address = re.sub(r":[0-9]+$", "", host.strip()).strip("[]")  # without the port and an IPv6's brackets
+        try:
+            return self.every_interface and bool(ipaddress.ip_address(address))
+        except ValueError:
+            return False
+
+    def process_request(self, request, client_address):
+        """Serve the client in a thread of its own, once one of the MAX_CONNECTIONS is free."""
+        self.free_threads.acquire()  # meanwhile the clients after it wait in the listen queue
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.free_threads.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.free_threads.release()
+
+
 def make_server(model, host="127.0.0.1", port=8000, source="", log=None):
     """A server for ``model`` on host:port (port 0: any free one), not yet serving: call serve_forever()."""
-    return attach_model(ThreadingHTTPServer((host, port), Handler), model, source, log)
+    return attach_model(Server((host, port)), model, source, log)
 
 
 def attach_model(server, model, source="", log=None):
@@ -360,6 +446,10 @@ def open_model(path):
     if path is None:
         path = default_model_path()
         if not path.is_file():
+            problem = _example("cli_checks").file_problem(path, {".npz"}, "mnist.npz")
+            if problem:  # said now, not after an epoch of training
+                raise ValueError(f"No model at {path}, and one trained now could not be kept there ({problem}). "
+                                 "Set XDG_CACHE_HOME to a folder you may write in, or give a saved model with --model.")
             train_seed_model(path)
     return load_model(path, compile=False), path  # predicting needs no loss or optimizer; attach_model checks it
 
@@ -407,7 +497,7 @@ def main(argv=None):
         parser.error(f"--host {args.host!r}: no such host ({getattr(e, 'strerror', None) or e}); "
                      "give a name or address of this computer, such as 127.0.0.1 or 0.0.0.0")
     try:  # the port first: a port in use is said at once, not after a minute of training
-        server = ThreadingHTTPServer((args.host, args.port), Handler)
+        server = Server((args.host, args.port))
     except OSError as e:
         if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:  # the host is not this computer
             fix = "give a name or address of this computer with --host, such as 127.0.0.1 or 0.0.0.0"
@@ -420,8 +510,7 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         server.server_close()
         parser.exit(2, f"error: {e}\n")  # the message names the file
-    host, port = server.server_address[:2]
-    url = f"http://{host}:{port}/"
+    url = server.url
     print(f"Model {path}: 784 -> {' -> '.join(str(layer['units']) for layer in describe(model)['layers'])}")
     print(f"Draw a digit at {url}  (Ctrl+C stops the server)", flush=True)
     if args.open:

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 import tinynet
@@ -108,11 +109,32 @@ def main(argv=None):
         print("7. Pictures")
         write_plots(args.plots, x_train, y_train, x_valid, y_valid, model, history)
     if args.save:
-        os.makedirs(os.path.dirname(args.save) or ".", exist_ok=True)
-        model.save(args.save)
-        print(f"8. Saved the model to {args.save}: tinynet.models.load_model reads it back, and\n"
-              f"   python examples/predict.py {args.save} digit.png   reads your own digits with it")
+        problem = save(model, args.save)
+        if problem:
+            parser.exit(1, f"{parser.prog}: error: --save {args.save}: {problem}\n")
     return history
+
+
+def save(model, path):
+    """Save the trained model at ``path``, or return why not. When the disk fills up during training, the
+    model is saved to a temporary file instead, and the message names it: minutes of training are not lost."""
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        model.save(path)
+    except ValueError as e:  # its weights hold NaN: training diverged, and such a file would predict nothing
+        return str(e)
+    except OSError as e:
+        fd, fallback = tempfile.mkstemp(prefix="mnist-", suffix=".npz")
+        os.close(fd)
+        try:
+            model.save(fallback)
+        except OSError as again:
+            os.remove(fallback)
+            return f"the model could not be saved ({e}), nor at {fallback} ({again}): it is lost."
+        return f"the model could not be saved ({e}). It was saved to {fallback} instead: move it where you want it."
+    print(f"8. Saved the model to {path}: tinynet.models.load_model reads it back, and\n"
+          f"   python examples/predict.py {path} digit.png   reads your own digits with it")
+    return None
 
 
 def check_arguments(parser, args):

@@ -30,6 +30,7 @@ def test_every_value_agrees(backend_name):
 
 def test_a_wrong_backward_is_caught(monkeypatch, capsys):
     monkeypatch.setattr(ReLU, "backward", lambda self, dy: dy)  # forgets to block where z <= 0
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT)])  # not pytest's arguments: the script refuses any
     saved = np.get_printoptions()
     try:
         with pytest.raises(SystemExit) as stop:
@@ -44,3 +45,17 @@ def test_a_wrong_backward_is_caught(monkeypatch, capsys):
     assert out.rstrip().splitlines()[-1] == (
         "5 values differ: dL/dz1 = da1 where z1 > 0, else 0, dW1 again, in one call, db1 again, in one call, "
         "W1 change: -lr * g / sqrt(v + eps), b1 change: -lr * g / sqrt(v + eps)")
+
+
+@pytest.mark.host_only("argument parsing only")
+def test_help_is_the_docstring_and_arguments_are_refused():
+    def run(*args):
+        return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    shown = run("--help")
+    assert shown.returncode == 0 and "One training step of a tiny network, worked by hand" in shown.stdout
+    assert "1. Forward pass" not in shown.stdout  # nothing computed
+    refused = run("--epochs", "3")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "error: unrecognized arguments: --epochs 3" in refused.stderr

@@ -115,6 +115,18 @@ def test_load_digit_reads_png_and_jpeg(tmp_path, suffix):
 
 
 @host
+def test_a_phone_photo_stored_sideways_is_read_upright(tmp_path):
+    upright = Image.fromarray(draw_digit(SEVEN, 240, 320)).convert("L")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # the sensor's way round: turned a quarter to the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn it a quarter to the right to view it
+    stored.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    x = load_digit(tmp_path / "photo.jpg")
+    assert close_up_to_a_pixel(x, prepare_digit(np.asarray(upright)), 0.05)
+    assert not close_up_to_a_pixel(x, prepare_digit(np.asarray(stored)), 0.05)  # not the seven lying on its side
+
+
+@host
 def test_load_digit_lays_transparent_pictures_on_white(tmp_path):
     picture = draw_digit(ONE)
     rgba = np.zeros((*picture.shape[:2], 4), np.uint8)  # black, fully transparent...
@@ -195,7 +207,8 @@ def test_paper_with_a_transparent_margin_is_laid_on_white(tmp_path):
 
 
 @host
-@pytest.mark.parametrize("paper, ink", [(65535, 0), (40000, 20000)], ids=["full-range", "dim-scan"])
+@pytest.mark.parametrize("paper, ink", [(65535, 0), (40000, 20000), (4000, 500)],
+                         ids=["full-range", "dim-scan", "12-bit-sensor"])
 def test_a_16_bit_greyscale_scan_keeps_its_depth(tmp_path, paper, ink):
     gray = np.asarray(Image.fromarray(draw_digit(SEVEN, 300, 300)).convert("L")) / 255  # 1 paper, 0 ink
     scan = np.round(ink + gray * (paper - ink)).astype(np.uint16)  # every value above 255 in the dim scan

@@ -5,6 +5,7 @@ tests/test_draw_browser.py draws on the page in a real browser.
 """
 import io
 import json
+import select
 import socket
 import threading
 import urllib.error
@@ -155,11 +156,11 @@ def raw(url, request):
 
 
 @pytest.mark.parametrize("request_bytes, answer", [
-    (b"POST /predict HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.0 411 "),  # no Content-Length
-    (b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"HTTP/1.0 411 "),
-    (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"HTTP/1.0 400 "),
-    (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}", b"HTTP/1.0 400 "),  # cut short
-    (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", b"HTTP/1.0 413 "),
+    (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"HTTP/1.0 411 "),  # no Content-Length
+    (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"HTTP/1.0 411 "),
+    (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n", b"HTTP/1.0 400 "),
+    (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{}", b"HTTP/1.0 400 "),  # cut short
+    (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999\r\n\r\n", b"HTTP/1.0 413 "),
     (b"BREW /coffee HTTP/1.1\r\n\r\n", b"HTTP/1.0 501 "),
     (b"BREW /predict HTTP/1.1\r\n\r\n", b"HTTP/1.0 405 "),
     (b"\x16\x03\x01\x02\x00garbage, as from an https:// client\r\n\r\n", b"Error code: 400"),
@@ -214,7 +215,7 @@ def test_an_unknown_method_on_an_unknown_path_is_a_json_501(server, method):
 def test_head_answers_gets_status_and_headers_without_a_body(server, path, status, content_type):
     host, port = server[0].removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as connection:
-        connection.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        connection.sendall(f"HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         connection.shutdown(socket.SHUT_WR)
         response = connection.makefile("rb").read()
     head, _, body = response.partition(b"\r\n\r\n")
@@ -328,3 +329,106 @@ def test_an_address_of_another_computer_says_to_pick_another_host(draw_example, 
     err = capsys.readouterr().err
     assert info.value.code == 2 and "cannot serve on 192.0.2.1:0" in err
     assert "with --host" in err and "--port" not in err
+
+
+# --- hostile clients: other hosts' pages, bursts, trickles ------------------------------------------------
+def test_a_request_for_another_host_is_refused(server):
+    """DNS rebinding: a page at attacker.example whose name now points at 127.0.0.1 sends its own Host."""
+    url, _ = server
+    port = url.rsplit(":", 1)[1]
+    for host in ("attacker.example", f"attacker.example:{port}", "127.0.0.1.attacker.example", "localhost:1"):
+        for path, body in [("/model", None), ("/predict", json.dumps({"image": grey(ONE)}).encode())]:
+            status, answer = call(url, path, body, headers={"Host": host})
+            assert status == 421 and f"not for Host {host!r}" in answer["error"], (host, path)
+            assert f"This server answers for {url}/ only" in answer["error"] and "--host" in answer["error"]
+            assert "source" not in answer and "probabilities" not in answer
+    for host in ("127.0.0.1", f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}"):
+        assert call(url, "/model", headers={"Host": host})[0] == 200, host
+
+
+def test_a_server_for_every_interface_answers_its_addresses_and_names_only(draw_example, model):
+    server = draw_example.make_server(model, host="0.0.0.0", port=0)
+    try:
+        for host in ("192.168.1.5:8000", "10.0.0.2", "[fe80::1]:8000", socket.gethostname(), "localhost"):
+            assert server.serves_host(host), host
+        for host in ("attacker.example", "192.168.1.5.nip.io:8000", ""):
+            assert not server.serves_host(host), host
+    finally:
+        server.server_close()
+
+
+def test_a_server_on_ipv6_loopback(draw_example, model, capsys):
+    server = draw_example.make_server(model, host="::1", port=0)
+    assert server.url == f"http://[::1]:{server.server_address[1]}/"
+    with serving(server):
+        status, answer = call(server.url.rstrip("/"), "/model")
+    assert status == 200 and answer["layers"][0]["units"] == 64
+
+
+def test_two_hundred_clients_at_once_are_all_answered(server):
+    import http.client
+
+    url, _ = server
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps({"image": grey(SEVEN)}).encode()
+    start, answers = threading.Barrier(200), []
+
+    def ask():
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        start.wait()  # all 200 connect together
+        try:
+            connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answers.append((response.status, json.loads(response.read())["prediction"]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [(200, 7)] * 200
+
+
+def test_a_content_length_of_other_digits_is_400(server):
+    # '²' (latin-1 b'\xb2', as headers are read) passes str.isdigit and int() refuses it
+    for length in (b"\xb2", b"\xd9\xa3", b"9" * 5000):  # and a number longer than int() reads
+        request = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + length + b"\r\n\r\n"
+        response = raw(server[0], request)
+        assert response.startswith(b"HTTP/1.0 400 ") and b"digits 0-9" in response, length
+
+
+@pytest.mark.parametrize("part", ["body", "headers"])
+def test_a_client_trickling_its_request_is_cut_off(server, draw_example, monkeypatch, part):
+    """A byte every 0.2 s keeps each read within TIMEOUT; the whole request may still take REQUEST_SECONDS."""
+    monkeypatch.setattr(draw_example, "REQUEST_SECONDS", 1)
+    host, port = server[0].removeprefix("http://").split(":")
+    start = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+    sent, trickle = (start, b"x" * 100) if part == "body" else (b"", start + b"x" * 100)
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(sent)
+        for i in range(len(trickle)):  # 20 s, if the server let it
+            try:
+                connection.sendall(trickle[i:i + 1])
+            except ConnectionError:  # the server has hung up
+                break
+            if select.select([connection], [], [], 0.2)[0]:  # the server has answered, or hung up
+                break
+        else:
+            pytest.fail("the server waited for the whole trickle")
+        response = connection.makefile("rb").read()
+    if part == "body":
+        assert response.startswith(b"HTTP/1.0 408 ") and b"did not arrive within 1 s" in response
+    assert call(server[0], "/model")[0] == 200
+
+
+def test_an_unusable_cache_folder_is_said_before_training(draw_example, monkeypatch, tmp_path, capsys):
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(draw_example, "train_seed_model", lambda path: pytest.fail("it trained first"))
+    with pytest.raises(SystemExit) as info:
+        draw_example.main(["--port", "0"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and f"No model at {tmp_path / 'cache'}" in err
+    assert "is a file, not a folder" in err and "Set XDG_CACHE_HOME" in err and "--model" in err

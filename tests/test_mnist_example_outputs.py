@@ -106,3 +106,49 @@ def test_bad_mnist_files_in_data_dir_are_named_with_the_flag(example, capsys, tm
     assert ("MNIST files missing" if junk == "missing" else "is not the MNIST file it should be") in err
     assert err.rstrip().endswith("or leave out --data-dir.") and "load_data()" not in err
     assert "2. Flatten" not in out
+
+
+def no_space(*args):
+    raise OSError(28, "No space left on device")
+
+
+@host
+def test_a_full_disk_at_save_is_said_before_training(example, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(example.checks.os, "fsync", no_space)  # the check writes a little there first
+    with pytest.raises(SystemExit) as info:
+        example.main(["--save", str(tmp_path / "m.npz")])
+    assert info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and (f"error: --save '{tmp_path / 'm.npz'}': cannot write in {tmp_path} "
+                          "(No space left on device): free some space, or pick another place") in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@host
+def test_a_save_that_fails_after_training_keeps_the_model_in_a_temporary_file(example, tmp_path, capsys,
+                                                                              monkeypatch):
+    from tinynet.layers import Dense
+    from tinynet.models import Sequential, load_model, saving
+
+    model = Sequential([Dense(2, input_shape=(3,))])
+    write = saving.write_atomically
+
+    def fills_up(path, contents):  # the disk filled up during training: the first save fails
+        if path.parent == tmp_path:
+            raise OSError(28, f"Cannot write {path}: No space left on device")
+        write(path, contents)
+
+    monkeypatch.setattr(saving, "write_atomically", fills_up)
+    monkeypatch.setattr(example.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    problem = example.save(model, str(tmp_path / "m.npz"))
+    [kept] = (tmp_path / "tmp").iterdir()
+    assert problem == (f"the model could not be saved ([Errno 28] Cannot write {tmp_path / 'm.npz'}: No space left "
+                       f"on device). It was saved to {kept} instead: move it where you want it.")
+    assert kept.suffix == ".npz" and load_model(kept).get_weights()[0].tolist() == model.get_weights()[0].tolist()
+    assert not (tmp_path / "m.npz").exists() and capsys.readouterr().out == ""
+
+    monkeypatch.setattr(saving, "write_atomically", lambda path, contents: no_space())  # nowhere at all
+    problem = example.save(model, str(tmp_path / "m.npz"))
+    assert problem.startswith("the model could not be saved (") and problem.endswith("): it is lost.")
+    assert list((tmp_path / "tmp").iterdir()) == [kept]  # no empty file left for the second try

@@ -22,9 +22,12 @@ def get(identifier):
 
 
 def serialize(activation):
-    """The name of an activation, the inverse of ``get``: ReLU() -> ``'relu'``, None -> ``'linear'``."""
+    """The inverse of ``get``: ReLU() -> ``'relu'``, None -> ``'linear'``; an activation layer of your own ->
+    ``{'class_name': 'Sigmoid', 'config': {...}}``, which ``load_model`` rebuilds as it does your own layers:
+    from ``custom_objects={'Sigmoid': Sigmoid}``."""
+    if activation is None:
+        return "linear"
     names = {cls: name for name, cls in _ACTIVATIONS.items()}
-    if activation is not None and type(activation) not in names:
-        raise ValueError(f"Cannot name the activation {activation!r}: only {', '.join(_ACTIVATIONS)} "
-                         "and 'linear' can be saved by name.")
-    return "linear" if activation is None else names[type(activation)]
+    if type(activation) in names:
+        return names[type(activation)]
+    return {"class_name": type(activation).__name__, "config": activation.get_config()}

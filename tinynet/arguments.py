@@ -2,6 +2,7 @@
 that names the argument and says what is expected, before any work starts."""
 import math
 import numbers
+import unicodedata
 
 import array_api_compat
 import numpy
@@ -80,3 +81,20 @@ def shape(value, name):
     if not isinstance(value, (tuple, list)) or not value:
         raise TypeError(f"{name} must be a tuple such as (784,), got {value!r}.")
     return tuple(integer(n, f"each entry of {name}") for n in value)
+
+
+MAX_NAME = 255  # characters in a layer's name: plenty for any name, far below what a zip entry can hold
+
+
+def layer_name(value, name="name"):
+    """``value`` as a layer's name: it also names the layer's weights in a saved file ('hidden/kernel'), so
+    it may not hold '/' or '\\' (folders in the file), control characters such as NUL, or be very long."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string such as 'hidden_1', got {value!r}.")
+    bad = [c for c in value if c in "/\\" or unicodedata.category(c) in ("Cc", "Cs")]  # Cs: not UTF-8
+    if not value or bad or len(value) > MAX_NAME:
+        why = (f"{len(value):,} characters, more than {MAX_NAME}" if len(value) > MAX_NAME else
+               f"it holds {bad[0]!r}" if bad else "it is empty")
+        raise ValueError(f"{name} must be 1 to {MAX_NAME} characters without '/', '\\' or control characters "
+                         f"(it names the layer's weights in a saved file), such as 'hidden_1': {why}.")
+    return value

@@ -1,4 +1,4 @@
-"""The one place where tinynet meets NumPy, CuPy or another array library (README: "Backends").
+"""The one place where tinynet meets NumPy, CuPy or another array library (docs/backends.md).
 
 Layers, losses, optimizers and the training loop take their array functions from ``xp()``, the active
 array namespace, so the same code runs on NumPy (``'numpy'``, the CPU, the default), CuPy (``'cupy'``, an

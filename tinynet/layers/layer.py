@@ -53,9 +53,7 @@ class Layer:
             cls.forward = forward_without_training
 
     def __init__(self, input_shape=None, name=None):
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a string such as 'hidden_1', got {name!r}.")
-        self.name = name  # None until a model names it ('dense', 'dense_1', ...)
+        self.name = None if name is None else arguments.layer_name(name)  # None until a model names it ('dense', ...)
         self.model = None  # the model this layer belongs to (one at most: set by Sequential.add)
         self.params, self.grads = {}, {}  # name -> array, e.g. {'kernel': W, 'bias': b}; name -> dL/dparam
         self.state = {}  # weights that gradients do not train (BatchNormalization's moving statistics)

@@ -1,9 +1,11 @@
 """Saving a model to one file and loading it back: ``model.save`` and ``load_model``.
 
-The file, a NumPy ``.npz`` archive of a JSON ``config`` and one array per weight, is described in the README
-("Saving and loading a model"). Loading runs no code from the file and checks it all before building anything."""
+The file, a NumPy ``.npz`` archive of a JSON ``config`` and one array per weight, is described in docs/saving.md.
+Loading runs no code from the file and checks it all before building anything."""
+import inspect
 import json
 import os
+import stat
 from pathlib import Path
 from reprlib import repr as abridged  # a value from the file, cut short for a message
 
@@ -21,8 +23,9 @@ FORMAT, FORMAT_VERSION = "tinynet", 1
 MAX_CONFIG_BYTES = 1 << 24  # 16 MiB of JSON: thousands of times what any architecture needs
 MISMATCH = "the weights do not match the architecture"
 COMPILE_FIX = "; load with compile=False and compile the model yourself"
-LAYERS, OPTIMIZERS, LOSSES = (  # the classes a file may name, by name: {'Dense': Dense, ...}
-    {name: obj for name, obj in vars(module).items() if isinstance(obj, type) and issubclass(obj, base)}
+LAYERS, OPTIMIZERS, LOSSES = (  # the classes a file may name, by name: {'Dense': Dense, ...}; not the base classes
+    {name: obj for name, obj in vars(module).items()
+     if isinstance(obj, type) and issubclass(obj, base) and obj is not base}
     for module, base in [(layers_module, Layer), (optimizers, optimizers.Optimizer), (losses, losses.Loss)])
 
 
@@ -45,8 +48,14 @@ def save_model(model, filepath, overwrite=True):
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
     inputs.require_built(model, "save")
+    for i, layer in enumerate(model.layers):  # a name may have been changed by hand since the layer was made
+        try:
+            arguments.layer_name(layer.name, f"model.layers[{i}].name")
+        except ValueError as e:
+            raise ValueError(f"Cannot save to {path}: {e} Rename it: model.layers[{i}].name = 'layer_{i}'.") from None
     if len({layer.name for layer in model.layers}) != len(model.layers):  # the weights are filed under them
         raise ValueError(f"Layer names should be unique to save a model; got {[x.name for x in model.layers]}.")
+    layer_configs = [_object_config(layer) for layer in model.layers]
     for metric in model.metrics:
         try:
             metrics.get(metric.name)  # as load_model will find it: by its name
@@ -54,8 +63,7 @@ def save_model(model, filepath, overwrite=True):
             raise TypeError(f"Cannot save the metric named {metric.name!r}: load_model finds metrics by name "
                             "('accuracy', 'acc'). Compile with metrics=['accuracy'] to save the model.") from None
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "tinynet_version": tinynet.__version__,
-              "class_name": type(model).__name__, "config": {"name": model.name, "layers": [
-                  {"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]},
+              "class_name": type(model).__name__, "config": {"name": model.name, "layers": layer_configs},
               "compile_config": None if model.loss is None else {"optimizer": _object_config(model.optimizer),
                   "loss": _object_config(model.loss), "metrics": [metric.name for metric in model.metrics]}}
     weights = {f"{layer.name}/{key}": weight  # 'dense/kernel', 'dense/bias', 'dense_1/kernel', ...
@@ -67,18 +75,43 @@ def save_model(model, filepath, overwrite=True):
     write_atomically(path, lambda f: numpy.savez(f, config=numpy.array(json.dumps(header, indent=1)), **weights))
 
 
-def _object_config(obj):
-    """{'class_name': 'RMSprop', 'config': {...}}, or a TypeError if a setting would be lost."""
+def _object_config(obj, who=None):
+    """{'class_name': 'RMSprop', 'config': {...}}, or a TypeError if a setting would be lost or not come back.
+
+    As Keras 3 does, a class of your own whose ``__init__`` takes settings must return each of them from
+    ``get_config()``, so that ``from_config(config)``, ``cls(**config)``, rebuilds it as it was saved."""
     cls = type(obj)
-    init, config = (next(c for c in cls.__mro__ if method in vars(c)) for method in ("__init__", "get_config"))
-    if init is not config and issubclass(init, config):  # settings of its own, but an ancestor's get_config
-        raise TypeError(f"Cannot save the settings of {cls.__name__}: its __init__ takes settings that "
-                        f"{config.__name__}.get_config omits. Give {cls.__name__} a get_config() returning them.")
+    who = who or (f"layer {obj.name!r} ({cls.__name__})" if isinstance(obj, Layer) else cls.__name__)
     settings = obj.get_config()
+    if not _tinynets(cls, "__init__"):  # tinynet's own leave out only what the file holds (Dense: its initializers)
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
+        named = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        lost = [name for name in named if name not in settings]
+        if lost:  # it would load back with the defaults, and predict differently
+            raise TypeError(f"Cannot save the settings of {who}: its __init__ takes {', '.join(lost)}, which "
+                            f"get_config() does not return. Give {cls.__name__} a get_config() returning its "
+                            f"__init__ arguments, such as {{**super().get_config(), {lost[0]!r}: self.{lost[0]}}} "
+                            "(and a from_config if __init__ does not take them all back).")
+        unknown = [key for key in settings if key not in named]
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in parameters)
+        if unknown and not takes_any and _tinynets(cls, "from_config"):  # cls(**config) would fail to load
+            raise TypeError(f"Cannot save {who}: get_config() returns {', '.join(unknown)}, which its __init__ "
+                            f"does not take. Add **kwargs to {cls.__name__}.__init__ and pass them on with "
+                            "super().__init__(**kwargs), or give it a from_config.")
     for key, value in settings.items():
-        if not isinstance(value, (bool, int, float, str, type(None))):
-            raise TypeError(f"Cannot save {cls.__name__}'s setting {key}={value!r}: not a number or string.")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            raise TypeError(f"Cannot save {who}'s setting {key}={value!r}: a file holds numbers, strings, "
+                            "True/False/None and lists of them (Python's float(x), not a NumPy float32).") from None
+    if isinstance(getattr(obj, "activation", None), Layer):  # an activation of your own: checked as a layer
+        _object_config(obj.activation, f"the activation {type(obj.activation).__name__} of layer {obj.name!r}")
     return {"class_name": cls.__name__, "config": settings}
+
+
+def _tinynets(cls, method):
+    """Whether ``cls`` has tinynet's own ``method`` (not one of a class of your own)."""
+    return next(c for c in cls.__mro__ if method in vars(c)).__module__.startswith("tinynet.")
 
 
 def _path(filepath):
@@ -90,17 +123,12 @@ def _path(filepath):
 
 def load_model(filepath, custom_objects=None, compile=True):
     """Rebuild a model saved with ``model.save``; ``custom_objects`` maps names to your own classes (Keras's)."""
-    path = _path(filepath)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder, not a model file: give the path of the .npz file.")
-    if not path.is_file():
-        raise FileNotFoundError(f"No such model file: {path}")
-    if custom_objects is not None and not isinstance(custom_objects, dict):
-        raise TypeError(f"custom_objects must be a dict such as {{'MyLayer': MyLayer}}, got {custom_objects!r}.")
-    compile, custom = arguments.flag(compile, "compile"), custom_objects or {}
+    path, custom = _path(filepath), _custom_objects(custom_objects)
+    compile = arguments.flag(compile, "compile")
     try:
-        with npz.open_archive(path) as archive:
-            entries = npz.headers(archive, path.stat().st_size)  # name -> (zip member, shape, dtype); no data yet
+        with _open_regular_file(path) as file, npz.open_archive(file) as archive:  # one file, even if it is
+            # replaced meanwhile (a save elsewhere renames a new file onto the path): its size is this file's
+            entries = npz.headers(archive, os.fstat(file.fileno()).st_size)  # name -> (zip member, shape, dtype)
             header = _read_header(path, archive, entries)  # takes 'config' out: the rest are weights
             layers = [_from_config(entry, {**LAYERS, **custom}, f"config.layers[{i}]", path)
                       for i, entry in enumerate(header["config"]["layers"])]  # settings only, no weights yet
@@ -135,6 +163,49 @@ def load_model(filepath, custom_objects=None, compile=True):
         except (TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: compile_config.metrics: {str(e).rstrip('.')}{COMPILE_FIX}.") from e
     return model
+
+
+def _custom_objects(custom_objects):
+    """``custom_objects`` checked: a dict of names to classes of layers, optimizers or losses."""
+    if custom_objects is None:
+        return {}
+    if not isinstance(custom_objects, dict):
+        raise TypeError(f"custom_objects must be a dict such as {{'MyLayer': MyLayer}}, got {custom_objects!r}.")
+    for key, value in custom_objects.items():
+        if not (isinstance(value, type) and issubclass(value, (Layer, optimizers.Optimizer, losses.Loss))):
+            raise TypeError(f"custom_objects[{key!r}] must be a class of your own (a Layer, Optimizer or Loss), "
+                            f"not an object made from it: {{{key!r}: {getattr(value, '__name__', 'MyLayer')}}}, "
+                            f"got {abridged(value)}.")
+    return custom_objects
+
+
+def _open_regular_file(path):
+    """``path`` opened for reading, once: or an error that says what it is instead of a model file."""
+    kind = _kind_of(path)
+    if kind == "a folder":
+        raise IsADirectoryError(f"{path} is a folder, not a model file: give the path of the .npz file.")
+    if kind == "nothing":
+        raise FileNotFoundError(f"No such model file: {path}")
+    if kind == "a file":
+        file = open(path, "rb")
+        kind = _kind_of(file)  # the file opened, which another process may have renamed onto the path meanwhile
+        if kind == "a file":
+            return file
+        file.close()
+    raise ModelFileError(f"{path} is not a model file but {kind}: give the path of the .npz file saved by model.save.")
+
+
+def _kind_of(file):
+    """What ``file`` (a path, or an open file) is: 'a file', 'a folder', 'nothing', 'a device', ..."""
+    try:
+        mode = os.fstat(file.fileno()).st_mode if hasattr(file, "fileno") else os.stat(file).st_mode
+    except FileNotFoundError:
+        return "nothing"
+    for test, kind in [(stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket")]:
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def _read_header(path, archive, entries):
@@ -189,8 +260,12 @@ def _from_config(entry, known, where, path, fix=""):
     if name not in known:
         raise ModelFileError(f"{path}: {where}: unknown class {name!r} (known: {', '.join(sorted(known))}); "
                              f"pass your own classes as load_model(path, custom_objects={{{name!r}: {name}}}){fix}.")
+    config = entry["config"]
+    if isinstance(config.get("activation"), dict):  # an activation layer of your own: found as layers are
+        config = {**config, "activation": _from_config(config["activation"], known, f"{where}.config.activation",
+                                                       path, fix)}
     try:
-        return known[name].from_config(entry["config"])
+        return known[name].from_config(config)
     except (TypeError, ValueError, KeyError) as e:
         raise ModelFileError(f"{path}: {where} ({name}): {str(e).rstrip('.')}{fix}.") from e
 
@@ -202,7 +277,8 @@ def _check_weights(layers, entries, path):
     if None in names:
         raise ModelFileError(f"{path}: config.layers[{names.index(None)}].config.name is missing.")
     if len(set(names)) != len(names):  # the arrays are filed under the layers' names
-        raise ModelFileError(f"{path}: config.layers holds two layers of one name ({', '.join(names)}).")
+        twice = next(name for name in names if names.count(name) > 1)
+        raise ModelFileError(f"{path}: config.layers holds two layers named {twice!r}.")
     shape, expected = layers[0].input_shape, {}  # '<layer>/<weight>' -> shape, None where not known yet
     for layer in layers:
         if shape is not None and layer.input_shape is not None and layer.input_shape[1:] != shape[1:]:
@@ -233,4 +309,12 @@ def _same_names(expected, stored, path):
     """The file holds an array for each weight expected, and no other."""
     missing, extra = [n for n in expected if n not in stored], [n for n in stored if n not in expected]
     if missing or extra:
-        raise ModelFileError(f"{path}: {MISMATCH}: missing {missing or 'none'}, unexpected {extra or 'none'}.")
+        raise ModelFileError(f"{path}: {MISMATCH}: missing {_few(missing)}, unexpected {_few(extra)}.")
+
+
+def _few(names, shown=5):
+    """Names for a message, the first few of many: "['a', 'b', ... 19998 more]"."""
+    if not names:
+        return "none"
+    more = f", ... {len(names) - shown} more" if len(names) > shown else ""
+    return f"[{', '.join(map(abridged, names[:shown]))}{more}]"

@@ -3,22 +3,31 @@
 ``write_atomically(path, write)`` calls ``write(file)`` on a temporary file beside
 ``path`` and renames it onto ``path`` only when the writing has succeeded
 (``os.replace`` is atomic). If anything fails the temporary file is removed and
-``path`` is left as it was. A process killed meanwhile cannot remove it: its name
+``path`` is left as it was. A ``path`` that is a symbolic link keeps its link: the
+file it points to is replaced. A process killed meanwhile cannot remove it: its name
 ``.<name>.tmp-<host>-<pid>-<random>`` holds the host and the process number, so the
 next write to ``path`` removes the temporary files of processes no longer running.
 Model files (``model.save``) and downloads (``tinynet.datasets``) are written this way.
 """
+import errno
 import glob
 import os
 import re
 import secrets
 import socket
+from pathlib import Path
+
+
+# The disk refused the bytes: full, over quota, too large a file, failing, or read-only
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 
 
 def write_atomically(path, write):
     """Call ``write(file)`` on a temporary file beside ``path`` (a ``pathlib.Path``), then rename it
     onto ``path``. (The temporary file is created with ``open(..., 'xb')``, not ``tempfile.mkstemp``,
     so the file gets the usual permissions rather than owner-only ones.)"""
+    if path.is_symlink():  # replace the file it points to, as open(path, "wb") would write there, not the link
+        path = Path(os.path.realpath(path))
     remove_stale_temporaries(path)
     tmp = path.with_name(f"{temporary_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}")
     try:
@@ -26,16 +35,26 @@ def write_atomically(path, write):
     except PermissionError as e:
         raise PermissionError(f"Cannot write {path}: no permission to create files in {path.parent}.") from e
     except OSError as e:  # a read-only file system, a full disk, ...: name the target, not the temporary file
-        raise type(e)(e.errno, f"Cannot write {path}: {e.strerror}") from e
+        raise _naming(path, e) from e
     try:
         with file as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno in DISK_ERRORS:  # name the file, not the temporary one (a network error, say, stays as it is)
+            raise _naming(path, e, " (a file already there is left unchanged)") from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _naming(path, error, note=""):
+    """``error`` again (its errno, so its type), its message naming ``path``: "Cannot write model.npz: ..."."""
+    return OSError(error.errno, f"Cannot write {path}: {error.strerror}{note}")
 
 
 def temporary_prefix(path):

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 import numpy
-from PIL import Image
+from PIL import Image, ImageOps
 
 SIZE = 28  # the side of an MNIST image
 BOX = 20  # the digit's longer side, in pixels
@@ -51,7 +51,8 @@ def load_digit(path):
     """Read a PNG or JPEG (any size) and prepare it with ``prepare_digit``.
 
     Transparent pictures keep their alpha channel (see ``prepare_digit``), and
-    16-bit greyscale scans their full depth. A picture too large to decode safely,
+    16-bit greyscale scans their full depth. A photo is turned upright as its EXIF
+    Orientation tag says (phones store pictures sideways and set that tag). A picture too large to decode safely,
     or one that is damaged, raises ValueError naming the file.
     """
     path = Path(path)
@@ -65,7 +66,7 @@ def load_digit(path):
     try:
         with Image.open(path) as picture:
             picture.load()
-            image = _pixels(picture)
+            image = _pixels(ImageOps.exif_transpose(picture))  # upright, as a phone's Orientation tag says
     except Image.DecompressionBombError as e:  # Pillow refuses to decode it: it could fill the memory
         pixels = re.search(r"\((\d+) pixels\)", str(e))
         size = f"{int(pixels[1]):,} pixels" if pixels else "too many pixels"
@@ -134,9 +135,14 @@ def _flatten(gray, alpha):
 def _ink(gray):
     """How much ink each pixel holds: 0 for the background, more the stronger the stroke.
 
-    The background is the usual shade along the border (its median). If it is
-    light, the ink is dark: invert, so the ink becomes the bright part, as in MNIST.
+    The shades are first stretched to the picture's own range, 0 to 1: a scan whose
+    paper and ink sit in a narrow band (a 12-bit sensor stored as 16-bit: values
+    500 to 4000 of 65535) reads as any other. The background is the usual shade
+    along the border (its median). If it is light, the ink is dark: invert, so
+    the ink becomes the bright part, as in MNIST.
     """
+    lightest, darkest = gray.max(), gray.min()
+    gray = (gray - darkest) / (lightest - darkest) if lightest > darkest else gray * 0  # one shade: blank
     border = _border(gray)
     if numpy.median(border) > 0.5:
         gray, border = 1.0 - gray, 1.0 - border  # black on white -> white on black

@@ -22,14 +22,15 @@ class UnreadableArchive(ValueError):
     """The file is not a .npz archive of plain arrays; the message says why."""
 
 
-def open_archive(path):
-    """The file as a zip archive, as every .npz is (a ``zipfile.ZipFile``: use it in a ``with``)."""
-    with open(path, "rb") as f:
-        start = f.read(len(ZIP_MAGIC))
+def open_archive(file):
+    """An open binary ``file`` read as a zip archive, as every .npz is (a ``zipfile.ZipFile``: use it in a
+    ``with``; closing it leaves ``file`` open). Given the file, not its path, the caller reads one file
+    throughout, even if another is renamed onto its path meanwhile."""
+    start = file.read(len(ZIP_MAGIC))
     if start != ZIP_MAGIC:
         raise UnreadableArchive("it is empty" if not start else "it is not a zip archive, as every .npz file is")
     try:
-        return zipfile.ZipFile(path)
+        return zipfile.ZipFile(file)
     except _BROKEN as e:
         raise UnreadableArchive(f"it cannot be read as an .npz archive of plain arrays ({e})") from e
 
