@@ -21,7 +21,9 @@ class SoftmaxCrossentropy(Loss):
         shifted = z - xp.max(z, axis=-1, keepdims=True)  # exp cannot overflow, and softmax is unchanged
         e = xp.exp(shifted)
         total = xp.sum(e, axis=-1, keepdims=True)
-        self.y, self.p = y, e / total  # p = softmax(z)
+        p = e / total  # p = softmax(z)
+        # Flush to zero (rmsprop.py says why): a p so small that p / N in dz would be subnormal counts as 0.
+        self.y, self.p = y, xp.where(p < z.shape[0] * xp.finfo(p.dtype).smallest_normal, 0.0, p)
         log_p = shifted - xp.log(total)  # log p, without ever taking log(0)
         return -xp.sum(y * log_p) / z.shape[0]  # L = -1/N sum_n sum_i y_ni log p_ni
 
