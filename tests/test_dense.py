@@ -188,9 +188,27 @@ def test_activation_objects_and_linear():
 def test_get_config_and_from_config():
     layer = Dense(7, activation="softmax", use_bias=False, input_shape=(5,), name="out")
     config = layer.get_config()
-    assert config == {"name": "out", "input_shape": [5], "units": 7, "activation": "softmax", "use_bias": False}
+    assert config == {"name": "out", "trainable": True, "input_shape": [5], "units": 7, "activation": "softmax",
+                      "use_bias": False}
     copy = Dense.from_config(config)
-    assert (copy.name, copy.units, type(copy.activation), copy.use_bias, copy.input_shape) == \
-        ("out", 7, Softmax, False, (None, 5))
+    assert (copy.name, copy.units, type(copy.activation), copy.use_bias, copy.input_shape, copy.trainable) == \
+        ("out", 7, Softmax, False, (None, 5), True)
     assert Dense(3).get_config()["input_shape"] is None
     assert ReLU.from_config(ReLU(name="r").get_config()).name == "r"
+
+
+@pytest.mark.host_only("a flag: no arrays")
+def test_trainable_as_keras_has_it():
+    layer = Dense(3)
+    assert layer.trainable is True  # the default
+    layer.trainable = np.False_  # a flag, NumPy's bools too
+    assert layer.trainable is False and layer.get_config()["trainable"] is False
+    assert Dense.from_config(layer.get_config()).trainable is False  # saved and loaded with the layer
+    assert Dense(3, trainable=False).trainable is False and ReLU(trainable=False).get_config()["trainable"] is False
+    assert Dense.from_config({"units": 3}).trainable is True  # a config from before trainable: the default
+    for value in (0, "no", None):
+        with pytest.raises(TypeError, match=r"^trainable must be True or False, got "):
+            layer.trainable = value
+        with pytest.raises(TypeError, match=r"^trainable must be True or False, got "):
+            Dense(3, trainable=value)
+    assert layer.trainable is False  # unchanged by the refused values

@@ -25,7 +25,7 @@ def test_other_parameters_are_refused(other):
     given = {"fewer": params[:1], "more": params + [dev(np.ones(2))],
              "different": [dev(np.ones((2, 3))), params[1]]}[other]
     with pytest.raises(ValueError, match=r"SGD was built for other parameters \(2 arrays\) .*a layer's trainable "
-                                         r"was changed.*Compile again after such a change.*model.compile\(optimizer"
+                                         r"was changed.*compile again after such a change.*model.compile\(optimizer"
                                          r"=SGD\(\), loss=...\)"):
         optimizer.apply([dev(np.ones(p.shape)) for p in given], given)
     np.testing.assert_allclose(host(params[1]), 0.99)  # only the first update happened

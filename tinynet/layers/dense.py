@@ -10,8 +10,8 @@ class Dense(Layer):
     (inputs, units) and ``bias`` b shape (units,), as in Keras."""
 
     def __init__(self, units, activation=None, use_bias=True, input_shape=None,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None):
-        super().__init__(input_shape=input_shape, name=name)
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None, trainable=True):
+        super().__init__(input_shape=input_shape, name=name, trainable=trainable)
         self.units = arguments.integer(units, "units")
         self.activation = activations.get(activation)  # a layer (ReLU, Softmax) or None
         self.use_bias = arguments.flag(use_bias, "use_bias")

@@ -29,15 +29,26 @@ def check_input_shape(x, expected, who):
 
 
 class Layer:
-    def __init__(self, input_shape=None, name=None):
+    def __init__(self, input_shape=None, name=None, trainable=True):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string such as 'hidden_1', got {name!r}.")
         self.name = name  # None until a model names it ('dense', 'dense_1', ...)
+        self.trainable = trainable  # False: fit leaves this layer's weights as they are (checked below)
         self.model = None  # the model this layer belongs to (one at most: set by Sequential.add)
         self.params, self.grads = {}, {}  # name -> array, e.g. {'kernel': W, 'bias': b}; name -> dL/dparam
         self.input_shape = None if input_shape is None else (None, *arguments.shape(input_shape, "input_shape"))
         self.output_shape, self.built = None, False
         self.needs_input_gradient = True  # False for a model's first layer: backward may skip dL/dx of the data
+
+    @property
+    def trainable(self):
+        """Whether ``fit`` updates this layer's weights, as in Keras: ``layer.trainable = False`` freezes them
+        (its weights then count as "Non-trainable params" in ``summary()``). Compile again after changing it."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = arguments.flag(value, "trainable")
 
     def build(self, input_shape):
         """Create the parameters for inputs of ``input_shape`` (batch axis first)."""
@@ -91,7 +102,8 @@ class Layer:
 
     def get_config(self):
         """What rebuilds this layer (not its weights), JSON-ready: ``type(layer).from_config(config)``; saved."""
-        return {"name": self.name, "input_shape": None if self.input_shape is None else list(self.input_shape[1:])}
+        return {"name": self.name, "trainable": self.trainable,
+                "input_shape": None if self.input_shape is None else list(self.input_shape[1:])}
 
     @classmethod
     def from_config(cls, config):

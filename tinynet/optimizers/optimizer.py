@@ -33,9 +33,9 @@ class Optimizer:
             self.params, self.slots = params, [self.build_slot(p) for p in params]
         elif len(params) != len(self.params) or any(p is not q for p, q in zip(params, self.params)):
             raise ValueError(f"This {name} was built for other parameters ({len(self.params)} arrays) than the "
-                             f"{len(params)} it is given now: a layer's trainable was changed, layers were added, "
-                             "or it is used by a second model, since training began. Compile again after such a "
-                             "change (Keras needs that too), with a new optimizer, e.g. "
+                             f"{len(params)} it is given now: since training began, a layer's trainable was "
+                             "changed or layers were added, or it is used by a second model. Call compile again "
+                             "after such a change (Keras needs that too), with a new optimizer, e.g. "
                              f"model.compile(optimizer={name}(), loss=...); each model needs its own.")
 
     def build_slot(self, param):
