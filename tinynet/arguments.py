@@ -68,7 +68,11 @@ def by_name(identifier, known, base, what, example):
     if isinstance(identifier, base):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, base):
-        return identifier()
+        try:
+            return identifier()
+        except TypeError as error:  # a class whose constructor needs arguments, such as Dense (units)
+            raise TypeError(f"The {what} {identifier.__name__} cannot be made without arguments ({error}); "
+                            f"pass an object instead, e.g. {identifier.__name__}(...).") from None
     if isinstance(identifier, str) and identifier in known:
         return known[identifier]()
     raise ValueError(f"Unknown {what} {identifier!r}. Known: {', '.join(known)}, or {example}.")

@@ -19,11 +19,17 @@ def snake_case(name):
 
 
 def check_input_shape(x, expected, who):
-    """A ValueError unless ``x`` has the ``expected`` shape (batch axis aside); images get told to flatten."""
+    """A ValueError unless ``x`` has the ``expected`` shape (batch axis aside), with the reshape that fixes the
+    usual mistakes: images not flattened, or one sample without its batch axis (a 784-long row, a 28x28 image)."""
     if tuple(x.shape[1:]) != tuple(expected[1:]):
-        n = math.prod(expected[1:])
-        flat = x.ndim > len(expected) and math.prod(x.shape[1:]) == n
-        hint = f" Flatten each sample first: x = x.reshape(len(x), {n})." if flat else ""
+        sample = tuple(expected[1:])
+        n = math.prod(sample)
+        if x.ndim > len(expected) and math.prod(x.shape[1:]) == n:
+            hint = f" Flatten each sample first: x = x.reshape(len(x), {n})."
+        elif math.prod(x.shape) == n:
+            hint = f" If x is one sample, add the batch axis: x = x.reshape(1, {', '.join(map(str, sample))})."
+        else:
+            hint = ""
         raise ValueError(f"{who} expects inputs of shape {tuple(expected)}, got an array of shape "
                          f"{tuple(x.shape)}.{hint}")
 
@@ -60,11 +66,24 @@ class Layer:
         return tuple(input_shape)
 
     def __call__(self, x):
-        """``layer(x)``, as in Keras: build on first use, check the shape of ``x``, then ``forward(x)``."""
+        """``layer(x)``, as in Keras: ``x`` is a batch, one sample per row (data that is not yet on the backend,
+        lists included, goes there as float32); build on first use, check the shape of ``x``, then ``forward(x)``."""
+        who = f"Layer {self.name or type(self).__name__!r}"
+        if not backend.is_backend_array(x):
+            x = backend.to_device(arguments.array_of_numbers(x, f"{who}: x"))
+        if x.ndim == 0:
+            raise ValueError(f"{who}: x must be a batch of samples, one per row, got the single number {float(x)}.")
         if not self.built:
-            self.build(self.input_shape or (None, *x.shape[1:]))
+            try:
+                self.build(self.input_shape or (None, *x.shape[1:]))
+            except ValueError as error:  # such as Dense, given a row of numbers: one sample, or a batch of numbers?
+                if x.ndim > 1 or self.input_shape is not None:
+                    raise
+                n = x.shape[0]
+                raise ValueError(f"{error} If x is one sample of {n} numbers, add the batch axis: x.reshape(1, {n}); "
+                                 f"if it is {n} samples of one number each: x.reshape({n}, 1).") from None
         if self.params and self.input_shape is not None:  # weights fix the input's shape; ReLU takes any
-            check_input_shape(x, self.input_shape, f"Layer {self.name or type(self).__name__!r}")
+            check_input_shape(x, self.input_shape, who)
         return self.forward(x)
 
     def count_params(self):
@@ -83,6 +102,10 @@ class Layer:
     def checked_weights(self, weights):
         """``weights`` as backend arrays ready for the parameters, or an error naming the first that won't fit."""
         weights = list(weights)
+        if not self.built:
+            raise ValueError(f"Layer {self.name or type(self).__name__!r} has no weights yet: they are made when it "
+                             "is built. Build it first: add it to a model whose first layer has an input_shape, "
+                             "call it on a batch, or call layer.build((None, n_features)).")
         if len(weights) != len(self.params):
             raise ValueError(f"Layer {self.name!r} has {len(self.params)} weight arrays "
                              f"({', '.join(self.params) or 'none'}), but {len(weights)} were given.")
