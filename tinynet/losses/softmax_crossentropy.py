@@ -2,7 +2,7 @@
 import numpy
 
 from tinynet import backend
-from tinynet.losses.loss import Loss
+from tinynet.losses.loss import Loss, one_hot_twice_hint
 
 
 class SoftmaxCrossentropy(Loss):
@@ -34,7 +34,8 @@ class SoftmaxCrossentropy(Loss):
         """Targets shaped like the predictions; integer labels are told how to become one-hot."""
         if tuple(y_shape) != tuple(z_shape):
             labels = len(y_shape) == len(z_shape) - 1 or (len(y_shape) == len(z_shape) and y_shape[-1] == 1)
-            fix = f" Use y = tinynet.utils.to_categorical(y, {z_shape[-1]}) for integer labels." if labels else ""
+            fix = (f" Use y = tinynet.utils.to_categorical(y, {z_shape[-1]}) for integer labels." if labels
+                   else one_hot_twice_hint(y_shape, z_shape))
             raise ValueError(f"categorical_crossentropy needs one-hot targets shaped like the predictions; got "
                              f"targets of shape {tuple(y_shape)} for predictions of shape {tuple(z_shape)}.{fix}")
 
