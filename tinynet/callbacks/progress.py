@@ -1,5 +1,6 @@
-"""The bookkeeping of one epoch, which changes nothing the model learns: running means, the progress bar, and a
-watch for a non-finite loss. The sums stay on the device, read back (a GPU sync) only when due."""
+"""The bookkeeping of one epoch: running means, the progress bar, and a watch for a non-finite loss, which rolls
+the weights back (``on_failure``) before it stops training; apart from that it changes nothing the model learns.
+The sums stay on the device, read back (a GPU sync) only when due."""
 import time
 
 import numpy
@@ -21,6 +22,14 @@ class EpochProgress:
         self.bar, self.start = Progbar(steps, verbose=verbose), time.perf_counter()
         self.batch_losses = backend.zeros(steps)  # for locating a non-finite loss
         self.sums, self.seen = {name: 0.0 for name in ["loss"] + [m.name for m in metrics]}, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        """``with EpochProgress(...) as progress:`` ends the progress line when the epoch stops early (Ctrl-C,
+        a non-finite loss), so that what follows starts on a line of its own."""
+        self.bar.end_line()
 
     def update(self, step, loss, y, y_hat):
         """Add one batch's loss and metrics; check and draw when due."""

@@ -50,6 +50,22 @@ class Progbar:
         self.start = time.perf_counter()
         self.last_draw = float("-inf")
         self.last_width = 0
+        self.line_open = False  # a line redrawn in place, not yet ended by its newline
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        """``with Progbar(...) as bar:`` ends an unfinished line when the loop stops early (Ctrl-C, an error),
+        so that the terminal's next line (the traceback, the prompt) starts on a line of its own."""
+        self.end_line()
+
+    def end_line(self):
+        """Print the newline of a line left unfinished, if any."""
+        if self.line_open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.line_open = False
 
     def due(self, step):
         """True when ``update(step, ...)`` would draw something."""
@@ -83,6 +99,6 @@ class Progbar:
                         f" {BOLD}{time_text}{RESET} {format_step_time(per_step)}{metrics}")
                 line += " " * max(0, self.last_width - len(plain))  # erase a longer previous line
                 self.stream.write(line + ("\n" if finished else ""))
-                self.last_width = len(plain)
+                self.last_width, self.line_open = len(plain), not finished
         self.stream.flush()
         self.last_draw = now
