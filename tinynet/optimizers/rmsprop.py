@@ -7,9 +7,11 @@ fall that low: g**2 of tiny gradients, v of a weight whose gradient stays 0 (v s
 the softmax's p of the classes it rules out, which makes dL/dz = (p - y) / N tiny; an epoch then grows slower
 as training goes on. TensorFlow runs the CPU in flush-to-zero mode, which turns every such result into 0; NumPy
 has no such switch, so tinynet writes the flush out where subnormals would appear: g**2 and v here (counted as 0
-below smallest_normal), p in ``tinynet/losses/softmax_crossentropy.py``. No weight moves differently: under the
-root, eps = 1e-7 dwarfs such values, and a p or dz that small moves a float32 weight by nothing. A NaN stays NaN,
-as in Keras. (Keras 3 on JAX or PyTorch does not flush: there these numbers stay subnormal, and slow.)"""
+below smallest_normal), and p in ``tinynet/losses/softmax_crossentropy.py`` (0 where p / N would be below it).
+No weight moves differently: under the root, eps = 1e-7 dwarfs such values, and a dz that small moves a weight by
+far less than float32 can show. A NaN stays NaN, as in Keras. (The products rho * v and (1 - rho) * g**2 may still
+pass through a subnormal in the few steps where v or g**2 sits just above the threshold. Keras 3 on JAX or
+PyTorch does not flush at all: there these numbers stay subnormal, and slow.)"""
 import functools
 import math
 import warnings
