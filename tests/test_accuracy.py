@@ -47,6 +47,18 @@ def test_get_by_name():
         assert isinstance(metric, Accuracy) and metric.name == name  # the name keys the logs
     mine = Accuracy()
     assert metrics.get(mine) is mine
+    by_class = metrics.get(Accuracy)  # the class, as optimizers and losses take theirs
+    assert type(by_class) is Accuracy and by_class.name == "accuracy"
+
+
+def test_compile_takes_the_metric_class():
+    from tinynet.layers import Dense
+    from tinynet.models import Sequential
+
+    model = Sequential([Dense(2, activation="softmax", input_shape=(3,))])
+    model.compile(loss="categorical_crossentropy", metrics=[Accuracy])
+    loss, accuracy = model.evaluate(np.eye(3)[:2], np.eye(2), verbose=0)
+    assert 0 <= accuracy <= 1 and [m.name for m in model.metrics] == ["accuracy"]
 
 
 @pytest.mark.host_only("an error message: no arrays")
@@ -54,3 +66,7 @@ def test_unknown_metric_lists_known_ones():
     with pytest.raises(ValueError) as info:
         metrics.get("precision")
     assert "'precision'" in str(info.value) and "accuracy" in str(info.value)
+    for identifier in ([Accuracy], int, None):
+        with pytest.raises(ValueError, match=r"^Unknown metric .*Known: accuracy, acc, or a metric object such as "
+                                             r"tinynet.metrics.Accuracy\(\)\.$"):
+            metrics.get(identifier)

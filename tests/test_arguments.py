@@ -19,6 +19,29 @@ def test_integer_refuses(value, error):
         arguments.integer(value, "batch_size")
 
 
+def test_integer_with_a_maximum():
+    assert arguments.integer(np.uint32(2**32 - 1), "seed", minimum=0, maximum=2**32 - 1) == 2**32 - 1
+    for value, error in [(2**32, ValueError), (-1, ValueError), (np.bool_(True), TypeError)]:
+        with pytest.raises(error, match=r"^seed must be an integer from 0 to 4294967295, got "):
+            arguments.integer(value, "seed", minimum=0, maximum=2**32 - 1)
+
+
+def test_positive_float32():
+    assert arguments.positive_float32(np.float64(1e-7), "epsilon", "1e-7") == 1e-7
+    tiny, huge = float(np.finfo(np.float32).smallest_normal), float(np.finfo(np.float32).max)
+    assert arguments.positive_float32(tiny, "epsilon", "1e-7") == tiny
+    assert arguments.positive_float32(huge, "epsilon", "1e-7") == huge
+    for value, error, becomes in [(1e-50, ValueError, "0"), (tiny / 2, ValueError, "0"), (1e39, ValueError, "inf"),
+                                  (np.float64(1e300), ValueError, "inf")]:
+        with pytest.raises(error, match=rf"^epsilon must be a number above 0 that float32 .* from 1.2e-38 to "
+                                        rf"3.4e\+38, such as 1e-7; got .*, which is {becomes} in float32\.$"):
+            arguments.positive_float32(value, "epsilon", "1e-7")
+    for value, error in [(0.0, ValueError), (-1.0, ValueError), (float("inf"), ValueError), ("fast", TypeError),
+                         (np.True_, TypeError)]:
+        with pytest.raises(error, match=r"^epsilon must be a number above 0, such as 1e-7, got "):
+            arguments.positive_float32(value, "epsilon", "1e-7")
+
+
 def test_real():
     assert arguments.real(np.float32(0.5), "rho", "a number in [0, 1)", lambda r: 0 <= r < 1) == 0.5
     for value, error in [("fast", TypeError), (False, TypeError), (float("nan"), ValueError), (1.0, ValueError)]:
@@ -40,8 +63,16 @@ def test_shape():
         arguments.shape(784, "input_shape")
 
 
+@pytest.mark.parametrize("value, fix", [((None, 784), r"input_shape=\(784,\), not input_shape=\(None, 784\)"),
+                                        ([None, 28, 28], r"input_shape=\(28, 28\), not input_shape=\(None, 28, 28\)")])
+def test_shape_with_the_batch_axis_says_to_leave_it_out(value, fix):
+    with pytest.raises(ValueError, match=rf"^input_shape leaves out the batch axis: {fix} \(a model takes batches"):
+        arguments.shape(value, "input_shape")
+
+
 def test_flag():
     assert arguments.flag(np.bool_(True), "use_bias") is True
+    assert arguments.flag(np.False_, "shuffle") is False  # as a comparison of NumPy arrays gives it
     for value in (1, "yes", None):
         with pytest.raises(TypeError, match="^use_bias must be True or False, got "):
             arguments.flag(value, "use_bias")

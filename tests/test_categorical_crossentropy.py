@@ -133,6 +133,31 @@ def test_get_by_name_and_object():
     loss = CategoricalCrossentropy(from_logits=True)
     assert losses.get(loss) is loss
     assert type(losses.get(CategoricalCrossentropy)) is CategoricalCrossentropy
+    # tinynet's own functions, as Keras takes keras.losses.categorical_crossentropy: their classes
+    assert type(losses.get(losses.categorical_crossentropy)) is CategoricalCrossentropy
+    assert type(losses.get(losses.mean_squared_error)) is losses.MeanSquaredError
+    assert not losses.get(losses.categorical_crossentropy).from_logits
+
+
+@pytest.mark.host_only("an error message: no arrays")
+def test_a_function_of_ones_own_is_told_to_become_a_loss_class():
+    def my_loss(y_true, y_pred):
+        return ((y_true - y_pred) ** 2).mean()
+
+    with pytest.raises(ValueError, match=r"^The loss 'my_loss' is a function; tinynet needs its gradient too\. Write "
+                                         r"a subclass of tinynet.losses.Loss with forward\(y_true, y_pred\) and "
+                                         r"backward\(\).*categorical_crossentropy, mean_squared_error, mse\.$"):
+        losses.get(my_loss)
+
+
+def test_compile_takes_tinynets_loss_function():
+    from tinynet.layers import Dense
+    from tinynet.models import Sequential
+
+    model = Sequential([Dense(2, activation="softmax", input_shape=(3,))])
+    model.compile(loss=losses.categorical_crossentropy)
+    assert type(model.loss) is CategoricalCrossentropy
+    assert np.isfinite(model.train_on_batch(np.eye(3)[:2], np.eye(2)))
 
 
 @pytest.mark.host_only("an error message: no arrays")
@@ -140,3 +165,12 @@ def test_unknown_loss_lists_known_ones():
     with pytest.raises(ValueError) as info:
         losses.get("huber")
     assert "'huber'" in str(info.value) and "categorical_crossentropy" in str(info.value)
+
+
+@pytest.mark.host_only("a shape check: no arrays")
+@pytest.mark.parametrize("loss", [CategoricalCrossentropy(), losses.MeanSquaredError()])
+def test_targets_one_hot_encoded_twice_are_named(loss):
+    with pytest.raises(ValueError, match=r"got targets of shape \(4, 3, 2\).* The targets look one-hot encoded twice: "
+                                         r"to_categorical on rows that were one-hot already gives \(N, 3, 2\)\. Apply "
+                                         r"it once, to the integer labels\.$"):
+        loss.check_shapes((4, 3, 2), (4, 3))

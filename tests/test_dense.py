@@ -188,9 +188,103 @@ def test_activation_objects_and_linear():
 def test_get_config_and_from_config():
     layer = Dense(7, activation="softmax", use_bias=False, input_shape=(5,), name="out")
     config = layer.get_config()
-    assert config == {"name": "out", "input_shape": [5], "units": 7, "activation": "softmax", "use_bias": False}
+    assert config == {"name": "out", "trainable": True, "input_shape": [5], "units": 7, "activation": "softmax",
+                      "use_bias": False}
     copy = Dense.from_config(config)
-    assert (copy.name, copy.units, type(copy.activation), copy.use_bias, copy.input_shape) == \
-        ("out", 7, Softmax, False, (None, 5))
+    assert (copy.name, copy.units, type(copy.activation), copy.use_bias, copy.input_shape, copy.trainable) == \
+        ("out", 7, Softmax, False, (None, 5), True)
     assert Dense(3).get_config()["input_shape"] is None
     assert ReLU.from_config(ReLU(name="r").get_config()).name == "r"
+
+
+@pytest.mark.host_only("a flag: no arrays")
+def test_trainable_as_keras_has_it():
+    layer = Dense(3)
+    assert layer.trainable is True  # the default
+    layer.trainable = np.False_  # a flag, NumPy's bools too
+    assert not layer.trainable and layer.get_config()["trainable"] is False
+    assert Dense.from_config(layer.get_config()).trainable is False  # saved and loaded with the layer
+    assert Dense(3, trainable=False).trainable is False and ReLU(trainable=False).get_config()["trainable"] is False
+    assert Dense.from_config({"units": 3}).trainable is True  # a config from before trainable: the default
+    for value in (0, "no", None):
+        layer.trainable = value  # checked where it is read: fit, train_on_batch, evaluate, save
+        with pytest.raises(TypeError, match=r"^trainable must be True or False, got "):
+            layer.get_config()
+        with pytest.raises(TypeError, match=r"^trainable must be True or False, got "):
+            Dense(3, trainable=value)
+
+
+@pytest.mark.parametrize("initializer, error, message", [
+    (lambda shape: np.ones(3), ValueError, r"returned an array of shape \(3,\) for the kernel of shape \(4, 3\): an "
+                                           r"initializer takes a shape and returns an array of that shape\."),
+    (lambda shape: np.full(shape, np.nan), ValueError, "returned NaN or infinity"),
+    (lambda shape: np.full(shape, 1e39), ValueError, "returned NaN or infinity, or numbers too large for float32"),
+    (lambda shape: None, TypeError, "returned no array of numbers: expected an array of numbers, got NoneType"),
+])
+def test_an_initializer_returning_a_wrong_array_is_named_with_its_layer(initializer, error, message):
+    def my_init(shape):
+        return initializer(shape)
+
+    layer = Dense(3, kernel_initializer=my_init, name="hidden")
+    with pytest.raises(error, match=r"^Layer 'hidden': kernel_initializer my_init " + message):
+        layer.build((None, 4))
+    with pytest.raises(error, match=r"^Layer 'Dense': bias_initializer my_init "):  # not yet named by a model
+        Dense(4, bias_initializer=my_init).build((None, 4))
+
+
+def test_an_initializer_may_return_any_array_of_numbers():
+    layer = Dense(2, kernel_initializer=lambda shape: [[1, 2], [3, 4]], bias_initializer=lambda shape: np.ones(shape))
+    layer.build((None, 2))
+    assert [host(p).dtype for p in layer.params.values()] == [np.float32, np.float32]
+    np.testing.assert_array_equal(host(layer(dev([[1.0, 1.0]]))), [[5.0, 7.0]])
+
+
+@pytest.mark.host_only("a MemoryError before any array")
+def test_weights_too_large_for_memory_say_so():
+    with pytest.raises(MemoryError, match=r"^Layer 'Dense': its 1000000 x 1000000 kernel \(3725.3 GiB in float32\) "
+                                          r"does not fit in memory; use fewer units\."):
+        Dense(10**6).build((None, 10**6))
+
+
+def test_calling_a_layer_on_a_list_works_as_on_an_array():
+    layer = Dense(1, kernel_initializer=lambda shape: np.full(shape, 2.0))
+    y = layer([[1, 2], [3, 4]])  # a list of samples, as Keras takes it: float32 on the backend
+    assert y.dtype == backend_float32()
+    np.testing.assert_array_equal(host(y), [[6.0], [14.0]])
+    with pytest.raises(TypeError, match=r"^Layer 'Dense': x: expected numbers, got an array of dtype <U"):
+        layer([["a", "b"]])
+    with pytest.raises(ValueError, match=r"^Layer 'Dense': x must be a batch of samples, one per row, got the single "
+                                         r"number 5.0\."):
+        layer(5.0)
+
+
+def backend_float32():
+    from tinynet import backend
+    return backend.as_dtype("float32")
+
+
+@pytest.mark.parametrize("built", [False, True])
+def test_one_sample_without_its_batch_axis_gets_the_reshape_that_fixes_it(built):
+    layer = Dense(3, input_shape=(4,) if built else None)
+    if built:
+        layer.build((None, 4))
+        fix = r"Layer 'Dense' expects inputs of shape \(None, 4\), got an array of shape \(4,\)\. If x is one " \
+              r"sample, add the batch axis: x = x.reshape\(1, 4\)\.$"
+    else:
+        fix = r"Dense expects inputs of shape \(batch, features\), got \(None,\)\. If x is one sample of 4 " \
+              r"numbers, add the batch axis: x.reshape\(1, 4\); if it is 4 samples of one number each: x.reshape\(4, 1\)"
+    with pytest.raises(ValueError, match=fix):
+        layer(dev(np.ones(4)))
+
+
+@pytest.mark.parametrize("shape, fix", [((28, 28), r"If x is one sample, add the batch axis: x = x.reshape\(1, 784\)"),
+                                        ((784,), r"If x is one sample, add the batch axis: x = x.reshape\(1, 784\)"),
+                                        ((5, 28, 28), r"Flatten each sample first: x = x.reshape\(len\(x\), 784\)"),
+                                        ((5, 10), r"\(5, 10\)\.$")])
+def test_a_model_given_one_image_or_one_row_says_how_to_reshape(shape, fix):
+    from tinynet.models import Sequential
+
+    model = Sequential([Dense(3, input_shape=(784,))])
+    with pytest.raises(ValueError, match=r"x: the model expects inputs of shape \(None, 784\), got an array of "
+                                         rf"shape .*{fix}"):
+        model.predict(np.zeros(shape), verbose=0)

@@ -27,6 +27,10 @@ def test_unknown_name_lists_known_ones():
         initializers.get("he_normal")
     message = str(info.value)
     assert "'he_normal'" in message and "glorot_uniform" in message and "zeros" in message
+    for identifier in (["zeros"], None, 3):  # unhashable or not a name: the same error, not NumPy's or Python's
+        with pytest.raises(ValueError, match=r"^Unknown initializer .* Known: glorot_uniform, zeros, or a function "
+                                             r"that takes a shape and returns an array of it\.$"):
+            initializers.get(identifier)
 
 
 @pytest.mark.parametrize("shape", [(784, 512), (3, 5), (1, 1)])

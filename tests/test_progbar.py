@@ -112,3 +112,42 @@ def test_terminal_redraws_at_most_every_interval():
     assert stream.getvalue().count("\r") == 1  # the first step only: the rest came too soon
     bar.update(1000)
     assert stream.getvalue().count("\r") == 2 and stream.getvalue().endswith("\n")
+
+
+def test_a_loop_stopped_early_ends_the_line_it_left():
+    """Ctrl-C in fit: the traceback and the prompt start on a line of their own, not after the bar."""
+    out = FakeTerminal()
+    with pytest.raises(KeyboardInterrupt):
+        with Progbar(10, interval=0, stream=out) as bar:
+            bar.update(3, [("loss", 0.5)])
+            raise KeyboardInterrupt
+    assert out.getvalue().count("\r") == 1 and out.getvalue().endswith("\n")
+    bar.end_line()  # once only
+    assert out.getvalue().count("\n") == 1
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_a_finished_or_undrawn_line_gets_no_extra_newline(dynamic):
+    out = FakeTerminal() if dynamic else io.StringIO()
+    with Progbar(2, interval=0, stream=out) as bar:
+        bar.update(1)
+        bar.update(2)
+    assert out.getvalue().count("\n") == 1  # the finished line's own
+    out = FakeTerminal()
+    with pytest.raises(KeyboardInterrupt), Progbar(2, verbose=0, stream=out):
+        raise KeyboardInterrupt
+    assert out.getvalue() == ""  # silent: nothing to end
+
+
+def test_epoch_progress_ends_its_line_when_stopped(monkeypatch, capsys):
+    import numpy as np
+
+    from tinynet.callbacks import EpochProgress
+
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    with pytest.raises(KeyboardInterrupt), EpochProgress(0, 1, 10, [], verbose=1) as progress:
+        progress.bar.interval = 0
+        progress.update(0, np.float32(0.5), np.zeros((4, 1)), None)
+        raise KeyboardInterrupt
+    out = capsys.readouterr().out
+    assert "\r" in out and out.endswith("\n")

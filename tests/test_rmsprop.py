@@ -3,6 +3,7 @@
     v = rho * v + (1 - rho) * g**2
     w = w - learning_rate * g / sqrt(v + epsilon)
 """
+import numba
 import numpy as np
 import pytest
 
@@ -183,9 +184,100 @@ def test_v_is_flushed_to_zero_instead_of_becoming_subnormal():
     assert v[0] > 0  # 0.2 * 0.8**299 ~ 1.6e-30 is still normal: kept
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_g_squared_below_the_smallest_normal_counts_as_0_in_every_version(dtype, backend_name):
+    """Flush to zero of g**2 (the module's docstring says why), at its threshold |g| = sqrt(smallest_normal),
+    the same in update_step and in the compiled update."""
+    t = np.dtype(dtype).type
+    tiny = np.finfo(dtype).smallest_normal
+    root = np.sqrt(t(tiny))  # exact: 2**-63 in float32, 2**-511 in float64
+    below = np.nextafter(root, t(0))
+    g = np.array([below, -below, root, 3 * root, 0.0, 1.0], dtype)
+    w0 = np.ones(len(g), dtype)
+    results = [run_update(rmsprop.update_step, w0, [g])]
+    if backend_name != "strict":
+        results.append(run_update(rmsprop.compiled_update_step(backend_name), w0, [g]))
+    for w, v in results:
+        # v = (1 - rho) g**2 with rho = 0.8: 0 below the threshold; 0.2 * smallest_normal is subnormal, so 0 too;
+        # 0.2 * 9 * smallest_normal is normal and kept
+        np.testing.assert_array_equal(v, [0, 0, 0, t(1 - 0.8) * (t(3 * root) * t(3 * root)), 0, t(1 - 0.8)])
+        assert v[3] >= tiny
+        np.testing.assert_array_equal(w[:2], w0[:2] - t(0.01) * g[:2] / np.sqrt(t(1e-6)))  # w still moves
+    np.testing.assert_array_equal(results[0][0], results[-1][0])
+    np.testing.assert_array_equal(results[0][1], results[-1][1])
+
+
 def test_a_nan_gradient_leaves_nan_in_v_as_keras_does():
     w0 = np.ones(2, "float32")
     grads = [np.array([np.nan, 1.0], "float32")]
     for w, v in (run(RMSprop, w0, grads), run_update(rmsprop.update_step, w0, grads)):
         assert np.isnan(v[0]) and np.isnan(w[0])  # the flush never turns NaN into 0
         assert v[1] == np.float32(0.2)  # (1 - rho) * g**2 with rho = 0.8
+
+
+# --- Numba never blocks training: without a writable cache folder, it compiles without the cache -----------
+@pytest.mark.host_only("Numba compiles for the NumPy backend")
+def test_numba_without_a_cache_folder_compiles_without_one_and_says_so(monkeypatch):
+    from numba.core import caching
+
+    def no_folder_writable(locator):  # as Numba finds it, trying a temporary file in each place it may cache to
+        raise PermissionError(13, "Permission denied", locator.get_cache_path())
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(caching._CacheLocator, "ensure_cache_path", no_folder_writable)
+    with pytest.raises(RuntimeError, match="no locator available"):  # what fit used to fail with
+        numba.njit(cache=True)(lambda x: x)
+    with pytest.warns(RuntimeWarning, match=r"^Numba cannot cache RMSprop's compiled update \(cannot cache "
+                                            r"function .*no locator available.*\): it is compiled afresh in each run"
+                                            r".*Set NUMBA_CACHE_DIR to a writable folder"):
+        update = rmsprop._numba_update_step()
+    rng = np.random.default_rng(0)
+    w0, grads = rng.standard_normal(5).astype("float32"), [rng.standard_normal(5).astype("float32")] * 3
+    np.testing.assert_array_equal(run_update(update, w0, grads)[0], run_update(rmsprop.update_step, w0, grads)[0])
+
+
+FIT_WITHOUT_A_CACHE = """
+import warnings, numpy, tinynet
+from tinynet.layers import Dense
+warnings.simplefilter("default")
+model = tinynet.Sequential([Dense(3, activation="softmax", input_shape=(4,))])
+model.compile(loss="categorical_crossentropy")  # RMSprop, compiled by Numba
+x, y = numpy.ones((8, 4)), tinynet.utils.to_categorical(numpy.arange(8) % 3)
+for _ in range(2):
+    model.fit(x, y, epochs=2, verbose=0)
+print("trained", tinynet.__file__)
+"""
+
+
+@pytest.mark.host_only("a subprocess on the NumPy backend")
+def test_fit_works_where_neither_the_install_nor_home_can_be_written(tmp_path):
+    """The usual container or CI runner: tinynet installed read-only, HOME not writable, NUMBA_CACHE_DIR unset.
+    Read-only permissions stop everyone but root, so each folder Numba would cache in is made impossible for
+    root too: the package's __pycache__ is a file, and HOME is a file (so ~/.cache cannot be made)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tinynet
+
+    install = tmp_path / "site-packages"
+    shutil.copytree(Path(tinynet.__file__).parent, install / "tinynet", ignore=shutil.ignore_patterns("__pycache__"))
+    (install / "tinynet" / "optimizers" / "__pycache__").write_text("not a folder")
+    (tmp_path / "home").write_text("not a folder")
+    for folder, _, files in os.walk(install):
+        os.chmod(folder, 0o555)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o444)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_") and k != "XDG_CACHE_HOME"}
+    env.update(HOME=str(tmp_path / "home"), PYTHONPATH=str(install), TINYNET_BACKEND="numpy")
+    try:
+        done = subprocess.run([sys.executable, "-c", FIT_WITHOUT_A_CACHE], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        for folder, _, _ in os.walk(install):
+            os.chmod(folder, 0o755)  # so that pytest can remove it
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"trained {install / 'tinynet' / '__init__.py'}"
+    assert done.stderr.count("Numba cannot cache RMSprop's compiled update") == 1, done.stderr  # said once

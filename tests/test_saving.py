@@ -155,7 +155,7 @@ def test_the_file_is_a_plain_npz_with_json_and_named_weights(trained, tmp_path):
         np.testing.assert_array_equal(archive["dense_1/kernel"], trained.layers[1].get_weights()[0])
     assert (header["format"], header["format_version"], header["class_name"]) == ("tinynet", 1, "Sequential")
     assert header["config"]["layers"][0] == {"class_name": "Dense", "config": {
-        "name": "dense", "input_shape": [6], "units": 16, "activation": "relu", "use_bias": True}}
+        "name": "dense", "trainable": True, "input_shape": [6], "units": 16, "activation": "relu", "use_bias": True}}
     assert header["compile_config"]["loss"] == {"class_name": "CategoricalCrossentropy",
                                                 "config": {"from_logits": False}}
 
@@ -776,7 +776,7 @@ def test_a_get_config_that_its_constructor_cannot_take_back_is_not_saved(tmp_pat
             return {**super().get_config(), "factor": np.float32(self.factor)}  # JSON cannot hold it
 
     model = Sequential([Dense(3, input_shape=(2,)), Fixed(2.0)])
-    with pytest.raises(TypeError, match=r"get_config\(\) returns name, input_shape, which its __init__ does not "
+    with pytest.raises(TypeError, match=r"get_config\(\) returns name, trainable, input_shape, which its __init__ does not "
                                         r"take\. Add \*\*kwargs to Fixed\.__init__"):
         model.save(tmp_path / "model.npz")
     model = Sequential([Dense(3, input_shape=(2,)), Halved(0.5)])

@@ -92,6 +92,18 @@ def test_after_training_keras_adds_the_optimizer_state():
     ]
 
 
+def test_a_frozen_layers_weights_are_non_trainable_params():
+    model = mnist_model()
+    model.layers[0].trainable = False  # as Keras users freeze a layer
+    lines = summary(model, 88).splitlines()
+    assert lines[:10] == KERAS_88.splitlines()[:10]  # each layer's Param # is all its weights, frozen or not
+    assert lines[10:] == [  # as Keras 3 prints it (keras/src/utils/summary_utils.py)
+        " Total params: 669,706 (2.55 MB)",
+        " Trainable params: 267,786 (1.02 MB)",
+        " Non-trainable params: 401,920 (1.53 MB)",
+    ]
+
+
 def test_compiled_but_untrained_model_has_no_optimizer_line():
     model = mnist_model()
     model.compile(loss="categorical_crossentropy")

@@ -103,3 +103,22 @@ def test_many_classes_in_little_memory_still_work():
     out = to_categorical([0, 2 * 10**6])  # 2 rows of 2,000,001 classes: 32 MB
     assert out.shape == (2, 2 * 10**6 + 1)
     assert out[1, -1] == 1 and out.sum() == 2
+
+
+@pytest.mark.host_only("host data only")
+def test_applied_twice_gives_a_hint():
+    once = to_categorical([0, 2, 1])
+    with pytest.warns(UserWarning, match=r"^y looks one-hot already \(each row of 3 holds a single 1\): "
+                                         r"to_categorical makes it \(3, 3, 2\), .*If y is one-hot, use it as it is"):
+        twice = to_categorical(once)
+    assert twice.shape == (3, 3, 2)  # still Keras's result: the warning only says what happened
+
+
+@pytest.mark.host_only("host data only")
+@pytest.mark.parametrize("y", [[[0, 1], [1, 1]], [[0, 2], [1, 0]], [[1], [0]], [[0, 0], [0, 0]]])
+def test_labels_in_two_axes_that_are_not_one_hot_give_no_warning(y):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_categorical(y)

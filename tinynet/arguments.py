@@ -10,12 +10,14 @@ import numpy
 from tinynet import backend
 
 
-def integer(value, name, minimum=1):
-    """``value`` as a Python int of at least ``minimum`` (NumPy integers welcome, bools not)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer of at least {minimum}, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}.")
+def integer(value, name, minimum=1, maximum=None):
+    """``value`` as a Python int from ``minimum`` to ``maximum`` (None: no limit). The one test of what counts
+    as an integer: Python's and NumPy's integers do (numpy.int64(3)), bools and floats (2.0) do not."""
+    expected = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+    if isinstance(value, (bool, numpy.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer {expected}, got {value!r}.")
+    if value < minimum or maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer {expected}, got {value!r}.")
     return int(value)
 
 
@@ -28,6 +30,23 @@ def real(value, name, expected, ok):
     return float(value)
 
 
+FLOAT32_RANGE = float(numpy.finfo(numpy.float32).smallest_normal), float(numpy.finfo(numpy.float32).max)
+
+
+def positive_float32(value, name, example):
+    """``value`` as a Python float above 0 that float32, the weights' dtype, holds as a normal number (1.2e-38
+    to 3.4e38). Outside that range float32 rounds it to 0 or to inf, or to a subnormal number that the step
+    flushes to 0 (rmsprop.py): a learning rate or epsilon that silently does nothing, or makes NaN."""
+    expected = f"a number above 0, such as {example}"
+    value = real(value, name, expected, lambda v: v > 0)
+    low, high = FLOAT32_RANGE
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be a number above 0 that float32 (the weights' dtype) holds, from "
+                         f"{low:.2g} to {high:.2g}, such as {example}; got {value!r}, which is "
+                         f"{'inf' if value > high else '0'} in float32.")
+    return value
+
+
 def one_of(value, name, allowed):
     """``value`` itself, when it is one of ``allowed`` (strings or integers)."""
     if isinstance(value, (str, numbers.Integral)) and value in allowed:
@@ -36,7 +55,8 @@ def one_of(value, name, allowed):
 
 
 def flag(value, name):
-    """``value`` as a bool: True or False (NumPy's too), not 1 or 'yes'."""
+    """``value`` as a bool: True or False (NumPy's too: numpy.False_), not 1 or 'yes'. The one test of what
+    counts as a bool, for every on/off argument (use_bias, from_logits, nesterov, shuffle, trainable)."""
     if not isinstance(value, (bool, numpy.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}.")
     return bool(value)
@@ -44,11 +64,16 @@ def flag(value, name):
 
 def by_name(identifier, known, base, what, example):
     """An object from a Keras name in ``known`` ('rmsprop' -> RMSprop()), from a class (RMSprop ->
-    RMSprop()), or the object itself (an instance of ``base``); else a ValueError listing the names."""
+    RMSprop()), or the object itself (an instance of ``base``); else a ValueError listing the names.
+    The one test of what counts as a class or an object, for optimizers, losses, metrics and activations."""
     if isinstance(identifier, base):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, base):
-        return identifier()
+        try:
+            return identifier()
+        except TypeError as error:  # a class whose constructor needs arguments, such as Dense (units)
+            raise TypeError(f"The {what} {identifier.__name__} cannot be made without arguments ({error}); "
+                            f"pass an object instead, e.g. {identifier.__name__}(...).") from None
     if isinstance(identifier, str) and identifier in known:
         return known[identifier]()
     raise ValueError(f"Unknown {what} {identifier!r}. Known: {', '.join(known)}, or {example}.")
@@ -76,10 +101,14 @@ def is_dtype(array, kind):
 
 def shape(value, name):
     """A shape without its batch axis, such as ``(784,)``, as a tuple of positive ints."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, numpy.bool_)):
         raise TypeError(f"{name} must be a tuple, one entry per axis: {name}=({value},), not {name}={value}.")
     if not isinstance(value, (tuple, list)) or not value:
         raise TypeError(f"{name} must be a tuple such as (784,), got {value!r}.")
+    if value[0] is None:  # Keras's printed shapes start with it, (None, 784); input_shape does not
+        rest = tuple(value[1:])
+        raise ValueError(f"{name} leaves out the batch axis: {name}={rest!r}, not {name}={tuple(value)!r} "
+                         "(a model takes batches of any size).")
     return tuple(integer(n, f"each entry of {name}") for n in value)
 
 

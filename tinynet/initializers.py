@@ -22,9 +22,11 @@ _INITIALIZERS = {"glorot_uniform": glorot_uniform, "zeros": zeros}
 
 
 def get(identifier):
-    """An initialiser from its Keras name (``'glorot_uniform'``, ``'zeros'``) or a function."""
+    """An initialiser from its Keras name (``'glorot_uniform'``, ``'zeros'``) or a function of the shape
+    (``Dense.build`` checks what it returns)."""
     if callable(identifier):
         return identifier
-    if identifier not in _INITIALIZERS:
-        raise ValueError(f"Unknown initializer {identifier!r}. Known: {', '.join(_INITIALIZERS)}.")
+    if not isinstance(identifier, str) or identifier not in _INITIALIZERS:  # a list, say, is no name
+        raise ValueError(f"Unknown initializer {identifier!r}. Known: {', '.join(_INITIALIZERS)}, or a function "
+                         "that takes a shape and returns an array of it.")
     return _INITIALIZERS[identifier]

@@ -1,5 +1,6 @@
-"""The bookkeeping of one epoch: running means, the progress bar, and a watch for a non-finite loss, which
-rolls the weights back (``on_failure``). The sums stay on the device, read back (a GPU sync) only when due."""
+"""The bookkeeping of one epoch: running means, the progress bar, and a watch for a non-finite loss, which rolls
+the weights back (``on_failure``) before it stops training; apart from that it changes nothing the model learns.
+The sums stay on the device, read back (a GPU sync) only when due."""
 import time
 
 from tinynet import backend
@@ -24,10 +25,10 @@ class EpochProgress:
     def __enter__(self):
         return self
 
-    def __exit__(self, kind, error, traceback):
-        """Interrupted (Ctrl-C, an error): end the progress line, so the terminal's next line starts clean."""
-        if kind is not None:
-            self.bar.interrupt()
+    def __exit__(self, error_type, error, traceback):
+        """``with EpochProgress(...) as progress:`` ends the progress line when the epoch stops early (Ctrl-C,
+        a non-finite loss), so that what follows starts on a line of its own."""
+        self.bar.end_line()
 
     def update(self, step, loss, y, y_hat):
         """Add one batch's loss and metrics; check and draw when due."""

@@ -1,6 +1,8 @@
 """Dense, the fully connected layer: y = activation(x @ W + b)."""
 import math
 
+import numpy
+
 from tinynet import activations, arguments, backend, initializers
 from tinynet.layers.layer import Layer
 
@@ -10,10 +12,10 @@ class Dense(Layer):
     (inputs, units) and ``bias`` b shape (units,), as in Keras."""
 
     def __init__(self, units, activation=None, use_bias=True, input_shape=None,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None):
-        super().__init__(input_shape=input_shape, name=name)
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None, trainable=True):
+        super().__init__(input_shape=input_shape, name=name, trainable=trainable)
         self.units = arguments.integer(units, "units")
-        self.activation = activations.get(activation)  # a layer (ReLU, Softmax) or None
+        self.activation = activations.get(activation, (None, self.units))  # a layer (ReLU, Softmax) or None
         self.use_bias = arguments.flag(use_bias, "use_bias")
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -25,20 +27,34 @@ class Dense(Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 2:
-            raise ValueError(f"Dense expects inputs of shape (batch, features), got {tuple(input_shape)}. "
-                             f"Flatten each sample first, e.g. x.reshape(len(x), {math.prod(input_shape[1:])}).")
-        n_in = input_shape[-1]
-        try:
-            self.params["kernel"] = backend.to_device(self.kernel_initializer((n_in, self.units)))
-        except MemoryError:
-            raise MemoryError(f"Dense layer {self.name!r}: its {n_in} x {self.units} weights "
-                              f"({n_in * self.units * 4 / 2**30:.1f} GiB in float32) do not fit in memory; "
-                              "use fewer units.") from None
+            flatten = (f" Flatten each sample first, e.g. x.reshape(len(x), {math.prod(input_shape[1:])})."
+                       if len(input_shape) > 2 else "")
+            raise ValueError(f"Dense expects inputs of shape (batch, features), got {tuple(input_shape)}.{flatten}")
+        self.params["kernel"] = self.initial_value("kernel", self.kernel_initializer, (input_shape[-1], self.units))
         if self.use_bias:
-            self.params["bias"] = backend.to_device(self.bias_initializer((self.units,)))
+            self.params["bias"] = self.initial_value("bias", self.bias_initializer, (self.units,))
         if self.activation is not None:
             self.activation.build((None, self.units))
         super().build(input_shape)
+
+    def initial_value(self, key, initializer, shape):
+        """``initializer(shape)`` on the device, checked: an array of that shape, of finite numbers."""
+        who = f"Layer {self.name or type(self).__name__!r}"
+        where = f"{who}: {key}_initializer {getattr(initializer, '__name__', initializer)}"
+        try:
+            value = arguments.array_of_numbers(initializer(shape), f"{where} returned no array of numbers")
+            if tuple(value.shape) != shape:
+                raise ValueError(f"{where} returned an array of shape {tuple(value.shape)} for the {key} of shape "
+                                 f"{shape}: an initializer takes a shape and returns an array of that shape.")
+            with numpy.errstate(over="ignore"):  # too large for float32: reported just below
+                value = backend.to_device(value)
+        except MemoryError:
+            raise MemoryError(f"{who}: its {' x '.join(map(str, shape))} {key} "
+                              f"({math.prod(shape) * 4 / 2**30:.1f} GiB in float32) does not fit in memory; "
+                              "use fewer units.") from None
+        if not bool(backend.xp().all(backend.xp().isfinite(value))):
+            raise ValueError(f"{where} returned NaN or infinity, or numbers too large for float32.")
+        return value
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)

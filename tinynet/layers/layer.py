@@ -31,11 +31,17 @@ def unique_name(base, taken):
 
 
 def check_input_shape(x, expected, who):
-    """A ValueError unless ``x`` has the ``expected`` shape (batch axis aside); images get told to flatten."""
+    """A ValueError unless ``x`` has the ``expected`` shape (batch axis aside), with the reshape that fixes the
+    usual mistakes: images not flattened, or one sample without its batch axis (a 784-long row, a 28x28 image)."""
     if tuple(x.shape[1:]) != tuple(expected[1:]):
-        n = math.prod(expected[1:])
-        flat = x.ndim > len(expected) and math.prod(x.shape[1:]) == n
-        hint = f" Flatten each sample first: x = x.reshape(len(x), {n})." if flat else ""
+        sample = tuple(expected[1:])
+        n = math.prod(sample)
+        if x.ndim > len(expected) and math.prod(x.shape[1:]) == n:
+            hint = f" Flatten each sample first: x = x.reshape(len(x), {n})."
+        elif math.prod(x.shape) == n:
+            hint = f" If x is one sample, add the batch axis: x = x.reshape(1, {', '.join(map(str, sample))})."
+        else:
+            hint = ""
         raise ValueError(f"{who} expects inputs of shape {tuple(expected)}, got an array of shape "
                          f"{tuple(x.shape)}.{hint}")
 
@@ -52,12 +58,12 @@ class Layer:
                 return forward(self, x)
             cls.forward = forward_without_training
 
-    def __init__(self, input_shape=None, name=None):
+    def __init__(self, input_shape=None, name=None, trainable=True):
         self.name = None if name is None else arguments.layer_name(name)  # None until a model names it ('dense', ...)
+        self.trainable = arguments.flag(trainable, "trainable")  # False: fit leaves the weights as they are
         self.model = None  # the model this layer belongs to (one at most: set by Sequential.add)
         self.params, self.grads = {}, {}  # name -> array, e.g. {'kernel': W, 'bias': b}; name -> dL/dparam
         self.state = {}  # weights that gradients do not train (BatchNormalization's moving statistics)
-        self.trainable = True  # False: fit leaves the parameters as they are (a frozen layer)
         self.input_shape = None if input_shape is None else (None, *arguments.shape(input_shape, "input_shape"))
         self.output_shape, self.built = None, False
         self.needs_input_gradient = True  # False for a model's first layer: backward may skip dL/dx of the data
@@ -72,11 +78,24 @@ class Layer:
         return tuple(input_shape)
 
     def __call__(self, x):
-        """``layer(x)``, as in Keras: build on first use, check the shape of ``x``, then ``forward(x)``."""
+        """``layer(x)``, as in Keras: ``x`` is a batch, one sample per row (data that is not yet on the backend,
+        lists included, goes there as float32); build on first use, check the shape of ``x``, then ``forward(x)``."""
+        who = f"Layer {self.name or type(self).__name__!r}"
+        if not backend.is_backend_array(x):
+            x = backend.to_device(arguments.array_of_numbers(x, f"{who}: x"))
+        if x.ndim == 0:
+            raise ValueError(f"{who}: x must be a batch of samples, one per row, got the single number {float(x)}.")
         if not self.built:
-            self.build(self.input_shape or (None, *x.shape[1:]))
+            try:
+                self.build(self.input_shape or (None, *x.shape[1:]))
+            except ValueError as error:  # such as Dense, given a row of numbers: one sample, or a batch of numbers?
+                if x.ndim > 1 or self.input_shape is not None:
+                    raise
+                n = x.shape[0]
+                raise ValueError(f"{error} If x is one sample of {n} numbers, add the batch axis: x.reshape(1, {n}); "
+                                 f"if it is {n} samples of one number each: x.reshape({n}, 1).") from None
         if self.params and self.input_shape is not None:  # weights fix the input's shape; ReLU takes any
-            check_input_shape(x, self.input_shape, f"Layer {self.name or type(self).__name__!r}")
+            check_input_shape(x, self.input_shape, who)
         return self.forward(x)
 
     @property
@@ -104,6 +123,10 @@ class Layer:
     def checked_weights(self, weights):
         """``weights`` as backend arrays ready for the weights, or an error naming the first that won't fit."""
         weights, own = list(weights), self.weights
+        if not self.built:
+            raise ValueError(f"Layer {self.name or type(self).__name__!r} has no weights yet: they are made when it "
+                             "is built. Build it first: add it to a model whose first layer has an input_shape, "
+                             "call it on a batch, or call layer.build((None, n_features)).")
         if len(weights) != len(own):
             raise ValueError(f"Layer {self.name!r} has {len(own)} weight arrays "
                              f"({', '.join(own) or 'none'}), but {len(weights)} were given.")
@@ -123,7 +146,8 @@ class Layer:
 
     def get_config(self):
         """What rebuilds this layer (not its weights), JSON-ready: ``type(layer).from_config(config)``; saved."""
-        return {"name": self.name, "input_shape": None if self.input_shape is None else list(self.input_shape[1:])}
+        return {"name": self.name, "trainable": arguments.flag(self.trainable, "trainable"),
+                "input_shape": None if self.input_shape is None else list(self.input_shape[1:])}
 
     @classmethod
     def from_config(cls, config):

@@ -25,4 +25,13 @@ class Loss:
         """Raise a clear error when targets cannot be compared with predictions."""
         if tuple(y_true_shape) != tuple(y_pred_shape):
             raise ValueError(f"{self.name} compares targets and predictions of the same shape; got targets "
-                             f"of shape {tuple(y_true_shape)} and predictions of shape {tuple(y_pred_shape)}.")
+                             f"of shape {tuple(y_true_shape)} and predictions of shape {tuple(y_pred_shape)}."
+                             f"{one_hot_twice_hint(y_true_shape, y_pred_shape)}")
+
+
+def one_hot_twice_hint(y_shape, y_pred_shape):
+    """The fix for targets one-hot encoded twice, which to_categorical turns from (N, C) into (N, C, 2); else ''."""
+    if tuple(y_shape) == (*y_pred_shape, 2):
+        return (f" The targets look one-hot encoded twice: to_categorical on rows that were one-hot already gives "
+                f"(N, {y_pred_shape[-1]}, 2). Apply it once, to the integer labels.")
+    return ""

@@ -4,7 +4,7 @@ import warnings
 import numpy
 
 from tinynet import backend
-from tinynet.losses.loss import Loss
+from tinynet.losses.loss import Loss, one_hot_twice_hint
 
 
 class SoftmaxCrossentropy(Loss):
@@ -23,7 +23,9 @@ class SoftmaxCrossentropy(Loss):
         shifted = z - xp.max(z, axis=-1, keepdims=True)  # exp cannot overflow, and softmax is unchanged
         e = xp.exp(shifted)
         total = xp.sum(e, axis=-1, keepdims=True)
-        self.y, self.p = y, e / total  # p = softmax(z)
+        p = e / total  # p = softmax(z)
+        # Flush to zero (rmsprop.py says why): a p so small that p / N in dz would be subnormal counts as 0.
+        self.y, self.p = y, xp.where(p < z.shape[0] * xp.finfo(p.dtype).smallest_normal, 0.0, p)
         log_p = shifted - xp.log(total)  # log p, without ever taking log(0)
         return -xp.sum(y * log_p) / z.shape[0]  # L = -1/N sum_n sum_i y_ni log p_ni
 
@@ -34,7 +36,8 @@ class SoftmaxCrossentropy(Loss):
         """Targets shaped like the predictions; integer labels are told how to become one-hot."""
         if tuple(y_shape) != tuple(z_shape):
             labels = len(y_shape) == len(z_shape) - 1 or (len(y_shape) == len(z_shape) and y_shape[-1] == 1)
-            fix = f" Use y = tinynet.utils.to_categorical(y, {z_shape[-1]}) for integer labels." if labels else ""
+            fix = (f" Use y = tinynet.utils.to_categorical(y, {z_shape[-1]}) for integer labels." if labels
+                   else one_hot_twice_hint(y_shape, z_shape))
             raise ValueError(f"categorical_crossentropy needs one-hot targets shaped like the predictions; got "
                              f"targets of shape {tuple(y_shape)} for predictions of shape {tuple(z_shape)}.{fix}")
 

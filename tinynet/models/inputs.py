@@ -24,9 +24,12 @@ def check_new_layer(model, layer):
 
 
 def require_compiled(model, what):
+    """Compiled, and each layer's ``trainable`` (which ``layer.trainable = False`` freezes, as in Keras) a flag."""
     if model.loss is None:
         raise RuntimeError(f"Call model.compile(loss=..., ...) before model.{what}(), "
                            "e.g. model.compile(loss='categorical_crossentropy', metrics=['accuracy']).")
+    for i, layer in enumerate(model.layers):
+        arguments.flag(layer.trainable, f"model.layers[{i}].trainable")
 
 
 def require_built(model, what):
@@ -49,10 +52,6 @@ def prepare_x(model, x, role):
     if x.ndim == 0:
         raise ValueError(f"{role}: expected an array of samples, one per row, got the single number {x}.")
     placement.follow_backend(model)
-    if model.input_shape is not None and tuple(x.shape) == tuple(model.input_shape[1:]):
-        raise ValueError(f"{role}: the model takes a batch of samples of shape {model.input_shape}, and this is "
-                         f"one sample of shape {tuple(x.shape)}: give it a batch axis, x.reshape(1, "
-                         f"{', '.join(map(str, x.shape))}) (or x[None]).")
     if not model.built:
         model.build(x.shape)
     check_input_shape(x, model.input_shape, f"{role}: the model")

@@ -62,12 +62,16 @@ def summary_text(model, line_length=None):
         lines.append(row((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"), "│"))
     lines.append(rule("└┴┘", "─"))
 
-    n_weights = model.count_params()
+    def weights(trainable):  # (how many numbers, their bytes) in the layers that are (not) trainable
+        params = [p for layer in model.layers if layer.trainable == trainable for p in layer.params.values()]
+        sizes = [(int(p.size), backend.xp().finfo(p.dtype).bits // 8) for p in params]
+        return sum(n for n, _ in sizes), sum(n * n_bytes for n, n_bytes in sizes)
+
+    (n_trainable, trainable_bytes), (n_frozen, frozen_bytes) = weights(True), weights(False)
     n_optimizer = model.optimizer.count_params() if model.optimizer is not None else 0
-    weight_bytes = sum(p.size * backend.xp().finfo(p.dtype).bits // 8
-                       for layer in model.layers for p in layer.params.values())
-    counts = [("Total", n_weights + n_optimizer, weight_bytes + 4 * n_optimizer),  # optimizer state: float32
-              ("Trainable", n_weights, weight_bytes), ("Non-trainable", 0, 0)]
+    counts = [("Total", n_trainable + n_frozen + n_optimizer,
+               trainable_bytes + frozen_bytes + 4 * n_optimizer),  # optimizer state: float32
+              ("Trainable", n_trainable, trainable_bytes), ("Non-trainable", n_frozen, frozen_bytes)]
     if n_optimizer:
         counts.append(("Optimizer", n_optimizer, 4 * n_optimizer))
     lines += [f" {what} params: {n:,} ({readable_size(n_bytes)})" for what, n, n_bytes in counts]

@@ -1,4 +1,5 @@
-"""The base class of optimizers, the only code that changes parameters: the state they keep."""
+"""The base class of optimizers, which change the parameters as training goes (set_weights and load_model
+write them too, outside training): the state they keep."""
 from tinynet import arguments
 
 
@@ -6,10 +7,18 @@ class Optimizer:
     """Each optimizer defines ``apply(grads, params)``: one update of every parameter, in place."""
 
     def __init__(self, learning_rate):
-        self.learning_rate = arguments.real(learning_rate, "learning_rate", "a number above 0, such as 0.001",
-                                            lambda lr: lr > 0)
+        self.learning_rate = learning_rate  # checked by the property below, as any later assignment is
         self.iterations = 0  # how many updates have been applied
         self.params = self.slots = None  # the arrays it updates, and its state for each (build sets them)
+
+    @property
+    def learning_rate(self):
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        """``optimizer.learning_rate = 0.0005`` between calls to fit, as in Keras: checked as the constructor checks it."""
+        self._learning_rate = arguments.positive_float32(value, "learning_rate", "0.001")
 
     def build(self, params, grads=None):
         """Create the state for ``params`` on first use; afterwards, refuse any other arrays (another model's,
@@ -24,9 +33,10 @@ class Optimizer:
             self.params, self.slots = params, [self.build_slot(p) for p in params]
         elif len(params) != len(self.params) or any(p is not q for p, q in zip(params, self.params)):
             raise ValueError(f"This {name} was built for other parameters ({len(self.params)} arrays) than the "
-                             f"{len(params)} it is given now: it is used by a second model, or layers were added "
-                             "after training began. Give each model a new optimizer and compile again, e.g. "
-                             f"model.compile(optimizer={name}(), loss=...).")
+                             f"{len(params)} it is given now: since training began, a layer's trainable was "
+                             "changed or layers were added, or it is used by a second model. Call compile again "
+                             "after such a change (Keras needs that too), with a new optimizer, e.g. "
+                             f"model.compile(optimizer={name}(), loss=...); each model needs its own.")
 
     def build_slot(self, param):
         """The state kept for one parameter (None if none)."""

@@ -1,5 +1,20 @@
-"""RMSprop: divide each step by a running root-mean-square of recent gradients."""
+"""RMSprop: divide each step by a running root-mean-square of recent gradients.
+
+Flush to zero, the one place that explains it. Numbers below the smallest normal float (``smallest_normal``:
+1.2e-38 in float32) are *subnormal*: stored with fewer significant bits, and on many x86 chips each operation
+that reads or makes one costs up to a hundred normal ones. As a model grows confident, more of the step's numbers
+fall that low: g**2 of tiny gradients, v of a weight whose gradient stays 0 (v shrinks by rho every step), and
+the softmax's p of the classes it rules out, which makes dL/dz = (p - y) / N tiny; an epoch then grows slower
+as training goes on. TensorFlow runs the CPU in flush-to-zero mode, which turns every such result into 0; NumPy
+has no such switch, so tinynet writes the flush out where subnormals would appear: g**2 and v here (counted as 0
+below smallest_normal), and p in ``tinynet/losses/softmax_crossentropy.py`` (0 where p / N would be below it).
+No weight moves differently: under the root, eps = 1e-7 dwarfs such values, and a dz that small moves a weight by
+far less than float32 can show. A NaN stays NaN, as in Keras. (The products rho * v and (1 - rho) * g**2 may still
+pass through a subnormal in the few steps where v or g**2 sits just above the threshold. Keras 3 on JAX or
+PyTorch does not flush at all: there these numbers stay subnormal, and slow.)"""
 import functools
+import math
+import warnings
 
 import numpy
 
@@ -16,7 +31,7 @@ class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7):
         super().__init__(learning_rate)
         self.rho = arguments.real(rho, "rho", "a number in [0, 1), such as 0.9", lambda r: 0 <= r < 1)
-        self.epsilon = arguments.real(epsilon, "epsilon", "a number above 0, such as 1e-7", lambda e: e > 0)
+        self.epsilon = arguments.positive_float32(epsilon, "epsilon", "1e-7")
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
@@ -34,16 +49,22 @@ class RMSprop(Optimizer):
 
 
 def update_step(w, g, v, lr, rho, eps):
-    """One parameter's update, as array operations in Keras's order; the compiled versions below equal it.
-    Flush to zero: v below the smallest normal float (1.2e-38 in float32) becomes 0. A weight whose
-    gradient stays 0 sees v shrink by rho each step, and subnormal arithmetic is ~100x slower on some
-    x86 chips; TensorFlow runs with the CPU's flush-to-zero on, NumPy has no such switch. w's update
-    does not change (eps dwarfs 1e-38 under the root), and a NaN stays NaN, as in Keras."""
+    """One parameter's update, as array operations in Keras's order, flushing to zero (the module's docstring
+    says why); the compiled versions below equal it, bit for bit."""
     xp = backend.xp()
     v *= rho
-    v += (1 - rho) * (g * g)  # v = rho * v + (1 - rho) * g**2
+    v += (1 - rho) * squared(g)  # v = rho * v + (1 - rho) * g**2
     v[...] = xp.where(v < xp.finfo(v.dtype).smallest_normal, 0.0, v)  # flush subnormal v to zero
     w -= (lr * g) / xp.sqrt(v + eps)  # w = w - lr * g / sqrt(v + eps)
+
+
+def squared(g):
+    """g**2, with 0 where it would be below the smallest normal number. g*g < smallest_normal exactly where
+    |g| < sqrt(smallest_normal) (2**-63 in float32: the square root of 2**-126 is exact), so those g are set
+    to 0 before squaring, and the subnormal square is never computed."""
+    xp = backend.xp()
+    g = xp.where(xp.abs(g) < math.sqrt(xp.finfo(g.dtype).smallest_normal), 0.0, g)
+    return g * g  # g**2, flushed to zero
 
 
 # --- the same formula compiled: one pass over g, v, w instead of about ten, each with a temporary (for
@@ -57,37 +78,53 @@ def compiled_update_step(backend_name):
 
 
 def _numba_update_step():
-    import numba
-
     # error_model="numpy": x / 0 gives inf, as in NumPy. No fastmath: each operation rounds as NumPy's does.
-    @numba.njit(error_model="numpy", cache=True)
-    def loop(w, g, v, lr, rho, one_minus_rho, eps, tiny):
+    def loop(w, g, v, lr, rho, one_minus_rho, eps, tiny, root_tiny):
         w, g, v = w.reshape(-1), g.reshape(-1), v.reshape(-1)  # the same entries, as one row
         for i in range(w.size):
-            vi = rho * v[i] + one_minus_rho * (g[i] * g[i])  # v = rho * v + (1 - rho) * g**2
+            g2 = numpy.float32(0) if abs(g[i]) < root_tiny else g[i] * g[i]  # g**2, flushed to zero
+            vi = rho * v[i] + one_minus_rho * g2  # v = rho * v + (1 - rho) * g**2
             vi = numpy.float32(0) if vi < tiny else vi  # flush to zero
             v[i] = vi
             w[i] -= (lr * g[i]) / numpy.sqrt(vi + eps)  # w = w - lr * g / sqrt(v + eps)
 
+    loop = numba_compile(loop, error_model="numpy")
+
     def update(w, g, v, lr, rho, eps):
-        t = w.dtype.type
-        loop(w, g, v, t(lr), t(rho), t(1 - rho), t(eps), numpy.finfo(t).smallest_normal)
+        t, tiny = w.dtype.type, numpy.finfo(w.dtype).smallest_normal
+        loop(w, g, v, t(lr), t(rho), t(1 - rho), t(eps), tiny, t(math.sqrt(tiny)))
     return update
+
+
+def numba_compile(function, **options):
+    """``numba.njit(function)`` with Numba's on-disk cache, so that later runs skip the compilation. Where no
+    cache folder can be written (a read-only install with HOME not writable, as in many containers and CI
+    runners), Numba refuses to cache: compile without the cache then, and say so (once per process)."""
+    import numba
+
+    try:
+        return numba.njit(cache=True, **options)(function)
+    except RuntimeError as error:  # "cannot cache function 'loop': no locator available for file ..."
+        warnings.warn(f"Numba cannot cache RMSprop's compiled update ({error}): it is compiled afresh in each "
+                      "run (about a second). Set NUMBA_CACHE_DIR to a writable folder to keep the cache.",
+                      RuntimeWarning, stacklevel=2)
+        return numba.njit(**options)(function)
 
 
 def _cupy_update_step():
     import cupy
 
     kernel = cupy.ElementwiseKernel(
-        "T g, T lr, T rho, T one_minus_rho, T eps, T tiny", "T w, T v",
+        "T g, T lr, T rho, T one_minus_rho, T eps, T tiny, T root_tiny", "T w, T v",
         """
-        T vi = rho * v + one_minus_rho * (g * g);   // v = rho * v + (1 - rho) * g**2
+        T g2 = fabs(g) < root_tiny ? (T)0 : g * g;  // g**2, flushed to zero
+        T vi = rho * v + one_minus_rho * g2;        // v = rho * v + (1 - rho) * g**2
         v = vi < tiny ? (T)0 : vi;                  // flush to zero
         w = w - (lr * g) / sqrt(v + eps);           // w = w - lr * g / sqrt(v + eps)
         """,
         "tinynet_rmsprop_update", options=("--fmad=false",))  # no fused multiply-add: rounds as the CPU does
 
     def update(w, g, v, lr, rho, eps):
-        t = w.dtype.type
-        kernel(g, t(lr), t(rho), t(1 - rho), t(eps), numpy.finfo(t).smallest_normal, w, v)
+        t, tiny = w.dtype.type, numpy.finfo(w.dtype).smallest_normal
+        kernel(g, t(lr), t(rho), t(1 - rho), t(eps), tiny, t(math.sqrt(tiny)), w, v)
     return update

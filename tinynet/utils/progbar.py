@@ -50,6 +50,22 @@ class Progbar:
         self.start = time.perf_counter()
         self.last_draw = float("-inf")
         self.last_width = 0
+        self.line_open = False  # a line redrawn in place, not yet ended by its newline
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        """``with Progbar(...) as bar:`` ends an unfinished line when the loop stops early (Ctrl-C, an error),
+        so that the terminal's next line (the traceback, the prompt) starts on a line of its own."""
+        self.end_line()
+
+    def end_line(self):
+        """Print the newline of a line left unfinished, if any."""
+        if self.line_open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.line_open = False
 
     def due(self, step):
         """True when ``update(step, ...)`` would draw something."""
@@ -57,13 +73,6 @@ class Progbar:
             return self.verbose > 0
         return (self.verbose == 1 and self.dynamic
                 and time.perf_counter() - self.last_draw >= self.interval)
-
-    def interrupt(self):
-        """End a line left open in place (training stopped mid-epoch), so the next output starts on its own line."""
-        if self.last_width and self.dynamic and self.verbose == 1:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.last_width = 0
 
     def update(self, step, values=()):
         """Draw the line for ``step`` (1-based) with ``values``: (name, float) pairs."""
@@ -90,6 +99,6 @@ class Progbar:
                         f" {BOLD}{time_text}{RESET} {format_step_time(per_step)}{metrics}")
                 line += " " * max(0, self.last_width - len(plain))  # erase a longer previous line
                 self.stream.write(line + ("\n" if finished else ""))
-                self.last_width = 0 if finished else len(plain)
+                self.last_width, self.line_open = len(plain), not finished
         self.stream.flush()
         self.last_draw = now

@@ -7,6 +7,8 @@ import random as _python_random
 
 import numpy
 
+from tinynet import arguments
+
 _generator = numpy.random.default_rng()
 
 
@@ -17,10 +19,7 @@ def set_random_seed(seed):
     weights, same batch order, same results (like ``keras.utils.set_random_seed``).
     """
     global _generator
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {seed!r} of type {type(seed).__name__}.")
-    if not 0 <= seed < 2**32:  # numpy.random.seed takes 0 .. 2**32 - 1
-        raise ValueError(f"seed must be an int from 0 to 2**32 - 1, got {seed}.")
+    seed = arguments.integer(seed, "seed", minimum=0, maximum=2**32 - 1)  # numpy.random.seed's range
     _generator = numpy.random.default_rng(seed)
     numpy.random.seed(seed)
     _python_random.seed(seed)

@@ -1,4 +1,6 @@
 """One-hot encoding of integer class labels."""
+import warnings
+
 import numpy
 
 from tinynet import arguments
@@ -24,6 +26,10 @@ def to_categorical(y, num_classes=None):
     y = _labels(y)
     if y.ndim > 1 and y.shape[-1] == 1:  # a column of labels, (n, 1)
         y = y[..., 0]
+    if y.ndim > 1 and y.shape[-1] > 1 and y.size and ((y == 0) | (y == 1)).all() and (y.sum(axis=-1) == 1).all():
+        warnings.warn(f"y looks one-hot already (each row of {y.shape[-1]} holds a single 1): to_categorical "
+                      f"makes it {y.shape + (2,)}, which no model with {y.shape[-1]} outputs can train on. If y is "
+                      "one-hot, use it as it is; to_categorical takes the integer labels.", stacklevel=2)
     low, high = (int(y.min()), int(y.max())) if y.size else (0, -1)
     inferred = num_classes is None
     if inferred:
