@@ -43,7 +43,7 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
-    def forward(self, x):
+    def forward(self, x, training=False):
         z = self.forward_linear(x)  # z = x W + b
         return z if self.activation is None else self.activation.forward(z)  # y = activation(z)
 

@@ -1,6 +1,7 @@
 """The base class of every layer, and the contract they all keep:
 
-- ``forward(x)`` computes the output ``y`` and caches what backward needs;
+- ``forward(x, training=False)`` computes the output ``y`` and caches what backward needs; ``training`` is True
+  in a training step, False in predict/evaluate (Dropout and BatchNormalization read it, the others ignore it);
 - ``backward(dy)`` takes dL/dy, fills ``grads`` (same keys as ``params``) and returns dL/dx
   (or None when ``needs_input_gradient`` is False: a model's first layer, whose input is the data);
 - layers never update their own parameters: optimizers do. Shapes have the batch axis as None: (None, 784)."""
@@ -35,6 +36,7 @@ class Layer:
         self.name = name  # None until a model names it ('dense', 'dense_1', ...)
         self.model = None  # the model this layer belongs to (one at most: set by Sequential.add)
         self.params, self.grads = {}, {}  # name -> array, e.g. {'kernel': W, 'bias': b}; name -> dL/dparam
+        self.non_trainable = {}  # name -> array that forward updates, no optimizer (BatchNormalization's moving_mean)
         self.input_shape = None if input_shape is None else (None, *arguments.shape(input_shape, "input_shape"))
         self.output_shape, self.built = None, False
         self.needs_input_gradient = True  # False for a model's first layer: backward may skip dL/dx of the data
@@ -48,35 +50,40 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def __call__(self, x):
-        """``layer(x)``, as in Keras: build on first use, check the shape of ``x``, then ``forward(x)``."""
+    def __call__(self, x, training=False):
+        """``layer(x)``, as in Keras: build on first use, check the shape of ``x``, then ``forward(x, training)``."""
         if not self.built:
             self.build(self.input_shape or (None, *x.shape[1:]))
         if self.params and self.input_shape is not None:  # weights fix the input's shape; ReLU takes any
             check_input_shape(x, self.input_shape, f"Layer {self.name or type(self).__name__!r}")
-        return self.forward(x)
+        return self.forward(x, training=training)
+
+    @property
+    def weights(self):
+        """Every weight by name, in Keras's order: the trainable ``params``, then the ``non_trainable`` ones."""
+        return {**self.params, **self.non_trainable}
 
     def count_params(self):
-        return sum(int(p.size) for p in self.params.values())
+        return sum(int(p.size) for p in self.weights.values())
 
     def get_weights(self):
-        """The parameters as NumPy arrays, in Keras's order (kernel, then bias)."""
-        return [backend.to_numpy(p) for p in self.params.values()]
+        """The weights as NumPy arrays, in Keras's order (kernel, then bias; gamma, beta, moving_mean, ...)."""
+        return [backend.to_numpy(p) for p in self.weights.values()]
 
     def set_weights(self, weights):
         """Copy arrays (NumPy, lists or the backend's) into the parameters, in place: all of them,
         or none when one does not fit."""
-        for param, value in zip(self.params.values(), self.checked_weights(weights)):
+        for param, value in zip(self.weights.values(), self.checked_weights(weights)):
             param[...] = value
 
     def checked_weights(self, weights):
         """``weights`` as backend arrays ready for the parameters, or an error naming the first that won't fit."""
         weights = list(weights)
-        if len(weights) != len(self.params):
-            raise ValueError(f"Layer {self.name!r} has {len(self.params)} weight arrays "
-                             f"({', '.join(self.params) or 'none'}), but {len(weights)} were given.")
+        if len(weights) != len(self.weights):
+            raise ValueError(f"Layer {self.name!r} has {len(self.weights)} weight arrays "
+                             f"({', '.join(self.weights) or 'none'}), but {len(weights)} were given.")
         checked = []
-        for (key, param), value in zip(self.params.items(), weights):
+        for (key, param), value in zip(self.weights.items(), weights):
             where = f"Layer {self.name!r}: the value given for {key}"
             value = arguments.array_of_numbers(value, where)
             with numpy.errstate(over="ignore"):  # too large for float32: reported just below

@@ -4,7 +4,7 @@ from tinynet.layers.layer import Layer
 
 
 class ReLU(Layer):
-    def forward(self, x):
+    def forward(self, x, training=False):
         self.x = x
         return backend.xp().maximum(x, 0.0)  # y = max(x, 0)
 

@@ -4,7 +4,7 @@ from tinynet.layers.layer import Layer
 
 
 class Softmax(Layer):
-    def forward(self, z):
+    def forward(self, z, training=False):
         xp = backend.xp()
         e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))  # subtracting the max cannot overflow
         self.y = e / xp.sum(e, axis=-1, keepdims=True)  # y_i = exp(z_i) / sum_j exp(z_j)
