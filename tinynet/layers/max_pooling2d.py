@@ -42,19 +42,26 @@ class MaxPooling2D(Layer):
     def forward(self, x, training=False):
         xp = backend.xp()
         x = windows.pad(x, self.pad_rows, self.pad_cols, value=-float("inf"))  # (N, Hp, Wp, C)
-        self.padded_shape = x.shape
-        patches = windows.gather(x, self.pool_size, self.strides, self.output_shape[1:3])  # (N, Ho, Wo, ph*pw, C)
-        self.argmax = xp.argmax(patches, axis=3)  # which input is the maximum (the first, on a tie)  (N, Ho, Wo, C)
-        return xp.max(patches, axis=3)  # y = the maximum of each window   (N, Ho, Wo, C)
+        self.padded_shape, out = x.shape, self.output_shape[1:3]
+        # A running maximum over the window's offsets k = 0, 1, ... (row-major), remembering which offset
+        # holds it; only a strictly larger value takes over, so a tie keeps the earlier offset, as in TensorFlow.
+        y = x[windows.seen_from(0, 0, self.strides, out)]  # offset 0 of every window   (N, Ho, Wo, C)
+        self.argmax = backend.zeros(y.shape, dtype="int32")  # the offset holding the maximum so far
+        for k, (i, j) in enumerate(windows.offsets(self.pool_size)[1:], start=1):
+            seen = x[windows.seen_from(i, j, self.strides, out)]
+            larger = xp.astype(seen > y, xp.int32)  # 1 where offset k beats the maximum so far
+            self.argmax = xp.maximum(self.argmax, larger * k)  # k there (k exceeds every earlier offset)
+            y = xp.maximum(y, seen)  # y = the maximum of each window   (N, Ho, Wo, C)
+        return y
 
     def backward(self, dy):
         xp = backend.xp()
         out = self.output_shape[1:3]
         dx = backend.zeros(self.padded_shape, dtype=dy.dtype)
         for k, (i, j) in enumerate(windows.offsets(self.pool_size)):
-            # dL/dx at offset (i, j) of each window = dL/dy where that offset holds the argmax, else 0;
+            # dL/dx at offset (i, j) of each window = dL/dy where that offset holds the maximum, else 0;
             # added (+=), because overlapping windows (strides < pool_size) may share a pixel
-            dx[windows.seen_from(i, j, self.strides, out)] += xp.where(self.argmax == k, dy, 0.0)
+            dx[windows.seen_from(i, j, self.strides, out)] += dy * xp.astype(self.argmax == k, dy.dtype)
         return windows.unpad(dx, self.pad_rows, self.pad_cols)  # (N, H, W, C)
 
 
