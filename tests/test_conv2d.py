@@ -190,3 +190,14 @@ def test_flat_images_are_told_to_reshape():
 def test_bad_arguments(kwargs, error, words):
     with pytest.raises(error, match=words):
         Conv2D(**kwargs)
+
+
+@pytest.mark.host_only("argument checks")
+@pytest.mark.parametrize("shape", [(4, 784), (4, 28, 28)])
+def test_a_convnet_given_flat_or_channelless_images_says_how_to_reshape(shape):
+    model = Sequential([Conv2D(4, 3, activation="relu", input_shape=(28, 28, 1)), Flatten(),
+                        Dense(10, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    for call in (lambda x: model.predict(x, verbose=0), lambda x: model.fit(x, np.eye(10)[:4], verbose=0)):
+        with pytest.raises(ValueError, match=r"\(None, 28, 28, 1\).*x = x.reshape\(len\(x\), 28, 28, 1\)"):
+            call(np.zeros(shape))

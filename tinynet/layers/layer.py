@@ -20,11 +20,17 @@ def snake_case(name):
 
 
 def check_input_shape(x, expected, who):
-    """A ValueError unless ``x`` has the ``expected`` shape (batch axis aside); images get told to flatten."""
+    """A ValueError unless ``x`` has the ``expected`` shape (batch axis aside); the same numbers in another
+    shape get the reshape that fixes it: images for a Dense model, flat rows for a Conv2D one."""
     if tuple(x.shape[1:]) != tuple(expected[1:]):
         n = math.prod(expected[1:])
-        flat = x.ndim > len(expected) and math.prod(x.shape[1:]) == n
-        hint = f" Flatten each sample first: x = x.reshape(len(x), {n})." if flat else ""
+        same_size = math.prod(x.shape[1:]) == n
+        if same_size and len(expected) == 2:
+            hint = f" Flatten each sample first: x = x.reshape(len(x), {n})."
+        elif same_size:  # such as MNIST's (N, 784) or (N, 28, 28) for a Conv2D that takes (N, 28, 28, 1)
+            hint = f" Reshape each sample: x = x.reshape(len(x), {', '.join(map(str, expected[1:]))})."
+        else:
+            hint = ""
         raise ValueError(f"{who} expects inputs of shape {tuple(expected)}, got an array of shape "
                          f"{tuple(x.shape)}.{hint}")
 
