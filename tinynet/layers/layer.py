@@ -62,7 +62,7 @@ class Layer:
             self.build(self.input_shape or (None, *x.shape[1:]))
         if self.params and self.input_shape is not None:  # weights fix the input's shape; ReLU takes any
             check_input_shape(x, self.input_shape, f"Layer {self.name or type(self).__name__!r}")
-        return self.forward(x, training=training)
+        return self.forward(x, training=True) if training else self.forward(x)  # forward(x): as predict calls it
 
     @property
     def weights(self):

@@ -40,7 +40,7 @@ def padding_name(value):
     if isinstance(value, str) and value.lower() in PADDINGS:
         return value.lower()
     raise ValueError(f"padding must be 'valid' or 'same', got {value!r}: 'valid' uses only the windows that fit "
-                     "inside the image, 'same' pads with zeros so that the output keeps the input's size "
+                     "inside the image, 'same' pads its border so that the output keeps the input's size "
                      "(with strides 1). Keras has no 'full' padding.")
 
 
