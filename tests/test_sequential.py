@@ -359,7 +359,7 @@ def test_compile_needs_a_loss():
 
 @pytest.mark.parametrize("argument, name, known", [
     ("loss", "huber", "categorical_crossentropy"),
-    ("optimizer", "adam", "rmsprop"),
+    ("optimizer", "adagrad", "adam"),
     ("metrics", "precision", "accuracy"),
 ])
 def test_unknown_names_list_known_ones(argument, name, known):

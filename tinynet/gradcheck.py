@@ -2,7 +2,9 @@
 
     dL/da_i  ~  (L(a + eps e_i) - L(a - eps e_i)) / (2 eps),  accurate to O(eps**2).
 
-Keep inputs away from kinks (ReLU at 0): there is no derivative there, and the check rightly disagrees."""
+Keep inputs away from kinks (ReLU at 0): there is no derivative there, and the check rightly disagrees.
+``check_layer(layer, x, training=True)`` checks a layer as a training step runs it; every forward pass
+then draws the same random numbers, so Dropout keeps one mask through the check."""
 import copy
 
 import numpy
@@ -12,6 +14,7 @@ from tinynet.layers import Layer
 from tinynet.losses import Loss
 from tinynet.models import Sequential, inputs
 from tinynet.optimizers import Optimizer
+from tinynet.utils import random
 from tinynet.utils.finite import first_non_finite
 
 
@@ -70,7 +73,7 @@ def _float64(x):
 def _params_to_float64(layers):
     for layer in layers:
         layer.params.update({key: _float64(p) for key, p in layer.params.items()})
-        layer.state.update({key: _float64(s) for key, s in layer.state.items()})
+        layer.non_trainable.update({key: _float64(w) for key, w in layer.non_trainable.items()})
 
 
 class _NoUpdate(Optimizer):
@@ -117,10 +120,12 @@ def _compare(report, loss, eps, checked):
     return report
 
 
-def check_layer(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, seed=0):
-    """Check ``layer.backward`` (dL/dx and every ``grads`` entry) at ``x``, on a float64 copy of ``layer``."""
+def check_layer(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, seed=0, training=False):
+    """Check ``layer.backward`` (dL/dx and every ``grads`` entry) at ``x``, on a float64 copy of ``layer``,
+    run as ``layer.forward(x, training=training)``."""
     eps, report = _start("check_layer", layer, Layer, "a layer, such as Dense(3)", eps, rtol, atol)
     seed = None if seed is None else arguments.integer(seed, "seed", minimum=0)
+    training = arguments.flag(training, "training")
     x = _data(x, "x", "check_layer")
     if layer.input_shape is not None and tuple(layer.input_shape[1:]) != tuple(x.shape[1:]):
         raise ValueError(f"check_layer: the layer takes inputs of shape {layer.input_shape}, but x has shape "
@@ -130,11 +135,17 @@ def check_layer(layer, x, eps=1e-6, rtol=1e-5, atol=1e-8, seed=0):
     if not layer.built:
         layer.build((None, *x.shape[1:]))
     _params_to_float64([layer])
-    y = layer.forward(x)  # also caches what backward needs
+    draws = random.generator().bit_generator.state  # each forward below starts from it: the same dropout mask
+
+    def forward():
+        random.generator().bit_generator.state = draws
+        return layer.forward(x, training=True) if training else layer.forward(x)  # as fit, or as predict
+
+    y = forward()  # also caches what backward needs
     r = _float64(numpy.random.default_rng(seed).standard_normal(tuple(y.shape)))
     dx = layer.backward(r)  # L = sum(y * r) for a fixed random r, so dL/dy = r
     checked = [("x", dx, x)] + [(key, layer.grads[key], p) for key, p in layer.params.items()]
-    return _compare(report, lambda: backend.xp().sum(layer.forward(x) * r), eps, checked)
+    return _compare(report, lambda: backend.xp().sum(forward() * r), eps, checked)
 
 
 def check_loss(loss, y_true, y_pred, eps=1e-6, rtol=1e-5, atol=1e-8):

@@ -8,8 +8,11 @@ from tinynet.utils import random
 
 
 def glorot_uniform(shape):
-    """Uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
-    fan_in, fan_out = shape[0], shape[-1]
+    """Uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010). As Keras counts
+    them: a Dense kernel (in, units) has fan_in = in, fan_out = units; a Conv2D kernel (kh, kw, in, filters)
+    has fan_in = kh*kw*in and fan_out = kh*kw*filters (each input pixel reaches kh*kw outputs per filter)."""
+    receptive_field = math.prod(shape[:-2])  # kh * kw for a Conv2D kernel, 1 for a Dense one
+    fan_in, fan_out = shape[-2] * receptive_field, shape[-1] * receptive_field
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     return random.generator().uniform(-limit, limit, size=shape)
 

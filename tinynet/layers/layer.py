@@ -1,7 +1,7 @@
 """The base class of every layer, and the contract they all keep:
 
-- ``forward(x, training=False)`` computes the output ``y`` and caches what backward needs (``training`` is
-  True in ``fit``'s step: Dropout and BatchNormalization behave differently then; most layers ignore it);
+- ``forward(x, training=False)`` computes the output ``y`` and caches what backward needs; ``training`` is True
+  in a training step, False in predict/evaluate (Dropout and BatchNormalization read it, the others ignore it);
 - ``backward(dy)`` takes dL/dy, fills ``grads`` (same keys as ``params``) and returns dL/dx
   (or None when ``needs_input_gradient`` is False: a model's first layer, whose input is the data);
 - layers never update their own parameters: optimizers do. Shapes have the batch axis as None: (None, 784)."""
@@ -32,12 +32,15 @@ def unique_name(base, taken):
 
 def check_input_shape(x, expected, who):
     """A ValueError unless ``x`` has the ``expected`` shape (batch axis aside), with the reshape that fixes the
-    usual mistakes: images not flattened, or one sample without its batch axis (a 784-long row, a 28x28 image)."""
+    usual mistakes: images for a Dense model, flat rows for a Conv2D one, one sample without its batch axis."""
     if tuple(x.shape[1:]) != tuple(expected[1:]):
         sample = tuple(expected[1:])
         n = math.prod(sample)
-        if x.ndim > len(expected) and math.prod(x.shape[1:]) == n:
+        same_size = math.prod(x.shape[1:]) == n
+        if same_size and len(expected) == 2:
             hint = f" Flatten each sample first: x = x.reshape(len(x), {n})."
+        elif same_size:  # such as MNIST's (N, 784) or (N, 28, 28) for a Conv2D that takes (N, 28, 28, 1)
+            hint = f" Reshape each sample: x = x.reshape(len(x), {', '.join(map(str, sample))})."
         elif math.prod(x.shape) == n:
             hint = f" If x is one sample, add the batch axis: x = x.reshape(1, {', '.join(map(str, sample))})."
         else:
@@ -63,7 +66,7 @@ class Layer:
         self.trainable = arguments.flag(trainable, "trainable")  # False: fit leaves the weights as they are
         self.model = None  # the model this layer belongs to (one at most: set by Sequential.add)
         self.params, self.grads = {}, {}  # name -> array, e.g. {'kernel': W, 'bias': b}; name -> dL/dparam
-        self.state = {}  # weights that gradients do not train (BatchNormalization's moving statistics)
+        self.non_trainable = {}  # name -> array that forward updates, no optimizer (BatchNormalization's moving_mean)
         self.input_shape = None if input_shape is None else (None, *arguments.shape(input_shape, "input_shape"))
         self.output_shape, self.built = None, False
         self.needs_input_gradient = True  # False for a model's first layer: backward may skip dL/dx of the data
@@ -77,9 +80,9 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def __call__(self, x):
+    def __call__(self, x, training=False):
         """``layer(x)``, as in Keras: ``x`` is a batch, one sample per row (data that is not yet on the backend,
-        lists included, goes there as float32); build on first use, check the shape of ``x``, then ``forward(x)``."""
+        lists included, goes there as float32); build on first use, check the shape of ``x``, then forward."""
         who = f"Layer {self.name or type(self).__name__!r}"
         if not backend.is_backend_array(x):
             x = backend.to_device(arguments.array_of_numbers(x, f"{who}: x"))
@@ -96,12 +99,12 @@ class Layer:
                                  f"if it is {n} samples of one number each: x.reshape({n}, 1).") from None
         if self.params and self.input_shape is not None:  # weights fix the input's shape; ReLU takes any
             check_input_shape(x, self.input_shape, who)
-        return self.forward(x)
+        return self.forward(x, training=training)
 
     @property
     def weights(self):
-        """Every weight array, by name, in Keras's order: the parameters (kernel, bias), then the state."""
-        return {**self.params, **self.state}
+        """Every weight by name, in Keras's order: the trainable ``params``, then the ``non_trainable`` ones."""
+        return {**self.params, **self.non_trainable}
 
     def count_params(self):
         return sum(int(w.size) for w in self.weights.values())

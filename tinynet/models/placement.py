@@ -18,7 +18,7 @@ def follow_backend(model):
         return new
     for layer in model.layers:
         layer.params = {key: move(p) for key, p in layer.params.items()}
-        layer.state = {key: move(s) for key, s in layer.state.items()}
+        layer.non_trainable = {key: move(w) for key, w in layer.non_trainable.items()}
         layer.grads = {}  # the old backend's; the next backward pass fills them anew
     optimizer = model.optimizer
     if optimizer is not None and optimizer.params is not None:

@@ -13,7 +13,7 @@ import numpy
 
 import tinynet
 from tinynet import arguments, layers as layers_module, losses, metrics, optimizers
-from tinynet.layers import Dense, Layer, ReLU, Softmax
+from tinynet.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D, ReLU, Softmax
 from tinynet.models import inputs
 from tinynet.models.sequential import Sequential
 from tinynet.utils import npz
@@ -67,7 +67,7 @@ def save_model(model, filepath, overwrite=True):
               "compile_config": None if model.loss is None else {"optimizer": _object_config(model.optimizer),
                   "loss": _object_config(model.loss), "metrics": [metric.name for metric in model.metrics]}}
     weights = {f"{layer.name}/{key}": weight  # 'dense/kernel', 'dense/bias', 'dense_1/kernel', ...
-               for layer in model.layers for key, weight in zip(layer.params, layer.get_weights())}
+               for layer in model.layers for key, weight in zip(layer.weights, layer.get_weights())}
     broken = [name for name, weight in weights.items() if not numpy.isfinite(weight).all()]
     if broken:  # a diverged model would overwrite a good file with one that predicts nothing
         raise ValueError(f"Not saved to {path}: the weights {', '.join(broken)} hold NaN or infinite values "
@@ -151,10 +151,11 @@ def load_model(filepath, custom_objects=None, compile=True):
         model = Sequential(layers, name=header["config"]["name"])  # builds: allocates the weights
     except (TypeError, ValueError) as e:
         raise ModelFileError(f"{path}: the architecture in the file cannot be rebuilt: {e}") from e
-    names = [f"{layer.name}/{key}" for layer in model.layers for key in layer.params]
+    names = [f"{layer.name}/{key}" for layer in model.layers for key in layer.weights]
     _same_names(names, arrays, path)  # new only for layers of your own: their build chose their weights
     try:
-        model.set_weights([arrays[name] for name in names])  # in the order of model.get_weights()
+        for layer in model.layers:  # a new model: if one layer's weights do not fit, the whole model is dropped
+            layer.set_weights([arrays[f"{layer.name}/{key}"] for key in layer.weights])
     except ValueError as e:
         raise ModelFileError(f"{path}: {MISMATCH}: {e}") from e
     if compiled is not None:
@@ -288,7 +289,15 @@ def _check_weights(layers, entries, path):
             n_in = shape[-1] if shape is not None and len(shape) == 2 else None
             expected[f"{layer.name}/kernel"] = (n_in, layer.units)
             expected.update({f"{layer.name}/bias": (layer.units,)} if layer.use_bias else {})
-        elif type(layer) not in (ReLU, Softmax):  # a layer of your own: whatever the file holds for it
+        elif type(layer) is Conv2D:  # kernel (kh, kw, channels in, filters)
+            channels = shape[-1] if shape is not None and len(shape) == 4 else None
+            expected[f"{layer.name}/kernel"] = (*layer.kernel_size, channels, layer.filters)
+            expected.update({f"{layer.name}/bias": (layer.filters,)} if layer.use_bias else {})
+        elif type(layer) is BatchNormalization:  # one of each per channel
+            channels = None if shape is None else shape[-1]
+            expected.update({f"{layer.name}/{key}": (channels,)
+                             for key in ("gamma", "beta", "moving_mean", "moving_variance")})
+        elif type(layer) not in (ReLU, Softmax, Flatten, MaxPooling2D, Dropout):  # yours: what the file holds
             expected.update({name: entries[name][1] for name in entries if name.rpartition("/")[0] == layer.name})
         try:
             shape = None if shape is None else tuple(layer.compute_output_shape(shape))

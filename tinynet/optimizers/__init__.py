@@ -1,10 +1,11 @@
-"""Optimizers, by object or by Keras name: ``optimizer='rmsprop'``, ``optimizer='sgd'``."""
+"""Optimizers, by object or by Keras name: ``optimizer='rmsprop'``, ``optimizer='adam'``, ``optimizer='sgd'``."""
 from tinynet import arguments
+from tinynet.optimizers.adam import Adam
 from tinynet.optimizers.optimizer import Optimizer
 from tinynet.optimizers.rmsprop import RMSprop
 from tinynet.optimizers.sgd import SGD
 
-_OPTIMIZERS = {"rmsprop": RMSprop, "sgd": SGD}
+_OPTIMIZERS = {"adam": Adam, "rmsprop": RMSprop, "sgd": SGD}
 
 
 def get(identifier):
@@ -13,4 +14,4 @@ def get(identifier):
                              "an object such as tinynet.optimizers.RMSprop(learning_rate=0.001)")
 
 
-__all__ = ["Optimizer", "RMSprop", "SGD", "get"]
+__all__ = ["Adam", "Optimizer", "RMSprop", "SGD", "get"]

@@ -1,0 +1,57 @@
+"""Adam: momentum (a running mean m of the gradients) divided by a running root-mean-square (v of g**2)."""
+import numpy
+
+from tinynet import arguments, backend
+from tinynet.optimizers.optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Keras's Adam (Kingma & Ba, 2014), in Keras's form (``update_step``): for each parameter w with gradient g,
+
+        m = beta_1 * m + (1 - beta_1) * g           (the direction: a running mean of g)
+        v = beta_2 * v + (1 - beta_2) * g**2        (the scale: a running mean of g**2)
+        w = w - alpha * m / (sqrt(v) + epsilon),    alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)
+
+    at step t = 1, 2, ... m and v start at 0, so early on they are too small; alpha corrects both (the
+    paper's m / (1 - beta_1**t) and v / (1 - beta_2**t)), with epsilon outside the correction, as in Keras.
+    ``amsgrad=True`` divides by the largest v seen so far instead (Reddi et al., 2018).
+    Each parameter's state is one array of shape (2, *w.shape): m = slot[0], v = slot[1] (and v_max = slot[2]).
+    Where PyTorch differs: ``torch.optim.Adam`` defaults to eps=1e-8 and adds it to sqrt(v_hat), after the
+    bias correction: the same step up to where epsilon sits (it matters only where v is tiny)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False):
+        super().__init__(learning_rate)
+        self.beta_1 = arguments.real(beta_1, "beta_1", "a number in [0, 1), such as 0.9", lambda b: 0 <= b < 1)
+        self.beta_2 = arguments.real(beta_2, "beta_2", "a number in [0, 1), such as 0.999", lambda b: 0 <= b < 1)
+        self.epsilon = arguments.real(epsilon, "epsilon", "a number above 0, such as 1e-7", lambda e: e > 0)
+        self.amsgrad = arguments.flag(amsgrad, "amsgrad")
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad}
+
+    def build_slot(self, param):
+        return backend.zeros((3 if self.amsgrad else 2, *param.shape), dtype=param.dtype)  # m, v (, v_max) = 0
+
+    def apply(self, grads, params):
+        """Update each parameter w in place, from its gradient g and its state m, v."""
+        self.build(params, grads)  # first call: m = v = 0 for each; later: the same arrays, or an error
+        t = self.iterations + 1  # this update's step number, from 1
+        for w, g, slot in zip(self.params, grads, self.slots):
+            update_step(w, g, slot, t, self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
+        self.iterations += 1
+
+
+def update_step(w, g, slot, t, lr, beta_1, beta_2, eps):
+    """One parameter's update at step ``t``, in place, in Keras's order of operations."""
+    xp = backend.xp()
+    real = numpy.float64 if w.dtype == xp.float64 else numpy.float32  # Keras computes alpha in w's dtype
+    alpha = real(lr) * numpy.sqrt(real(1) - real(beta_2) ** real(t)) / (real(1) - real(beta_1) ** real(t))
+    m, v = slot[0, ...], slot[1, ...]
+    m = m + (g - m) * (1 - beta_1)  # m = m + (1 - beta_1)(g - m) = beta_1 m + (1 - beta_1) g
+    v = v + (g * g - v) * (1 - beta_2)  # v = beta_2 v + (1 - beta_2) g**2
+    slot[0, ...], slot[1, ...] = m, v  # kept for the next step
+    if slot.shape[0] == 3:  # amsgrad
+        slot[2, ...] = xp.maximum(slot[2, ...], v)  # v_max = max(v_max, v)
+        v = slot[2, ...]
+    w -= (m * float(alpha)) / (xp.sqrt(v) + eps)  # w = w - alpha m / (sqrt(v) + eps)
