@@ -33,13 +33,9 @@ class Adam(Optimizer):
     def build_slot(self, param):
         return backend.zeros((3 if self.amsgrad else 2, *param.shape), dtype=param.dtype)  # m, v (, v_max) = 0
 
-    def apply(self, grads, params):
-        """Update each parameter w in place, from its gradient g and its state m, v."""
-        self.build(params, grads)  # first call: m = v = 0 for each; later: the same arrays, or an error
-        t = self.iterations + 1  # this update's step number, from 1
-        for w, g, slot in zip(self.params, grads, self.slots):
-            update_step(w, g, slot, t, self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
-        self.iterations += 1
+    def update(self, w, g, slot):
+        """w and its state (m, v) in place: ``update_step`` at this update's step number t, from 1."""
+        update_step(w, g, slot, self.iterations + 1, self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
 
 
 def update_step(w, g, slot, t, lr, beta_1, beta_2, eps):

@@ -4,7 +4,8 @@ from tinynet import arguments
 
 
 class Optimizer:
-    """Each optimizer defines ``apply(grads, params)``: one update of every parameter, in place."""
+    """``apply(grads, params)`` updates every parameter in place; each optimizer defines ``update``, the
+    update of one parameter from its gradient and its state (``build_slot`` makes that state)."""
 
     def __init__(self, learning_rate):
         self.learning_rate = learning_rate  # checked by the property below, as any later assignment is
@@ -37,6 +38,16 @@ class Optimizer:
                              "changed or layers were added, or it is used by a second model. Call compile again "
                              "after such a change (Keras needs that too), with a new optimizer, e.g. "
                              f"model.compile(optimizer={name}(), loss=...); each model needs its own.")
+
+    def apply(self, grads, params):
+        """One update of every parameter w, in place, from its gradient g and its state."""
+        self.build(params, grads)  # first call: the state of each; later: the same arrays, or an error
+        for w, g, slot in zip(self.params, grads, self.slots):
+            self.update(w, g, slot)
+        self.iterations += 1
+
+    def update(self, w, g, slot):
+        raise NotImplementedError(f"{type(self).__name__} must define update(w, g, slot): one parameter's update.")
 
     def build_slot(self, param):
         """The state kept for one parameter (None if none)."""

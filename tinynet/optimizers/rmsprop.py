@@ -39,13 +39,10 @@ class RMSprop(Optimizer):
     def build_slot(self, param):
         return backend.xp().zeros_like(param)  # v starts at 0
 
-    def apply(self, grads, params):
-        """Update each parameter w in place, from its gradient g and its running mean v of g**2."""
-        self.build(params, grads)  # first call: v = 0 for each; later: the same arrays, or an error
-        update = compiled_update_step(backend.get_backend()) or update_step  # NumPy, CuPy: compiled
-        for w, g, v in zip(self.params, grads, self.slots):
-            update(w, g, v, self.learning_rate, self.rho, self.epsilon)
-        self.iterations += 1
+    def update(self, w, g, v):
+        """w and its running mean v of g**2, in place: ``update_step``, compiled on NumPy and CuPy."""
+        step = compiled_update_step(backend.get_backend()) or update_step
+        step(w, g, v, self.learning_rate, self.rho, self.epsilon)
 
 
 def update_step(w, g, v, lr, rho, eps):

@@ -23,12 +23,9 @@ class SGD(Optimizer):
     def build_slot(self, param):
         return None if self.momentum == 0 else backend.xp().zeros_like(param)  # v starts at 0 (if momentum)
 
-    def apply(self, grads, params):
-        """Update each parameter w in place, from its gradient g (and its velocity v)."""
-        self.build(params, grads)  # first call: v = 0 for each; later: the same arrays, or an error
-        for w, g, v in zip(self.params, grads, self.slots):
-            update_step(w, g, v, self.learning_rate, self.momentum, self.nesterov)
-        self.iterations += 1
+    def update(self, w, g, v):
+        """w (and its velocity v) in place: ``update_step``."""
+        update_step(w, g, v, self.learning_rate, self.momentum, self.nesterov)
 
 
 def update_step(w, g, v, lr, momentum, nesterov):
