@@ -51,16 +51,17 @@ def test_one_step_of_the_mnist_model_follows_the_path_the_guide_describes():
     model.fit(x, y, epochs=1, verbose=0)  # the optimizer is built and RMSprop's update compiled
     x, y = dev(x[:32]), dev(y[:32])
     path = traced_files(lambda: model.train_step(x, y))
-    assert path[:12] == [
+    assert path[:14] == [
         "models/sequential.py",  # train_step
         "layers/dense.py", "layers/relu.py", "layers/dense.py", "layers/relu.py",  # forward, layers 1 and 2
         "layers/dense.py",  # layer 3 up to its logits z (forward_linear)
-        "losses/softmax_crossentropy.py",  # L, then dL/dz = (softmax(z) - y) / N
+        "losses/softmax_crossentropy.py", "layers/softmax.py",  # the loss applies the softmax: p, log p
+        "losses/softmax_crossentropy.py",  # L, then dL/dz = (p - y) / N
         "layers/dense.py",  # layer 3 (backward_linear), then layer 2 (backward), which calls
         "layers/relu.py", "layers/dense.py",  # its ReLU's backward, then its own backward_linear
         "layers/relu.py", "layers/dense.py"]  # the same for layer 1
-    assert path[12:14] == ["models/sequential.py", "optimizers/optimizer.py"]  # the trainable parameters; apply
-    assert set(path[14:]) == {"optimizers/rmsprop.py", "optimizers/optimizer.py"}  # each parameter's update,
+    assert path[14:16] == ["models/sequential.py", "optimizers/optimizer.py"]  # the trainable parameters; apply
+    assert set(path[16:]) == {"optimizers/rmsprop.py", "optimizers/optimizer.py"}  # each parameter's update,
     # which reads the learning rate, a property of the base class
 
 

@@ -3,11 +3,18 @@ from tinynet import backend
 from tinynet.layers.layer import Layer
 
 
+def softmax(z):
+    """Row by row, p = softmax(z) and log p, computed without overflow and without log(0): returns (p, log p)."""
+    xp = backend.xp()
+    shifted = z - xp.max(z, axis=-1, keepdims=True)  # subtracting the max cannot overflow, and changes no p
+    e = xp.exp(shifted)
+    total = xp.sum(e, axis=-1, keepdims=True)
+    return e / total, shifted - xp.log(total)  # p_i = exp(z_i) / sum_j exp(z_j);  log p_i = z_i - log sum_j exp(z_j)
+
+
 class Softmax(Layer):
     def forward(self, z, training=False):
-        xp = backend.xp()
-        e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))  # subtracting the max cannot overflow
-        self.y = e / xp.sum(e, axis=-1, keepdims=True)  # y_i = exp(z_i) / sum_j exp(z_j)
+        self.y, _ = softmax(z)  # y = softmax(z)
         return self.y
 
     def backward(self, dy):

@@ -4,6 +4,7 @@ import warnings
 import numpy
 
 from tinynet import backend
+from tinynet.layers.softmax import softmax
 from tinynet.losses.loss import Loss, one_hot_twice_hint
 
 
@@ -20,13 +21,9 @@ class SoftmaxCrossentropy(Loss):
     def forward(self, y, z):
         xp = backend.xp()
         self.check_shapes(y.shape, z.shape)
-        shifted = z - xp.max(z, axis=-1, keepdims=True)  # exp cannot overflow, and softmax is unchanged
-        e = xp.exp(shifted)
-        total = xp.sum(e, axis=-1, keepdims=True)
-        p = e / total  # p = softmax(z)
+        p, log_p = softmax(z)  # p = softmax(z), and log p without ever taking log(0)
         # Flush to zero (rmsprop.py says why): a p so small that p / N in dz would be subnormal counts as 0.
         self.y, self.p = y, xp.where(p < z.shape[0] * xp.finfo(p.dtype).smallest_normal, 0.0, p)
-        log_p = shifted - xp.log(total)  # log p, without ever taking log(0)
         return -xp.sum(y * log_p) / z.shape[0]  # L = -1/N sum_n sum_i y_ni log p_ni
 
     def backward(self):
@@ -56,7 +53,7 @@ def loss_on_logits(loss, last_layer):
     """The loss a training step computes for ``loss`` (``compile``'s): ``SoftmaxCrossentropy`` on the logits
     z when the model ends in a softmax (a Softmax layer, or a Dense whose activation is one) and ``loss`` is
     crossentropy on its probabilities, as Keras does; otherwise ``loss`` itself."""
-    from tinynet.layers import Softmax  # imported here: the layers do not depend on the losses
+    from tinynet.layers import Softmax
     from tinynet.losses.categorical_crossentropy import CategoricalCrossentropy
     ends_in_softmax = hasattr(last_layer, "forward_linear") and (  # Dense: z = x W + b; a Softmax layer: z = x
         isinstance(last_layer, Softmax) or isinstance(getattr(last_layer, "activation", None), Softmax))
