@@ -9,6 +9,21 @@ from tinynet.models import placement
 from tinynet.utils.finite import first_non_finite
 
 
+def check_model_arguments(layers, name):
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string such as 'mnist', got {name!r}.")
+    if isinstance(layers, Layer):
+        raise TypeError("Sequential takes a list of layers: Sequential([Dense(...), ...]).")
+
+
+def check_layer_input(layer, shape):
+    """A layer given an input_shape (or built already) must receive that shape from the layer before it."""
+    if layer.input_shape is not None and tuple(layer.input_shape[1:]) != tuple(shape[1:]):
+        raise ValueError(f"Layer {layer.name!r} takes inputs of shape {layer.input_shape} (it was built "
+                         f"for them, or given that input_shape), but it receives {shape}. Only the first "
+                         "layer needs an input_shape: remove it from the others.")
+
+
 def check_new_layer(model, layer):
     """A layer may join one model, once, under a name no other layer of it has."""
     if not isinstance(layer, Layer):

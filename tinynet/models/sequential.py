@@ -3,7 +3,6 @@ import math
 
 from tinynet import arguments, backend, losses, metrics as metrics_module, optimizers
 from tinynet.callbacks import EpochProgress, History
-from tinynet.layers import Layer
 from tinynet.layers.layer import check_input_shape, snake_case, unique_name
 from tinynet.models import inputs, placement, rollback
 from tinynet.models.batches import batches, slices
@@ -16,13 +15,10 @@ class Sequential:
     """``Sequential([Dense(512, activation='relu', input_shape=(784,)), ...])``."""
 
     def __init__(self, layers=None, name="sequential"):
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty string such as 'mnist', got {name!r}.")
+        inputs.check_model_arguments(layers, name)
         self.name, self.layers, self.metrics = name, [], []
         self.optimizer = self.loss = self.train_loss = self.history = None
         self.backend = backend.get_backend()  # where the weights live; placement.follow_backend moves them
-        if isinstance(layers, Layer):
-            raise TypeError("Sequential takes a list of layers: Sequential([Dense(...), ...]).")
         for layer in layers or ():
             self.add(layer)
 
@@ -51,10 +47,7 @@ class Sequential:
         shape = (None, *tuple(input_shape)[1:])
         for i, layer in enumerate(self.layers):
             layer.needs_input_gradient = i > 0  # nothing uses dL/dx of the data
-            if layer.input_shape is not None and tuple(layer.input_shape[1:]) != shape[1:]:
-                raise ValueError(f"Layer {layer.name!r} takes inputs of shape {layer.input_shape} (it was built "
-                                 f"for them, or given that input_shape), but it receives {shape}. Only the first "
-                                 "layer needs an input_shape: remove it from the others.")
+            inputs.check_layer_input(layer, shape)
             if not layer.built:
                 layer.build(shape)
             shape = layer.output_shape
