@@ -191,8 +191,10 @@ def test_predict_returns_probabilities(trained):
 
 def test_predict_batches_agree_with_one_batch(trained):
     model, _, (x_val, _, _) = trained
+    # float32 rounding: cuBLAS picks other kernels (other summation orders) for other batch shapes, and
+    # differs by 1.1e-6 relative on an H200 (issue 19's run); NumPy's OpenBLAS agrees more closely.
     np.testing.assert_allclose(model.predict(x_val, batch_size=7, verbose=0),
-                               model.predict(x_val, batch_size=60, verbose=0), rtol=1e-6)
+                               model.predict(x_val, batch_size=60, verbose=0), rtol=1e-5)
 
 
 def test_train_on_batch_returns_the_loss_before_the_update():
