@@ -62,8 +62,10 @@ def summary_text(model, line_length=None):
         lines.append(row((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"), "│"))
     lines.append(rule("└┴┘", "─"))
 
-    def weights(trainable):  # (how many numbers, their bytes) in the layers that are (not) trainable
-        params = [p for layer in model.layers if layer.trainable == trainable for p in layer.params.values()]
+    def weights(trainable):  # (how many numbers, their bytes) that are (not) trainable, as Keras counts them:
+        # a frozen layer's params, and every layer's non_trainable weights (BatchNormalization's moving statistics)
+        params = [p for layer in model.layers for p in (
+            [*layer.params.values()] * (layer.trainable == trainable) + [*layer.non_trainable.values()] * (not trainable))]
         sizes = [(int(p.size), backend.xp().finfo(p.dtype).bits // 8) for p in params]
         return sum(n for n, _ in sizes), sum(n * n_bytes for n, n_bytes in sizes)
 
