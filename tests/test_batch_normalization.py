@@ -117,3 +117,23 @@ def test_config_and_bad_arguments():
         BatchNormalization(epsilon=0)
     with pytest.raises(TypeError, match="momentum"):
         BatchNormalization(momentum="0.9")
+
+
+def test_a_frozen_batch_normalization_moves_none_of_its_weights_as_in_keras():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((32, 4), dtype="float32"), np.eye(3, dtype="float32")[rng.integers(0, 3, 32)]
+    model = Sequential([Dense(3, input_shape=(4,)), BatchNormalization(trainable=False),
+                        Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    before = model.layers[1].get_weights()
+    model.fit(x, y, batch_size=8, verbose=0)
+    for a, b in zip(before, model.layers[1].get_weights()):  # gamma, beta, moving_mean, moving_variance
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_negative_moving_variance_is_refused():
+    layer = BatchNormalization()
+    layer.build((None, 2))
+    with pytest.raises(ValueError, match="moving_variance holds negative numbers"):
+        layer.set_weights([np.ones(2), np.zeros(2), np.zeros(2), np.array([1.0, -1.0])])
+    np.testing.assert_array_equal(layer.get_weights()[3], [1.0, 1.0])  # unchanged

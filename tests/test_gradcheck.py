@@ -253,3 +253,17 @@ def test_check_model_passes_a_correct_model():
     report = gradcheck.check_model(compiled_model(), X[:3], Y)
     assert report.ok, str(report)
     assert list(report.results) == ["dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"]
+
+
+def test_check_model_keeps_one_dropout_mask_through_the_check():
+    from tinynet.gradcheck import check_model
+    from tinynet.layers import Dropout
+    from tinynet.models import Sequential
+    from tinynet.utils import set_random_seed
+    set_random_seed(0)
+    model = Sequential([Dense(5, input_shape=(4,)), Dropout(0.5), Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((6, 4)), np.eye(3)[rng.integers(0, 3, 6)]
+    report = check_model(model, x, y)
+    assert report.ok, str(report)

@@ -188,3 +188,29 @@ def test_ctrl_c_in_fit_ends_the_progress_line(monkeypatch, capsys):
     with pytest.raises(KeyboardInterrupt):
         model.fit(np.ones((40, 3), "float32"), np.zeros((40, 2), "float32"), batch_size=4, verbose=1)
     assert terminal.getvalue().startswith("\r") and terminal.getvalue().endswith("\n")
+
+
+def test_fit_rolls_back_an_epoch_whose_last_update_made_weights_non_finite():
+    model = Sequential([Dense(2, input_shape=(3,))])
+    model.compile(optimizer=SGD(learning_rate=1e30), loss="mse")
+    x, y = np.full((4, 3), 1e10, "float32"), np.zeros((4, 2), "float32")
+    before = model.get_weights()
+    with pytest.raises(FloatingPointError, match="NaN or infinite: training stopped, and the weights were rolled "
+                                                 "back to where epoch 1 began"):
+        model.fit(x, y, batch_size=4, verbose=0)  # one step: its loss is finite, its update is not
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_trainable_false_freezes_every_layer_as_in_keras():
+    x, y = data(16, features=4, classes=2)
+    model = Sequential([Dense(3, input_shape=(4,)), Dense(2, activation="softmax")])
+    model.trainable = False
+    model.compile(loss="categorical_crossentropy")
+    before = model.get_weights()
+    model.fit(x, y, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert model.trainable is False and not any(layer.trainable for layer in model.layers)
+    with pytest.raises(TypeError, match="trainable must be True or False"):
+        model.trainable = "no"

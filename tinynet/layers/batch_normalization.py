@@ -15,7 +15,8 @@ class BatchNormalization(Layer):
 
     In a training step (``training=True``) the mean and variance are the batch's own, and the moving
     statistics follow them: moving = moving * momentum + batch * (1 - momentum). At inference the moving
-    statistics are used instead, so a prediction does not depend on the rest of its batch.
+    statistics are used instead, so a prediction does not depend on the rest of its batch. A frozen layer
+    (``trainable=False``) runs as at inference in training steps too, so none of its weights move, as in Keras.
     Weights, in Keras's order: ``gamma`` (ones) and ``beta`` (zeros) are trained, in ``params``;
     ``moving_mean`` (zeros) and ``moving_variance`` (ones) are not, in ``non_trainable``: forward updates them.
     Where PyTorch differs: ``nn.BatchNorm2d`` uses momentum=0.1 for the *new* value (Keras's 0.99 keeps the old),
@@ -25,7 +26,7 @@ class BatchNormalization(Layer):
         super().__init__(input_shape=input_shape, name=name, trainable=trainable)
         self.momentum = arguments.real(momentum, "momentum", "a number in [0, 1], such as 0.99",
                                        lambda m: 0 <= m <= 1)
-        self.epsilon = arguments.real(epsilon, "epsilon", "a number above 0, such as 0.001", lambda e: e > 0)
+        self.epsilon = arguments.positive_float32(epsilon, "epsilon", "0.001")
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
@@ -45,6 +46,7 @@ class BatchNormalization(Layer):
         xp = backend.xp()
         axes = tuple(range(x.ndim - 1))  # every axis but the channels
         moving_mean, moving_variance = self.non_trainable["moving_mean"], self.non_trainable["moving_variance"]
+        training = training and self.trainable  # frozen: the moving statistics, and nothing moves
         if training:
             mean = xp.mean(x, axis=axes)  # the batch's mean, per channel     (C,)
             variance = xp.var(x, axis=axes)  # mean((x - mean)**2), divided by n as in Keras   (C,)
@@ -56,6 +58,14 @@ class BatchNormalization(Layer):
         self.inv_std = 1 / xp.sqrt(variance + self.epsilon)  # 1 / sigma,  sigma = sqrt(variance + eps)   (C,)
         self.x_hat = (x - mean) * self.inv_std  # x_hat = (x - mean) / sigma
         return self.params["gamma"] * self.x_hat + self.params["beta"]  # y = gamma * x_hat + beta
+
+    def checked_weights(self, weights):
+        """As every layer checks them, and a moving_variance of at least 0 (its square root is taken)."""
+        checked = super().checked_weights(weights)
+        if bool(backend.xp().any(checked[3] < 0)):
+            raise ValueError(f"Layer {self.name!r}: the value given for moving_variance holds negative numbers; "
+                             "a variance is at least 0.")
+        return checked
 
     def backward(self, dy):
         xp = backend.xp()

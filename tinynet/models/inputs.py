@@ -53,6 +53,17 @@ def require_built(model, what):
                          "input_shape, e.g. Dense(512, input_shape=(784,)), or call fit() first.")
 
 
+def checked_weights(model, weights):
+    """``set_weights``'s list, cut into each layer's share and checked by it: [(layer, arrays), ...]."""
+    weights, counts = list(weights), [len(layer.weights) for layer in model.layers]
+    if len(weights) != sum(counts):
+        raise ValueError(f"The model has {sum(counts)} weight arrays, but {len(weights)} were given; "
+                         "pass a list shaped like model.get_weights().")
+    starts = [sum(counts[:i]) for i in range(len(counts))]
+    return [(layer, layer.checked_weights(weights[start:start + n]))
+            for layer, start, n in zip(model.layers, starts, counts)]
+
+
 def batching(batch_size, verbose):
     """``batch_size`` and ``verbose`` as fit, evaluate and predict take them ('auto' is 1)."""
     verbose = arguments.one_of(verbose, "verbose", ("auto", 0, 1, 2))

@@ -6,11 +6,13 @@ gradient per parameter, shaped like it, and returns dL/dx shaped like x. tinynet
 from tinynet import backend
 
 
-def check_layers(model, x, y):
-    """Run one forward and backward pass layer by layer on (x, y), and name the first layer that breaks the
-    contract; returns without a pass when every layer is tinynet's own."""
+def check_layers(model, x, y, batch_size):
+    """Run one forward and backward pass layer by layer on the first batch of (x, y), and name the first layer
+    that breaks the contract; returns without a pass when every layer is tinynet's own."""
     if all(type(layer).__module__.startswith("tinynet.") for layer in model.layers):
         return
+    first = slice(0, min(batch_size, x.shape[0])), ...
+    x, y = x[first], y[first]
     shapes = []
     for layer in model.layers:
         shapes.append(tuple(x.shape))

@@ -19,8 +19,11 @@ def restore(model, saved):
         array[...] = copy
 
 
-def undo_if_not_finite(model, saved, loss):
-    """After one step: if the loss or any weight is NaN or infinite, restore ``saved`` and say why."""
+def undo_if_not_finite(model, saved, loss, epoch=None):
+    """After a step (``train_on_batch``'s, or an epoch's last): if its loss or any weight is NaN or infinite,
+    restore ``saved``, the state before that step (or that epoch), and say why."""
+    undone = ("the weights were left unchanged" if epoch is None else
+              f"training stopped, and the weights were rolled back to where epoch {epoch + 1} began")
     if math.isfinite(float(loss)):
         broken = [f"{layer.name}.{key}" for layer in model.layers for key, w in layer.params.items()
                   if first_non_finite(backend.xp().reshape(w, (1, -1))) is not None]
@@ -30,5 +33,5 @@ def undo_if_not_finite(model, saved, loss):
     else:
         what = f"the loss of this batch is {float(loss)}"
     restore(model, saved)
-    raise FloatingPointError(f"{what[0].upper()}{what[1:]}: the weights were left unchanged. Usual causes: a learning "
-                             "rate too high, or inputs not scaled (divide pixels by 255).")
+    raise FloatingPointError(f"{what[0].upper()}{what[1:]}: {undone}. Usual causes: a learning rate too high, "
+                             "or inputs not scaled (divide pixels by 255).")

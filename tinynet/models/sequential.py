@@ -65,9 +65,8 @@ class Sequential:
         return self.layers[-1].output_shape if self.built else None
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Choose the optimizer, the loss and the metrics, by object or by Keras name. A model that ends in a
-        softmax and is trained with crossentropy trains on the logits z, and the loss applies the softmax,
-        as Keras does (``SoftmaxCrossentropy``: the same loss, without log(0); dL/dz = (softmax(z) - y) / N)."""
+        """Choose the optimizer, the loss and the metrics, by object or by Keras name. A model ending in a softmax,
+        with crossentropy, trains on the logits z and the loss applies the softmax, as Keras does."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'.")
         self.optimizer, self.loss = optimizers.get(optimizer), losses.get(loss)
@@ -108,6 +107,16 @@ class Sequential:
             x = layer.forward(x)
         return x
 
+    @property
+    def trainable(self):
+        """``model.trainable = False`` freezes every layer, as in Keras."""
+        return any(layer.trainable for layer in self.layers)
+
+    @trainable.setter
+    def trainable(self, value):
+        for layer in self.layers:
+            layer.trainable = arguments.flag(value, "trainable")
+
     def trainable_params(self):
         """The arrays the optimizer updates: every parameter of every layer whose ``trainable`` is True."""
         return [p for layer in self.layers if layer.trainable for p in layer.params.values()]
@@ -124,8 +133,7 @@ class Sequential:
         epochs, shuffle = arguments.integer(epochs, "epochs", minimum=0), arguments.flag(shuffle, "shuffle")
         x, y, validation_data = inputs.training_data(self, x, y, validation_data, validation_split)
         self.optimizer.build(self.trainable_params())  # refuses another model's optimizer before any work
-        first = slice(0, min(batch_size, x.shape[0])), ...
-        check_layers(self, x[first], y[first])  # layers of your own: their shapes and grads, by name
+        check_layers(self, x, y, batch_size)  # layers of your own: their shapes and grads, on one batch, by name
         steps = math.ceil(x.shape[0] / batch_size)
         self.history = History(params={"verbose": verbose, "epochs": epochs, "steps": steps})
         for epoch in range(epochs):
@@ -135,6 +143,7 @@ class Sequential:
                 for step, (xb, yb) in enumerate(batches(x, y, batch_size, shuffle)):
                     loss, y_hat = self.train_step(xb, yb)  # the step
                     progress.update(step, loss, yb, y_hat)  # the bookkeeping: running means, progress bar
+                rollback.undo_if_not_finite(self, saved, loss, epoch)  # the last step's update, checked
                 logs = progress.means()
                 if validation_data is not None:
                     logs.update({f"val_{k}": v for k, v in self._evaluate(*validation_data, batch_size).items()})
@@ -142,12 +151,11 @@ class Sequential:
         return self.history
 
     def train_on_batch(self, x, y):
-        """One training step on one batch; returns its loss (before the update), or [loss, metrics...].
-        A step that gives a non-finite loss or non-finite weights is undone."""
+        """One training step on one batch (undone if it goes non-finite); returns its loss, or [loss, metrics...]."""
         inputs.require_compiled(self, "train_on_batch")
         x, y = inputs.prepare_xy(self, x, y, "x and y")
         self.optimizer.build(self.trainable_params())
-        check_layers(self, x, y)
+        check_layers(self, x, y, x.shape[0])
         saved = rollback.snapshot(self)
         loss, y_hat = self.train_step(x, y)
         rollback.undo_if_not_finite(self, saved, loss)
@@ -197,14 +205,7 @@ class Sequential:
         """Set all weights from a list shaped like ``get_weights()``: all, or none when one doesn't fit."""
         inputs.require_built(self, "set_weights")
         placement.follow_backend(self)
-        weights, counts = list(weights), [len(layer.weights) for layer in self.layers]
-        if len(weights) != sum(counts):
-            raise ValueError(f"The model has {sum(counts)} weight arrays, but {len(weights)} were given; "
-                             "pass a list shaped like model.get_weights().")
-        starts = [sum(counts[:i]) for i in range(len(counts))]
-        checked = [layer.checked_weights(weights[start:start + n])  # every array checked before any is set
-                   for layer, start, n in zip(self.layers, starts, counts)]
-        for layer, values in zip(self.layers, checked):
+        for layer, values in inputs.checked_weights(self, weights):  # every array checked before any is set
             layer.assign_weights(values)
 
     def summary(self, print_fn=None, line_length=None):

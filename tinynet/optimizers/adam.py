@@ -23,7 +23,7 @@ class Adam(Optimizer):
         super().__init__(learning_rate)
         self.beta_1 = arguments.real(beta_1, "beta_1", "a number in [0, 1), such as 0.9", lambda b: 0 <= b < 1)
         self.beta_2 = arguments.real(beta_2, "beta_2", "a number in [0, 1), such as 0.999", lambda b: 0 <= b < 1)
-        self.epsilon = arguments.real(epsilon, "epsilon", "a number above 0, such as 1e-7", lambda e: e > 0)
+        self.epsilon = arguments.positive_float32(epsilon, "epsilon", "1e-7")
         self.amsgrad = arguments.flag(amsgrad, "amsgrad")
 
     def get_config(self):
