@@ -201,3 +201,10 @@ def test_a_convnet_given_flat_or_channelless_images_says_how_to_reshape(shape):
     for call in (lambda x: model.predict(x, verbose=0), lambda x: model.fit(x, np.eye(10)[:4], verbose=0)):
         with pytest.raises(ValueError, match=r"\(None, 28, 28, 1\).*x = x.reshape\(len\(x\), 28, 28, 1\)"):
             call(np.zeros(shape))
+
+
+@pytest.mark.host_only("an error before any array")
+def test_channels_first_images_are_told_to_move_their_channels_last():
+    with pytest.raises(ValueError, match=r"look channels first.*x = x.transpose\(0, 2, 3, 1\)"):
+        Conv2D(2, 3, input_shape=(1, 28, 28)).build((None, 1, 28, 28))
+    Conv2D(2, (1, 3), input_shape=(1, 100, 16)).build((None, 1, 100, 16))  # a 1-pixel-tall image: not refused

@@ -267,3 +267,9 @@ def test_check_model_keeps_one_dropout_mask_through_the_check():
     x, y = rng.standard_normal((6, 4)), np.eye(3)[rng.integers(0, 3, 6)]
     report = check_model(model, x, y)
     assert report.ok, str(report)
+
+
+@pytest.mark.host_only("an error before any array")
+def test_check_layer_with_its_arguments_swapped_says_the_order():
+    with pytest.raises(TypeError, match=r"got an array of shape \(3, 4\); the order is check_layer\(layer, \.\.\.\)"):
+        check_layer(np.ones((3, 4)), Dense(3))

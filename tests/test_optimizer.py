@@ -82,3 +82,14 @@ def test_learning_rate_set_later_is_checked_as_in_the_constructor(optimizer_clas
         with pytest.raises(error, match="^learning_rate must be a number above 0"):
             optimizer.learning_rate = value
     assert optimizer.learning_rate == 0.0005  # unchanged by the refused values
+
+
+@pytest.mark.host_only("an error before any array")
+@pytest.mark.parametrize("kwargs, fix", [({"lr": 0.01}, "use learning_rate=0.01"),
+                                         ({"decay": 1e-4}, "Keras 3 has no decay either"),
+                                         ({"momentun": 0.9}, "see its docstring")])
+def test_keras_2_argument_names_get_their_keras_3_name(kwargs, fix):
+    from tinynet.optimizers import SGD, Adam, RMSprop
+    for cls in (Adam, RMSprop, SGD):
+        with pytest.raises(TypeError, match=f"^{cls.__name__} takes no argument {next(iter(kwargs))}=.*{fix}"):
+            cls(**kwargs)

@@ -214,3 +214,20 @@ def test_model_trainable_false_freezes_every_layer_as_in_keras():
     assert model.trainable is False and not any(layer.trainable for layer in model.layers)
     with pytest.raises(TypeError, match="trainable must be True or False"):
         model.trainable = "no"
+
+
+def test_a_layer_of_your_own_without_backward_or_setup_is_named():
+    class NoBackward(Layer):
+        def forward(self, x):
+            return x
+
+    class NoSetup(Layer):
+        def __init__(self):
+            pass
+
+    model = Sequential([Dense(2, input_shape=(3,)), NoBackward(), Dense(2, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    with pytest.raises(NotImplementedError, match=r"Layer 'no_backward' \(NoBackward\) defines no backward\(dy\)"):
+        model.fit(np.ones((4, 3), "float32"), np.eye(2, dtype="float32")[[0, 1, 0, 1]], verbose=0)
+    with pytest.raises(TypeError, match=r"must call super\(\).__init__\(\*\*kwargs\)"):
+        Sequential([NoSetup()])

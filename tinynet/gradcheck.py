@@ -6,6 +6,7 @@ Keep inputs away from kinks (ReLU at 0): there is no derivative there, and the c
 ``check_layer(layer, x, training=True)`` checks a layer as a training step runs it; every forward pass
 then draws the same random numbers, so Dropout keeps one mask through the check."""
 import copy
+from reprlib import repr as abridged
 
 import numpy
 
@@ -92,7 +93,9 @@ def _start(what, value, kind, example, eps, rtol, atol):
         raise TypeError(f"{what} expects {example}, got the class {value.__name__}: create one, "
                         f"{value.__name__}(...).")
     if not isinstance(value, kind):
-        raise TypeError(f"{what} expects {example}, got {value!r}.")
+        got = f"an array of shape {tuple(value.shape)}" if hasattr(value, "shape") else abridged(value)
+        raise TypeError(f"{what} expects {example}, got {got}; the order is {what}({kind.__name__.lower()}, "
+                        "...), data after it.")
     eps = arguments.real(eps, "eps", "a number above 0, such as 1e-6", lambda v: v > 0)  # real() refuses inf
     rtol = arguments.real(rtol, "rtol", "a number of at least 0, such as 1e-5", lambda v: v >= 0)
     atol = arguments.real(atol, "atol", "a number of at least 0, such as 1e-8", lambda v: v >= 0)

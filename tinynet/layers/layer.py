@@ -80,6 +80,11 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def backward(self, dy):
+        raise NotImplementedError(f"Layer {self.name!r} ({type(self).__name__}) defines no backward(dy): a layer "
+                                  "of your own needs one, which fills self.grads and returns dL/dx "
+                                  "(docs/backprop.md, 'Your own layer').")
+
     def __call__(self, x, training=False):
         """``layer(x)``, as in Keras: ``x`` is a batch, one sample per row (data that is not yet on the backend,
         lists included, goes there as float32); build on first use, check the shape of ``x``, then forward."""

@@ -46,6 +46,10 @@ def padding_name(value):
 
 def image_shape(input_shape, who):
     """A ValueError unless ``input_shape`` is (batch, height, width, channels), with the reshape that fixes it."""
+    if len(input_shape) == 4 and input_shape[1] in (1, 3) and input_shape[2] == input_shape[3] > 4:  # NCHW
+        raise ValueError(f"{who} expects images channels last, (batch, height, width, channels), as Keras does; "
+                         f"inputs of shape {tuple(input_shape)} look channels first. Move the channels last: "
+                         "x = x.transpose(0, 2, 3, 1), and input_shape=(height, width, channels).")
     if len(input_shape) == 4:
         return
     shape, side = tuple(input_shape), math.isqrt(input_shape[-1]) if len(input_shape) == 2 else 0

@@ -28,6 +28,9 @@ def check_new_layer(model, layer):
     """A layer may join one model, once, under a name no other layer of it has."""
     if not isinstance(layer, Layer):
         raise TypeError(f"Sequential.add expects a tinynet layer such as Dense(10), got {layer!r}.")
+    if "params" not in vars(layer):
+        raise TypeError(f"{type(layer).__name__} was not set up as a layer: its __init__ must call "
+                        "super().__init__(**kwargs) before anything else, as Keras layers do.")
     if layer.model is not None:
         where = "this model" if layer.model is model else f"the model {layer.model.name!r}"
         raise ValueError(f"Layer {layer.name!r} is already in {where}; a layer can be used once. "

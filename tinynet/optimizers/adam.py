@@ -19,8 +19,8 @@ class Adam(Optimizer):
     Where PyTorch differs: ``torch.optim.Adam`` defaults to eps=1e-8 and adds it to sqrt(v_hat), after the
     bias correction: the same step up to where epsilon sits (it matters only where v is tiny)."""
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **unknown):
+        super().__init__(learning_rate, **unknown)  # Keras 2's lr=, decay=: a clear error
         self.beta_1 = arguments.real(beta_1, "beta_1", "a number in [0, 1), such as 0.9", lambda b: 0 <= b < 1)
         self.beta_2 = arguments.real(beta_2, "beta_2", "a number in [0, 1), such as 0.999", lambda b: 0 <= b < 1)
         self.epsilon = arguments.positive_float32(epsilon, "epsilon", "1e-7")

@@ -7,7 +7,8 @@ class Optimizer:
     """``apply(grads, params)`` updates every parameter in place; each optimizer defines ``update``, the
     update of one parameter from its gradient and its state (``build_slot`` makes that state)."""
 
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate, **unknown):
+        _refuse_unknown(type(self).__name__, unknown)
         self.learning_rate = learning_rate  # checked by the property below, as any later assignment is
         self.iterations = 0  # how many updates have been applied
         self.params = self.slots = None  # the arrays it updates, and its state for each (build sets them)
@@ -69,3 +70,15 @@ class Optimizer:
     def count_params(self):
         """Numbers of state, as Keras counts them: the slots, plus the iteration counter and the learning rate."""
         return 0 if self.slots is None else 2 + sum(int(a.size) for a in self.state_arrays())
+
+
+KERAS_2_NAMES = {"lr": "learning_rate={!r}", "decay": "a smaller learning_rate (Keras 3 has no decay either)"}
+
+
+def _refuse_unknown(name, unknown):
+    """A TypeError for arguments the optimizer does not take, with Keras 2's old names translated."""
+    if unknown:
+        key = next(iter(unknown))
+        fix = ("use " + KERAS_2_NAMES[key].format(unknown[key]) if key in KERAS_2_NAMES
+               else "see its docstring for the arguments it takes")
+        raise TypeError(f"{name} takes no argument {key}={unknown[key]!r}: {fix}.")

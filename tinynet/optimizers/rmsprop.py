@@ -28,8 +28,8 @@ class RMSprop(Optimizer):
     Where PyTorch differs: ``torch.optim.RMSprop`` defaults to lr=0.01, alpha (our rho) = 0.99 and
     eps=1e-8 added *outside* the root; Keras and tinynet use 0.001, 0.9 and 1e-7 inside it."""
 
-    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, **unknown):
+        super().__init__(learning_rate, **unknown)  # Keras 2's lr=, decay=: a clear error
         self.rho = arguments.real(rho, "rho", "a number in [0, 1), such as 0.9", lambda r: 0 <= r < 1)
         self.epsilon = arguments.positive_float32(epsilon, "epsilon", "1e-7")
 

@@ -11,8 +11,8 @@ class SGD(Optimizer):
     Where PyTorch differs: ``torch.optim.SGD`` keeps ``buf = momentum * buf + g; w = w - lr * buf``: the same
     step (v = -lr * buf) while the learning rate is fixed; when it changes, Keras's v remembers the old rate."""
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **unknown):
+        super().__init__(learning_rate, **unknown)  # Keras 2's lr=, decay=: a clear error
         self.momentum = arguments.real(momentum, "momentum", "a number in [0, 1], such as 0.9",
                                        lambda m: 0 <= m <= 1)
         self.nesterov = arguments.flag(nesterov, "nesterov")
