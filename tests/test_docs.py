@@ -95,11 +95,15 @@ def defined_names(path):
             return [node.target.id]
         return []
 
+    members = {}  # class -> what it defines
     for node in ast.parse(path.read_text()).body:
         names.update(targets(node))
         if isinstance(node, ast.ClassDef):
-            names.update(f"{node.name}.{member}" for child in node.body for member in targets(child))
-    return names
+            members[node.name] = [member for child in node.body for member in targets(child)]
+            names.update(f"{node.name}.{member}" for member in members[node.name])
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id in members:
+            names.update(f"{alias}.{member}" for alias in targets(node) for member in members[node.value.id])
+    return names  # with an alias's members too: MaxPool2D = MaxPooling2D defines MaxPool2D.backward
 
 
 @pytest.mark.parametrize("doc", LINKED_DOCS, ids=lambda p: p.name)
