@@ -48,7 +48,8 @@ def gpu_available():
 def set_backend(name):
     """Select the array library: ``'numpy'``, ``'cupy'``, ``'strict'`` or ``'auto'`` (``'cupy'`` when
     ``gpu_available()``, else ``'numpy'``); case and surrounding spaces do not matter.
-    Arrays made under one backend belong to it: build (or rebuild) models after switching."""
+    Arrays made under one backend belong to it; a model built before the switch moves its weights (and its
+    optimizer's state) to the new backend at its next fit, predict, evaluate or set_weights."""
     global _name, _xp, _on_device
     if not isinstance(name, str):
         raise TypeError(f"The backend is named by a string such as 'numpy', got {name!r} ({type(name).__name__}).")
