@@ -378,7 +378,8 @@ fetch("/model")
     const size = (layer) => layer.kind === "maps" ? `${layer.map[0]}×${layer.map[1]}×${layer.units}` :
       layer.kind === "hidden" ? layer.shape.join("×") : String(layer.units);
     const units = answer.layers.map(size).join(" → ");
-    document.getElementById("model").textContent = `Model: 784 inputs → ${units}` +
+    const inputs = answer.layers[0].kind === "maps" ? "28×28×1" : "784";  // a CNN takes the image as it is
+    document.getElementById("model").textContent = `Model: ${inputs} inputs → ${units}` +
       (answer.source ? `, from ${answer.source}` : "");
     makeGrids();
     if (grids.length && grids[0].maps) explainMaps();
