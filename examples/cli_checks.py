@@ -75,16 +75,25 @@ def _write_problem(folder):
     return None
 
 
-def mnist_classifier_problem(model):
-    """Why ``model`` is not an MNIST classifier as examples/mnist.py builds it, or None.
+# The input shapes an MNIST classifier may take: the 28x28 digit flattened (examples/mnist.py), as one
+# grey channel (examples/mnist_cnn.py, channels last as Keras), or as it is (a model that starts with Flatten).
+MNIST_INPUT_SHAPES = ((None, 784), (None, 28, 28, 1), (None, 28, 28))
 
-    Wanted: 784 inputs (a flattened 28x28 image) -> 10 probabilities, the first layer Dense (with a kernel).
+
+def mnist_classifier_problem(model):
+    """Why ``model`` is not an MNIST classifier as examples/mnist.py or examples/mnist_cnn.py builds it, or None.
+
+    Wanted: a 28x28 digit in (inputs of one of MNIST_INPUT_SHAPES) -> 10 probabilities out.
     """
-    first = model.layers[0] if model.layers else None
-    if (model.input_shape != (None, 784) or model.output_shape != (None, 10)
-            or first is None or first.params.get("kernel") is None):
-        return (f"expected an MNIST classifier, 784 inputs -> 10 probabilities, whose first layer is Dense "
-                f"(as examples/mnist.py builds it); got inputs {model.input_shape} and outputs "
-                f"{model.output_shape}. Train one with: python examples/mnist.py --save model.npz")
+    if model.input_shape not in MNIST_INPUT_SHAPES or model.output_shape != (None, 10):
+        accepted = ", ".join(str(shape) for shape in MNIST_INPUT_SHAPES)
+        return (f"expected an MNIST classifier, 784 inputs -> 10 probabilities: inputs of shape {accepted} "
+                f"(a 28x28 digit, flat, as one channel or as it is) and outputs (None, 10); got inputs "
+                f"{model.input_shape} and outputs {model.output_shape}. Train one with: "
+                "python examples/mnist.py --save model.npz, or python examples/mnist_cnn.py --save cnn.npz")
     return None
 
+
+def as_model_input(model, digits):
+    """Digits (N, 28, 28) reshaped to what ``model`` takes: (N, 784), (N, 28, 28, 1) or (N, 28, 28)."""
+    return digits.reshape(len(digits), *model.input_shape[1:])

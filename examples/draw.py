@@ -12,6 +12,11 @@ tinynet.utils.digits.prepare_digit, as examples/predict.py does) and the
 activations of every hidden layer; click a unit of the first layer to see the
 784 weights it multiplies the pixels by.
 
+A convolutional network works too (python examples/mnist_cnn.py --save out/cnn.npz,
+then --model out/cnn.npz): the page then draws each Conv2D and MaxPooling2D layer's
+feature maps, one small image per channel, and a click on a map of the first
+convolution shows its filter (3x3 for examples/mnist_cnn.py's).
+
 Without --model it uses DEFAULT_MODEL, $XDG_CACHE_HOME/tinynet/models/mnist.npz
 (~/.cache/... when XDG_CACHE_HOME is unset). When that file does not exist yet, it
 trains the notebook's model for one epoch (about a minute on a laptop) and saves
@@ -20,7 +25,9 @@ puts a better-trained one (5 epochs) in its place.
 
 The JSON API, for scripts (see docs/draw.md):
     POST /predict      {"image": [[0..255, ...], ...]}  -> probabilities, prepared input, activations
-    GET  /weights/<k>  the 784 incoming weights of unit k of the first layer, as 28x28
+                       (a convolution's or max-pool's as feature maps, one HxW map per channel)
+    GET  /weights/<k>  the 784 incoming weights of unit k of the first layer, as 28x28;
+                       for a CNN, filter k of the first convolution, as kh x kw
     GET  /model        the layers: names, units and the grid each is drawn in
 
 Only the standard library's http.server serves it: a page for one person on one
@@ -74,7 +81,7 @@ def default_model_path():
 
 # --- what the model does with one image -------------------------------------
 def check_model(model, source):
-    """A model of 784 inputs, 10 outputs, whose first layer has a kernel (784, units): or a ValueError."""
+    """An MNIST classifier (inputs (None, 784), (None, 28, 28, 1) or (None, 28, 28); 10 outputs), or a ValueError."""
     problem = _example("cli_checks").mnist_classifier_problem(model)  # shared with examples/predict.py
     if problem:
         raise ValueError(f"{source}: {problem}")
@@ -87,11 +94,42 @@ def grid_shape(units):
     return rows, units // rows
 
 
+# How the page draws a layer's output. A Dense layer's (or any 1-D output): a grid of cells, one per unit.
+# A Conv2D's or MaxPooling2D's, (H, W, C): its feature maps, a grid of C small HxW images ("kind": "maps").
+# Flatten, Dropout, BatchNormalization and other image-shaped outputs are not drawn ("kind": "hidden"): at
+# inference they repeat the layer before's values (reshaped, unchanged, or scaled per channel), and their
+# values would only make each answer larger.
+MAP_LAYERS = {"Conv2D", "MaxPooling2D"}
+HIDDEN_LAYERS = {"Flatten", "Dropout"}
+
+
+def layer_kind(layer):
+    """"units", "maps" or "hidden": how the page shows ``layer`` (see MAP_LAYERS)."""
+    name = type(layer).__name__
+    if name in MAP_LAYERS and len(layer.output_shape) == 4:
+        return "maps"
+    if name in HIDDEN_LAYERS or len(layer.output_shape) != 2:
+        return "hidden"
+    return "units"
+
+
+def describe_layer(layer):
+    """One layer as /model lists it. A Dense layer: {"name", "units", "grid"} (as before convolutions came);
+    feature maps add "kind": "maps" and "map": [H, W] (units are the channels, grid how their maps are laid
+    out); a layer not drawn: "kind": "hidden" and its "shape"."""
+    units = int(layer.output_shape[-1])
+    entry = {"name": layer.name, "units": units, "grid": grid_shape(units)}
+    kind = layer_kind(layer)
+    if kind == "maps":
+        entry.update(kind="maps", map=[int(n) for n in layer.output_shape[1:3]])
+    elif kind == "hidden":
+        entry.update(kind="hidden", shape=[int(n) for n in layer.output_shape[1:]])
+    return entry
+
+
 def describe(model):
-    """The layers as the page lays them out: name, units, grid."""
-    return {"layers": [{"name": layer.name, "units": int(layer.output_shape[-1]),
-                        "grid": grid_shape(int(layer.output_shape[-1]))} for layer in model.layers],
-            "input": [28, 28]}
+    """The layers as the page lays them out: name, units, grid (and for a CNN, kind and map)."""
+    return {"layers": [describe_layer(layer) for layer in model.layers], "input": [28, 28]}
 
 
 def look_inside(model, image):
@@ -104,9 +142,9 @@ def look_inside(model, image):
         digit = prepare_digit(image)  # (28, 28) in [0, 1], white on black, centred: as MNIST
     except ValueError:
         return {"blank": True, "message": "The image is blank: draw a digit."}
-    x = backend.to_device(digit.reshape(1, 784))  # flattened, as in training
+    x = backend.to_device(digit.reshape(1, *model.input_shape[1:]))  # (1, 784) flat, or (1, 28, 28, 1): as trained
     outputs = []
-    for layer in model.layers:  # model.predict, one layer at a time: y = layer(x), then x = y
+    for layer in model.layers:  # model.predict, one layer at a time: y = layer(x), then x = y (inference)
         x = layer.forward(x)
         outputs.append(backend.to_numpy(x)[0])
     probabilities = outputs[-1]
@@ -115,24 +153,61 @@ def look_inside(model, image):
         "prediction": int(numpy.argmax(probabilities)),
         "probabilities": _rounded(probabilities),
         "input": _rounded(digit),
-        "layers": [{"name": layer.name, "units": int(y.size), "grid": grid_shape(int(y.size)),
-                    "activations": _rounded(y)} for layer, y in zip(model.layers, outputs)],
+        "layers": [layer_output(layer, y) for layer, y in zip(model.layers, outputs)],
     }
 
 
+def layer_output(layer, y):
+    """One layer's entry in POST /predict's answer: describe_layer's, with its output ``y`` (one image's).
+    Units: "activations", a list. Feature maps (H, W, C): "maps", C lists of H rows of W (maps[c][i][j] is
+    y[i, j, c]), whole (no subsampling: 28x28 is small), 3 decimals. Hidden: no values."""
+    entry = describe_layer(layer)
+    kind = entry.get("kind", "units")
+    if kind == "units":
+        entry["activations"] = _rounded(y)
+    elif kind == "maps":
+        entry["maps"] = _rounded(numpy.moveaxis(y, -1, 0), 3)  # (C, H, W): a picture per channel
+    return entry
+
+
+def first_weights_layer(model):
+    """The layer whose weights GET /weights shows, with what they are: (layer, "units") for a first Dense
+    layer on the 784 pixels, (layer, "filters") for a first Conv2D on one channel, or (None, why not)."""
+    layer = next((layer for layer in model.layers if layer.params.get("kernel") is not None), None)
+    if layer is None:
+        return None, "This model has no layer with weights to show."
+    kernel = layer.params["kernel"]
+    if kernel.ndim == 2 and kernel.shape[0] == 784:  # Dense: W (784, units)
+        return layer, "units"
+    if kernel.ndim == 4 and kernel.shape[2] == 1:  # Conv2D: W (kh, kw, 1, filters)
+        return layer, "filters"
+    return None, (f"The first layer with weights, {layer.name}, has a kernel of shape {tuple(kernel.shape)}: "
+                  "GET /weights shows a first Dense layer's 784 weights or a first Conv2D's filters only.")
+
+
 def incoming_weights(model, unit):
-    """Column ``unit`` of the first layer's kernel W (784, units), as a 28x28 picture, and its bias."""
-    layer = model.layers[0]
-    column = backend.to_numpy(layer.params["kernel"][:, unit])  # only this column leaves the device
+    """Column ``unit`` of the first layer's kernel W (784, units), as a 28x28 picture, and its bias.
+
+    For a CNN: filter ``unit`` of the first convolution, W[:, :, 0, unit] (kh, kw), the weights it
+    multiplies each window of pixels by, with "kind": "filter"."""
+    layer, kind = first_weights_layer(model)
+    kernel = layer.params["kernel"]
+    if kind == "units":
+        weights = backend.to_numpy(kernel[:, unit]).reshape(28, 28)  # only this column leaves the device
+    else:
+        weights = backend.to_numpy(kernel[:, :, 0, unit])  # (kh, kw)
     bias = layer.params.get("bias")
-    return {"layer": layer.name, "unit": unit, "weights": _rounded(column.reshape(28, 28)),
-            "bias": None if bias is None else round(float(backend.to_numpy(bias[unit])), 4),
-            "largest": round(float(numpy.abs(column).max()), 4)}
+    answer = {"layer": layer.name, "unit": unit, "weights": _rounded(weights),
+              "bias": None if bias is None else round(float(backend.to_numpy(bias[unit])), 4),
+              "largest": round(float(numpy.abs(weights).max()), 4)}
+    if kind == "filters":
+        answer["kind"] = "filter"
+    return answer
 
 
-def _rounded(a):
+def _rounded(a, decimals=4):
     """Nested lists of floats, 4 decimals: all the page can show, and a quarter of the bytes."""
-    return numpy.round(numpy.asarray(a, dtype=numpy.float64), 4).tolist()
+    return numpy.round(numpy.asarray(a, dtype=numpy.float64), decimals).tolist()
 
 
 class BadRequest(ValueError):
@@ -251,10 +326,15 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(HTTPStatus.OK, {**describe(self.server.model), "source": self.server.source})
         match = re.fullmatch(r"/weights/(\d{1,6})", path)
         if match:
-            units = self.server.model.layers[0].params["kernel"].shape[1]
+            layer, kind = first_weights_layer(self.server.model)
+            if layer is None:  # kind says why
+                return self._error(HTTPStatus.NOT_FOUND, kind)
+            units = layer.params["kernel"].shape[-1]
             unit = int(match[1])
             if unit >= units:
-                return self._error(HTTPStatus.NOT_FOUND, f"No unit {unit}: the first layer has units 0 to {units - 1}.")
+                where = ("the first layer has units" if kind == "units"
+                         else f"the first convolution, {layer.name}, has filters")
+                return self._error(HTTPStatus.NOT_FOUND, f"No unit {unit}: {where} 0 to {units - 1}.")
             return self._json(HTTPStatus.OK, incoming_weights(self.server.model, unit))
         if path == "/predict":
             return self._method_not_allowed(path, "POST")
@@ -481,8 +561,8 @@ def _example(name):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", metavar="PATH", default=None,
-                        help=f"a model saved by examples/mnist.py --save (default: {default_model_path()}, "
-                             "trained for one epoch if missing)")
+                        help="a model saved by examples/mnist.py or examples/mnist_cnn.py --save (default: "
+                             f"{default_model_path()}, trained for one epoch if missing)")
     parser.add_argument("--port", type=int, default=8000, help="default 8000; 0 picks a free one")
     parser.add_argument("--host", default="127.0.0.1",
                         help="default 127.0.0.1: this computer only; 0.0.0.0 lets your network in")
@@ -511,7 +591,8 @@ def main(argv=None):
         server.server_close()
         parser.exit(2, f"error: {e}\n")  # the message names the file
     url = server.url
-    print(f"Model {path}: 784 -> {' -> '.join(str(layer['units']) for layer in describe(model)['layers'])}")
+    sizes = ["x".join(map(str, layer.output_shape[1:])) for layer in model.layers]
+    print(f"Model {path}: {'x'.join(map(str, model.input_shape[1:]))} -> {' -> '.join(sizes)}")
     print(f"Draw a digit at {url}  (Ctrl+C stops the server)", flush=True)
     if args.open:
         webbrowser.open(url)

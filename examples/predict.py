@@ -1,7 +1,9 @@
-"""Read your own handwritten digits with a model saved by examples/mnist.py.
+"""Read your own handwritten digits with a model saved by examples/mnist.py or examples/mnist_cnn.py.
 
     python examples/mnist.py --save out/model.npz
     python examples/predict.py out/model.npz my_seven.png photo_of_a_two.jpg
+    python examples/mnist_cnn.py --save out/cnn.npz        # or a convolutional network
+    python examples/predict.py out/cnn.npz my_seven.png
 
 Each picture (PNG or JPEG, any size; dark ink on light paper, light on dark, any
 ink on a transparent sheet, 16-bit scans too) is made to look like an MNIST
@@ -15,9 +17,11 @@ prints its three most likely digits:
 A picture that cannot be read (missing, not a file, damaged, or too large to decode
 safely) is reported on stderr and the others are still read; the exit status is then 1.
 --show PATH writes a picture of the 28x28 inputs the model was given (PNG, PDF,
-SVG, JPEG, ... by its extension). A model that is no MNIST classifier (784 inputs
--> 10 probabilities), or a --show path that cannot be written, is refused before
-any picture is read.
+SVG, JPEG, ... by its extension). The model may take the digit flattened, inputs
+(None, 784) as examples/mnist.py's, or as an image, (None, 28, 28, 1) as
+examples/mnist_cnn.py's (or (None, 28, 28)): the 28x28 digit is reshaped to what it
+takes. A model that is no MNIST classifier (another input shape, or other than 10
+outputs), or a --show path that cannot be written, is refused before any picture is read.
 """
 import argparse
 import importlib.util
@@ -76,7 +80,8 @@ def main(argv=None):
             failed += 1
     if inputs:
         images = numpy.stack(inputs)  # (N, 28, 28)
-        probabilities = model.predict(images.reshape(len(images), -1), verbose=0)  # flatten to 784, as in training
+        x = checks.as_model_input(model, images)  # (N, 784) flattened, or (N, 28, 28, 1): as in training
+        probabilities = model.predict(x, verbose=0)
         for name, p in zip(names, probabilities):
             best = numpy.argsort(-p, kind="stable")[:TOP]
             print(f"{name}: " + ", ".join(f"{k} ({p[k]:.1%})" for k in best))

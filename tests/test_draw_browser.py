@@ -5,6 +5,8 @@ It needs Chromium and its driver (``apt-get install chromium chromium-driver`` o
 command passes on a fresh machine; with ``CI`` set (CI=true) it fails instead, never skips.
 The model is the notebook's (examples/mnist.py's build_model) after one epoch on MNIST, trained
 once for this file (about 10 s). Set DRAW_SCREENSHOT=docs/draw.png to write docs/draw.md's screenshot too.
+A small convolutional network (trained on 5,000 images, about 20 s) shows its feature maps on the same page;
+DRAW_SCREENSHOT_CNN=docs/draw_cnn.png writes that screenshot.
 """
 import io
 import os
@@ -252,3 +254,61 @@ def screenshot(browser, path, copy_to=None):
         assert png.read(4) == b"\x89PNG"
     if copy_to:
         shutil.copyfile(path, copy_to)
+
+
+@pytest.fixture(scope="module")
+def cnn_page(draw_example):
+    """(url, model): a server for a small CNN, Conv2D(8)-MaxPool-Conv2D(16)-MaxPool-Dense(10), two epochs on
+    5,000 MNIST images with Adam (seed 0; about 90% accurate)."""
+    import tinynet
+    from tinynet.datasets import mnist
+    from tinynet.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from tinynet.models import Sequential
+
+    (x_train, y_train), _ = mnist.load_data(mnist_dir())
+    backend.set_backend("numpy")
+    tinynet.utils.set_random_seed(0)
+    model = Sequential([Conv2D(8, 3, activation="relu", input_shape=(28, 28, 1)), MaxPooling2D(2),
+                        Conv2D(16, 3, activation="relu"), MaxPooling2D(2), Flatten(), Dense(10, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.fit(x_train[:5000].reshape(-1, 28, 28, 1) / 255, tinynet.utils.to_categorical(y_train[:5000], 10),
+              batch_size=32, epochs=2, verbose=0)
+    with serving(draw_example.make_server(model, port=0, source="a small CNN", log=io.StringIO())) as url:
+        yield url + "/", model
+
+
+@pytest.mark.slow
+def test_a_cnn_s_feature_maps_are_drawn_and_a_click_shows_a_filter(browser, cnn_page, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, model = cnn_page
+    set_viewport(browser, *LAPTOP)
+    browser.get(url)
+    wait_idle(browser)
+    assert "What one filter looks for" in browser.find_element(By.ID, "unit-title").text
+    draw(browser, SEVEN)
+    state = read_page(browser)
+    assert state["prediction"] in list("0123456789") and state["inputLit"] > 20
+    # Four panels of maps, each map scaled up by a whole number to about 48 pixels, with 4 between them:
+    # 8 maps 26x26 (x2) in 2x4, 8 maps 13x13 (x4) in 2x4, 16 maps 11x11 (x4) in 4x4, 16 maps 5x5 (x10) in 4x4.
+    assert [(g["layer"], g["width"], g["height"]) for g in state["grids"]] == [
+        ("conv2d", 4 * 56, 2 * 56), ("max_pooling2d", 4 * 56, 2 * 56),
+        ("conv2d_1", 4 * 48, 4 * 48), ("max_pooling2d_1", 4 * 54, 4 * 54)]
+    for grid in state["grids"]:
+        assert grid["firing"] > 0 and grid["bright"] > 0, grid  # some maps fire, brightly somewhere
+
+    # Click the first convolution's third map: its 3x3 filter appears, red and blue.
+    x, y = browser.execute_script("""
+        const r = grids[0].canvas.getBoundingClientRect();
+        return [r.left + 2.5 * r.width / 4, r.top + 0.5 * r.height / 2];""")
+    click_at(browser, x, y)
+    WebDriverWait(browser, 10).until(lambda b: read_page(b)["weights"]["unit"] == "2")
+    size = browser.execute_script("const w = document.getElementById('weights'); return [w.width, w.height];")
+    assert size == [3, 3]
+    text = browser.find_element(By.ID, "unit-text").text
+    assert text.startswith("Filter 2 of conv2d: 3×3 weights") and "strongest value for your digit" in text
+    state = read_page(browser)
+    assert state["weights"]["red"] + state["weights"]["blue"] > 0 and state["overflow"] <= 0
+
+    screenshot(browser, tmp_path / "draw_cnn.png", os.environ.get("DRAW_SCREENSHOT_CNN"))

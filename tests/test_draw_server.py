@@ -432,3 +432,100 @@ def test_an_unusable_cache_folder_is_said_before_training(draw_example, monkeypa
     err = capsys.readouterr().err
     assert info.value.code == 2 and f"No model at {tmp_path / 'cache'}" in err
     assert "is a file, not a folder" in err and "Set XDG_CACHE_HOME" in err and "--model" in err
+
+
+# --- a convolutional network: feature maps, filters ----------------------------------------------------------
+def small_cnn():
+    """28x28x1 -> Conv2D(4, 3, relu) -> MaxPooling2D(2) -> Flatten -> Dropout -> Dense(10, softmax), untrained
+    (seed 0): the shapes and values are what the tests check, not how well it reads."""
+    import tinynet
+    from tinynet.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+    from tinynet.models import Sequential
+
+    tinynet.utils.set_random_seed(0)
+    return Sequential([Conv2D(4, 3, activation="relu", input_shape=(28, 28, 1)), MaxPooling2D(2), Flatten(),
+                       Dropout(0.5), Dense(10, activation="softmax")])
+
+
+@pytest.fixture(scope="module")
+def cnn_server(draw_example, tmp_path_factory):
+    """(url, model): a server for small_cnn(), saved and loaded back as draw.py --model does."""
+    from tinynet.models import load_model
+
+    path = tmp_path_factory.mktemp("cnn") / "cnn.npz"
+    small_cnn().save(path)
+    model = load_model(path, compile=False)
+    with serving(draw_example.make_server(model, port=0, source="cnn", log=io.StringIO())) as url:
+        yield url, model
+
+
+def test_model_describes_a_cnn_s_maps_and_the_layers_it_does_not_draw(cnn_server):
+    status, answer = call(cnn_server[0], "/model")
+    assert status == 200
+    assert answer["layers"] == [
+        {"name": "conv2d", "units": 4, "grid": [2, 2], "kind": "maps", "map": [26, 26]},
+        {"name": "max_pooling2d", "units": 4, "grid": [2, 2], "kind": "maps", "map": [13, 13]},
+        {"name": "flatten", "units": 676, "grid": [26, 26], "kind": "hidden", "shape": [676]},
+        {"name": "dropout", "units": 676, "grid": [26, 26], "kind": "hidden", "shape": [676]},
+        {"name": "dense", "units": 10, "grid": [2, 5]}]
+
+
+def test_predict_on_a_cnn_gives_each_convolution_s_and_pool_s_feature_maps(cnn_server):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    url, model = cnn_server
+    status, answer = post(url, grey(SEVEN))
+    assert status == 200 and answer["blank"] is False
+    x = prepare_digit(np.array(grey(SEVEN)))  # (28, 28)
+    kernel, bias = model.get_weights()[:2]  # (3, 3, 1, 4), (4,)
+    windows = sliding_window_view(x, (3, 3))  # (26, 26, 3, 3): the 3x3 window at each output pixel
+    conv = np.maximum(np.einsum("ijkl,klc->cij", windows, kernel[:, :, 0, :]) + bias[:, None, None], 0)
+    pooled = conv.reshape(4, 13, 2, 13, 2).max(axis=(2, 4))  # the largest of each 2x2 block
+    conv_layer, pool_layer, flatten, dropout, dense = answer["layers"]
+    assert np.shape(conv_layer["maps"]) == (4, 26, 26) and np.shape(pool_layer["maps"]) == (4, 13, 13)
+    np.testing.assert_allclose(conv_layer["maps"], conv, atol=1e-3)  # maps[c][i][j] = y[i, j, c], 3 decimals
+    np.testing.assert_allclose(pool_layer["maps"], pooled, atol=1e-3)
+    assert "activations" not in conv_layer and "maps" not in flatten and "activations" not in dropout
+    p = model.predict(x.reshape(1, 28, 28, 1), verbose=0)[0]
+    np.testing.assert_allclose(answer["probabilities"], p, atol=1e-4)
+    assert dense["activations"] == answer["probabilities"] and answer["prediction"] == int(np.argmax(p))
+
+
+def test_weights_of_a_cnn_are_the_first_convolution_s_filters(cnn_server):
+    url, model = cnn_server
+    status, answer = call(url, "/weights/2")
+    kernel, bias = model.get_weights()[:2]
+    assert status == 200 and answer["kind"] == "filter" and answer["layer"] == "conv2d" and answer["unit"] == 2
+    np.testing.assert_allclose(answer["weights"], kernel[:, :, 0, 2], atol=1e-4)  # a 3x3 filter
+    assert answer["bias"] == pytest.approx(bias[2], abs=1e-4)
+    assert answer["largest"] == pytest.approx(np.abs(kernel[:, :, 0, 2]).max(), abs=1e-4)
+    status, answer = call(url, "/weights/4")
+    assert status == 404 and "No unit 4: the first convolution, conv2d, has filters 0 to 3." in answer["error"]
+
+
+def test_a_model_of_28x28_inputs_flattened_inside_is_read_too(draw_example, model):
+    """Inputs (None, 28, 28): Flatten first, then the Dense layers; /weights shows the first Dense's columns."""
+    from tinynet.layers import Dense, Flatten
+    from tinynet.models import Sequential
+
+    flat = Sequential([Flatten(input_shape=(28, 28)), Dense(64, activation="relu"), Dense(10, activation="softmax")])
+    flat.set_weights(model.get_weights())
+    with serving(draw_example.make_server(flat, port=0, log=io.StringIO())) as url:
+        status, answer = post(url, grey(SEVEN))
+        assert status == 200 and answer["prediction"] == 7
+        assert answer["layers"][0]["kind"] == "hidden" and len(answer["layers"][1]["activations"]) == 64
+        status, weights = call(url, "/weights/5")
+        assert status == 200 and weights["layer"] == flat.layers[1].name and "kind" not in weights
+        np.testing.assert_allclose(weights["weights"], model.get_weights()[0][:, 5].reshape(28, 28), atol=1e-4)
+
+
+def test_a_model_of_other_inputs_is_refused_naming_the_shapes_accepted(draw_example, tmp_path, capsys):
+    from tinynet.layers import Conv2D, Dense, Flatten
+    from tinynet.models import Sequential
+
+    Sequential([Conv2D(2, 3, input_shape=(28, 28, 3)), Flatten(), Dense(10)]).save(tmp_path / "rgb.npz")
+    with pytest.raises(SystemExit) as info:
+        draw_example.main(["--model", str(tmp_path / "rgb.npz")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "rgb.npz" in err and "got inputs (None, 28, 28, 3)" in err
+    assert "(None, 784), (None, 28, 28, 1), (None, 28, 28)" in err and "examples/mnist_cnn.py --save" in err

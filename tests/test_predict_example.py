@@ -181,3 +181,59 @@ def test_a_device_given_as_a_picture_is_not_called_missing(predict, model_file, 
     assert err == ("/dev/zero: error: /dev/zero is not a regular file (a device, a pipe or a socket): "
                    "give a picture file, PNG or JPEG.\n")
     assert out.startswith(f"{good}: 1 (")
+
+
+def small_cnn():
+    """28x28x1 -> Conv2D(4, 3, relu) -> MaxPooling2D(2) -> Flatten -> Dense(10, softmax), untrained (seed 0)."""
+    import tinynet
+    from tinynet.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from tinynet.models import Sequential
+
+    tinynet.utils.set_random_seed(0)
+    return Sequential([Conv2D(4, 3, activation="relu", input_shape=(28, 28, 1)), MaxPooling2D(2), Flatten(),
+                       Dense(10, activation="softmax")])
+
+
+def test_a_cnn_model_reads_the_digits_as_28x28x1_images(predict, pictures, tmp_path, capsys):
+    from tinynet.models import load_model
+    from tinynet.utils.digits import load_digit
+
+    small_cnn().save(tmp_path / "cnn.npz")
+    model = load_model(tmp_path / "cnn.npz", compile=False)
+    paths = list(pictures)[:2]
+    assert predict([str(tmp_path / "cnn.npz"), *map(str, paths)]) == 0
+    x = np.stack([load_digit(path) for path in paths]).reshape(2, 28, 28, 1)  # one grey channel, as Keras
+    expected = ""
+    for path, p in zip(paths, model.predict(x, verbose=0)):
+        expected += f"{path}: " + ", ".join(f"{k} ({p[k]:.1%})" for k in np.argsort(-p, kind="stable")[:3]) + "\n"
+    assert capsys.readouterr().out == expected
+
+
+def test_a_model_of_28x28_inputs_reads_the_digit_unflattened(predict, pictures, mnist_model, tmp_path, capsys):
+    """Inputs (None, 28, 28), a Flatten first: the same weights read the same digit as the 784-input model."""
+    from tinynet.layers import Dense, Flatten
+    from tinynet.models import Sequential
+
+    flat = Sequential([Flatten(input_shape=(28, 28)), Dense(64, activation="relu"), Dense(10, activation="softmax")])
+    flat.set_weights(mnist_model[0].get_weights())
+    flat.save(tmp_path / "flat.npz")
+    mnist_model[0].save(tmp_path / "dense.npz")
+    path = str(next(iter(pictures)))
+    predict([str(tmp_path / "flat.npz"), path])
+    out = capsys.readouterr().out
+    predict([str(tmp_path / "dense.npz"), path])
+    assert out == capsys.readouterr().out and LINE.fullmatch(out.strip())["digits"] == "1"
+
+
+@host
+def test_a_model_of_other_image_inputs_is_refused_naming_the_shapes_accepted(predict, pictures, tmp_path, capsys):
+    from tinynet.layers import Conv2D, Dense, Flatten
+    from tinynet.models import Sequential
+
+    Sequential([Conv2D(2, 3, input_shape=(32, 32, 1)), Flatten(), Dense(10)]).save(tmp_path / "big.npz")
+    with pytest.raises(SystemExit) as info:
+        predict([str(tmp_path / "big.npz"), str(next(iter(pictures)))])
+    out, err = capsys.readouterr()
+    assert info.value.code == 2 and out == ""
+    assert "inputs of shape (None, 784), (None, 28, 28, 1), (None, 28, 28)" in err
+    assert "got inputs (None, 32, 32, 1) and outputs (None, 10)" in err and "examples/mnist_cnn.py --save" in err

@@ -15,9 +15,9 @@ const weightsCanvas = document.getElementById("weights");
 const unitText = document.getElementById("unit-text");
 
 let model = null;        // GET /model: the layers and their grids
-let grids = [];          // one {canvas, layer} per hidden layer
+let grids = [];          // one {canvas, layer, index} per hidden layer drawn (index: its place in model.layers)
 let lastAnswer = null;   // the latest POST /predict answer that was shown
-let selectedUnit = null; // the first-layer unit whose weights are shown
+let selectedUnit = null; // the first-layer unit (or first convolution's filter) whose weights are shown
 let weightsShown = null;  // GET /weights/<unit>: that unit's weights
 let drawing = false, last = null;
 let dirty = false, inFlight = false, timer = null, lastSent = -Infinity;
@@ -154,7 +154,7 @@ function show(answer) {
   document.body.dataset.prediction = String(answer.prediction);
   drawBars(answer.probabilities);
   drawPixels(inputCanvas, answer.input, (v) => { const g = Math.round(255 * v); return [g, g, g]; });
-  grids.forEach((grid, i) => drawGrid(grid, answer.layers[i].activations));
+  grids.forEach((grid) => drawGrid(grid, valuesOf(answer.layers[grid.index])));
   describeUnit();
 }
 
@@ -181,37 +181,57 @@ function drawBars(probabilities) {
   });
 }
 
-// A 28x28 list of rows onto a 28x28 canvas, one pixel each, coloured by colour(value) -> [r, g, b].
+// A list of rows (28x28, or a 3x3 filter) onto a canvas of that size, one pixel each, coloured by
+// colour(value) -> [r, g, b]. The CSS scales the canvas up, pixelated.
 function drawPixels(canvas, rows, colour) {
+  const height = rows.length, width = rows[0].length;
+  if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
   const context = canvas.getContext("2d");
-  const image = context.createImageData(28, 28);
+  const image = context.createImageData(width, height);
   rows.forEach((row, y) => row.forEach((value, x) => {
     const [r, g, b] = colour(value);
-    image.data.set([r, g, b, 255], 4 * (28 * y + x));
+    image.data.set([r, g, b, 255], 4 * (width * y + x));
   }));
   context.putImageData(image, 0, 0);
 }
 
-// --- the hidden layers, one grid of cells each ----------------------------------------
-const CELL = 12;  // canvas pixels a unit (the CSS scales the canvas to fit)
+// --- the hidden layers, one grid each: of cells (a Dense layer's units) or of feature maps ---------------
+const CELL = 12;    // canvas pixels a unit (the CSS scales the canvas to fit)
+const MAP_PX = 48;  // canvas pixels a feature map is scaled up to, about (a whole number of pixels a value)
+const GAP = 4;      // canvas pixels between two feature maps
 
+// What an answer's layer holds to draw: a Dense layer's activations, or a convolution's maps (C of H rows).
+function valuesOf(layer) { return layer.kind === "maps" ? layer.maps : layer.activations; }
+
+// Every layer but the output (the bars show it); not those of kind "hidden" (Flatten, Dropout, ...: at
+// inference they repeat the layer before). The first one drawn is the one whose units (or filters) a click shows.
 function makeGrids() {
-  model.layers.slice(0, -1).forEach((layer, i) => {
-    const [rows, columns] = layer.grid;
+  model.layers.slice(0, -1).forEach((layer, index) => {
+    if (layer.kind === "hidden") return;
+    const [rows, columns] = layer.grid, maps = layer.kind === "maps";
     const box = document.createElement("div");
-    box.className = "layer" + (i === 0 ? " first" : "");
-    box.innerHTML = `<h3>Layer ${i + 1} (${layer.name}): <span><b class="firing">0</b> of ${layer.units} fire` +
-                    ` (${rows}×${columns})</span></h3>`;
+    box.className = "layer" + (grids.length === 0 ? " first" : "") + (maps ? " maps" : "");
+    const what = maps ? `maps fire (${layer.map[0]}×${layer.map[1]} each)` : `fire (${rows}×${columns})`;
+    box.innerHTML = `<h3>Layer ${index + 1} (${layer.name}): <span><b class="firing">0</b> of ${layer.units} ` +
+                    `${what}</span></h3>`;
     const canvas = document.createElement("canvas");
-    canvas.width = columns * CELL;
-    canvas.height = rows * CELL;
+    const grid = {canvas, layer, index, rows, columns, maps, values: null, count: box.querySelector(".firing")};
+    if (maps) {  // each map scaled up by a whole number, framed by GAP/2 on each side
+      grid.scale = Math.max(1, Math.round(MAP_PX / Math.max(...layer.map)));
+      grid.cellWidth = layer.map[1] * grid.scale + GAP;
+      grid.cellHeight = layer.map[0] * grid.scale + GAP;
+    } else {
+      grid.cellWidth = grid.cellHeight = CELL;
+    }
+    canvas.width = columns * grid.cellWidth;
+    canvas.height = rows * grid.cellHeight;
     canvas.dataset.layer = layer.name;
+    canvas.dataset.kind = maps ? "maps" : "units";
     box.appendChild(canvas);
     layersBox.appendChild(box);
-    const grid = {canvas, layer, rows, columns, values: null, count: box.querySelector(".firing")};
     grids.push(grid);
     drawGrid(grid, null);
-    if (i === 0) canvas.addEventListener("click", (event) => pickUnit(grid, event));
+    if (grids.length === 1) canvas.addEventListener("click", (event) => pickUnit(grid, event));
   });
 }
 
@@ -223,6 +243,7 @@ function heat(t) {
 }
 
 function drawGrid(grid, values) {
+  if (grid.maps) return drawMaps(grid, values);
   grid.values = values;
   const context = grid.canvas.getContext("2d");
   context.fillStyle = "#12141c";
@@ -247,7 +268,46 @@ function drawGrid(grid, values) {
   grid.canvas.dataset.firing = String(firing);
 }
 
-// --- one unit's incoming weights ---------------------------------------------------
+// A convolution's (or max-pool's) output: C feature maps, each an HxW picture in the heat colours, relative
+// to the layer's strongest value; a map "fires" when any of its values is above 0.
+function drawMaps(grid, maps) {
+  grid.values = maps;
+  const context = grid.canvas.getContext("2d");
+  const image = context.createImageData(grid.canvas.width, grid.canvas.height);
+  const [dark, s] = [[18, 20, 28], grid.scale];
+  for (let i = 0; i < image.data.length; i += 4) image.data.set([...dark, 255], i);
+  let largest = 0;
+  if (maps) for (const map of maps) for (const row of map) for (const v of row) largest = Math.max(largest, v);
+  let firing = 0;
+  for (let c = 0; c < grid.rows * grid.columns; c++) {
+    const map = maps ? maps[c] : null;
+    const left = (c % grid.columns) * grid.cellWidth + GAP / 2, top = Math.floor(c / grid.columns) * grid.cellHeight + GAP / 2;
+    let fires = false;
+    for (let y = 0; y < grid.layer.map[0]; y++) {
+      for (let x = 0; x < grid.layer.map[1]; x++) {
+        const value = map ? map[y][x] : 0;
+        if (value > 0) fires = true;
+        const rgba = [...heat(largest > 0 ? Math.max(value, 0) / largest : 0), 255];
+        for (let dy = 0; dy < s; dy++) {
+          const start = 4 * ((top + y * s + dy) * grid.canvas.width + left + x * s);
+          for (let dx = 0; dx < s; dx++) image.data.set(rgba, start + 4 * dx);
+        }
+      }
+    }
+    if (fires) firing += 1;
+  }
+  context.putImageData(image, 0, 0);
+  if (grid === grids[0] && selectedUnit !== null) {  // the map whose filter is shown
+    context.strokeStyle = "#3fa2ff";
+    context.lineWidth = 2;
+    const x = (selectedUnit % grid.columns) * grid.cellWidth, y = Math.floor(selectedUnit / grid.columns) * grid.cellHeight;
+    context.strokeRect(x + 1, y + 1, grid.cellWidth - 2, grid.cellHeight - 2);
+  }
+  grid.count.textContent = String(firing);
+  grid.canvas.dataset.firing = String(firing);
+}
+
+// --- one unit's incoming weights (or one filter of the first convolution) ------------------------
 function pickUnit(grid, event) {
   const box = grid.canvas.getBoundingClientRect();
   const column = Math.floor((event.clientX - box.left) / box.width * grid.columns);
@@ -270,9 +330,19 @@ function pickUnit(grid, event) {
 
 function describeUnit() {
   if (!weightsShown) return;
-  const a = lastAnswer ? lastAnswer.layers[0].activations[weightsShown.unit] : null;
   const w = weightsShown.largest.toFixed(3);
   const bias = weightsShown.bias === null ? "" : `, bias ${weightsShown.bias.toFixed(3)}`;
+  const layer = lastAnswer && grids.length ? lastAnswer.layers[grids[0].index] : null;
+  if (weightsShown.kind === "filter") {  // a convolution's filter: its map's strongest value
+    const rows = weightsShown.weights.length, columns = weightsShown.weights[0].length;
+    const map = layer ? layer.maps[weightsShown.unit] : null;
+    const top = map ? Math.max(...map.map((row) => Math.max(...row))) : null;
+    unitText.textContent = `Filter ${weightsShown.unit} of ${weightsShown.layer}: ${rows}×${columns} weights from ` +
+      `−${w} (blue) to +${w} (red)${bias}, slid over every ${rows}×${columns} window of the input.` +
+      (top === null ? "" : ` Its map's strongest value for your digit: ${top.toFixed(2)}.`);
+    return;
+  }
+  const a = layer ? layer.activations[weightsShown.unit] : null;
   unitText.textContent = `Unit ${weightsShown.unit} of ${weightsShown.layer}: weights from −${w} (blue) ` +
     `to +${w} (red)${bias}.` + (a === null ? "" : ` Your digit makes it output ${a.toFixed(2)}.`);
 }
@@ -284,6 +354,19 @@ function diverging(t) {
   return end.map((c) => Math.round(255 + f * (c - 255)));
 }
 
+// A convolutional network: the notes speak of feature maps and filters, not units and 784 weights.
+function explainMaps() {
+  document.body.dataset.model = "cnn";
+  document.getElementById("layers-note").innerHTML = "Each convolution and max-pool as its feature maps, one " +
+    "small picture per channel, brighter where the channel fires (relative to the layer's strongest value); " +
+    "dark is 0. <strong>Click a map of the first convolution</strong> to see the filter that makes it.";
+  document.getElementById("unit-title").textContent = "What one filter looks for";
+  unitText.textContent = "Click a feature map of the first convolution: the small window of weights " +
+    "(its filter) it slides over the input appears here.";
+  document.getElementById("unit-note").textContent = "Red: ink under a red weight raises the map's value " +
+    "there. Blue: lowers it. White: no effect.";
+}
+
 // --- start --------------------------------------------------------------------
 clearPad();
 makeBars();
@@ -292,10 +375,14 @@ fetch("/model")
   .then((response) => response.json())
   .then((answer) => {
     model = answer;
-    const units = answer.layers.map((layer) => layer.units).join(" → ");
-    document.getElementById("model").textContent = `Model: 784 inputs → ${units}` +
+    const size = (layer) => layer.kind === "maps" ? `${layer.map[0]}×${layer.map[1]}×${layer.units}` :
+      layer.kind === "hidden" ? layer.shape.join("×") : String(layer.units);
+    const units = answer.layers.map(size).join(" → ");
+    const inputs = answer.layers[0].kind === "maps" ? "28×28×1" : "784";  // a CNN takes the image as it is
+    document.getElementById("model").textContent = `Model: ${inputs} inputs → ${units}` +
       (answer.source ? `, from ${answer.source}` : "");
     makeGrids();
+    if (grids.length && grids[0].maps) explainMaps();
     settle();
   })
   .catch((error) => showError(`Cannot load the model description (${error.message}).`));
