@@ -1,11 +1,14 @@
 """tinynet/kernels/gemm.py: the tiled GEMM kernels' index arithmetic, checked on any machine through its NumPy
 model (``model_gemm`` walks blocks, threads and tiles as the kernel does); on a GPU, the kernels themselves."""
 import re
+import subprocess
+import sys
 
 import numpy
 import pytest
 
 from conftest import BACKENDS_UNDER_TEST
+from tinynet import backend
 from tinynet.kernels import gemm
 
 SHAPES = [(1, 1, 1), (33, 785, 17), (32, 40, 16), (17, 16, 33), (5, 0, 3)]  # (M, K, N): odd, exact tiles, K = 0
@@ -62,8 +65,10 @@ def test_the_cuda_source_passes_the_strides_the_model_uses():
 
 
 @pytest.mark.host_only("imports no CuPy")
-def test_importing_the_kernels_needs_no_gpu():
-    assert gemm._module.cache_info().currsize == 0  # compiled on first use, on CuPy only
+def test_importing_the_kernels_and_the_graph_module_imports_no_cupy():
+    code = "import sys, tinynet.kernels.gemm, tinynet.models.graph; print('cupy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr  # compiled on first use, on CuPy only
 
 
 # Defined only where the suite runs on cupy (a GPU: benchmarks/gpu_check.sh), so CI neither skips nor fakes it.
@@ -83,3 +88,20 @@ if "cupy" in BACKENDS_UNDER_TEST:
         bias = cupy.arange(17, dtype=cupy.float32)
         x, w = (cupy.asarray(v) for v in operands(33, 785, 17, numpy.float32))
         numpy.testing.assert_allclose(gemm.matmul(x, w, bias).get(), (x @ w + bias).get(), rtol=1e-5, atol=1e-4)
+
+
+def test_backend_matmul_is_the_at_operator_except_on_cupy_inside_own_gemm(backend_name):
+    """NumPy and strict: bit for bit ``a @ b`` (+ bias), inside ``own_gemm()`` too; the flag is restored."""
+    from conftest import dev, host
+    a, b = operands(5, 7, 3, numpy.float32)
+    bias = numpy.arange(3, dtype=numpy.float32)
+    expected = host(dev(a) @ dev(b) + dev(bias))
+    assert numpy.array_equal(host(backend.matmul(dev(a), dev(b), dev(bias))), expected)
+    with backend.own_gemm():
+        got = host(backend.matmul(dev(a), dev(b), dev(bias)))
+        assert backend._own_gemm
+    assert not backend._own_gemm
+    if backend_name == "cupy":  # tinynet's kernel: to float32 rounding
+        numpy.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    else:
+        assert numpy.array_equal(got, expected)

@@ -31,8 +31,9 @@ TILE = 16  # threads per block: TILE x TILE; each block computes one TILE x TILE
 SOURCE = r"""
 #define TILE 16
 
-// One TILE x TILE tile of C = A B (+ bias) per block of TILE x TILE threads.
-//   C[m, n] = sum_k A(m, k) B(k, n) (+ bias[n]),  A(m, k) = A[m * a_row + k * a_col],  B(k, n) = B[k * b_row + n * b_col]
+// One TILE x TILE tile of C = A B (+ bias) per block of TILE x TILE threads:
+//   C[m, n] = sum_k A(m, k) B(k, n) (+ bias[n]),
+//   A(m, k) = A[m * a_row + k * a_col],   B(k, n) = B[k * b_row + n * b_col]   (strides in elements)
 // Thread mapping: block (blockIdx.x, blockIdx.y) owns rows blockIdx.y * TILE ... + TILE - 1 and columns
 // blockIdx.x * TILE ... + TILE - 1 of C; thread (threadIdx.x, threadIdx.y) computes the one entry
 //   m = blockIdx.y * TILE + threadIdx.y,   n = blockIdx.x * TILE + threadIdx.x.
