@@ -13,11 +13,14 @@
 #   3. parity   tests/test_backend_parity.py: NumPy and CuPy from the same seed and initial weights, 100 steps
 #               unshuffled, the losses equal to float32 rounding
 #   4. mnist    examples/mnist.py --device gpu, 5 epochs
-#   5. seed     benchmarks/seed_workload.py --device gpu --floor: tinynet on CuPy against PyTorch eager on
-#               the same GPU, in the same run, and the matrix products alone
+#   5. seed     benchmarks/seed_workload.py --device gpu --floor --check-graph: tinynet on CuPy (its CUDA
+#               graph) against PyTorch eager and PyTorch's CUDA graph on the same GPU, in the same run, at
+#               batch 32 (5 epochs), 128 and 512 (3 epochs); tinynet's graph against its eager step (200
+#               steps, bit-identical); and the matrix products alone
 # The dry run: install only checks imports; suite runs tests/test_backend.py and tests/test_relu.py on numpy;
 # parity only collects (on strict it takes ~40 s on 2 cores, and CI's suite runs it anyway); mnist runs
-# 1 epoch at batch 512 on the CPU; seed runs 1 epoch of 1,024 images on the CPU.
+# 1 epoch at batch 512 on the CPU; seed runs 1 epoch of 1,024 images on the CPU at batch 32 and 128, with
+# torch-graph (eager replays: the CPU has no CUDA graphs) and the graph check (both eager on the CPU).
 #
 # Where things are:
 #   $OUT              the report (report.md) and one log per step (N-step.log); default: a new temporary folder
@@ -25,7 +28,7 @@
 #                     ../shared/data/mnist; a step that needs it fails, saying so, when it is missing
 #   $PYTHON           the interpreter (default python3: on the device, the one with PyTorch and CuPy)
 #   GPU_CHECK_WORKERS the suite's pytest-xdist workers (default 4; 0: one process)
-#   GPU_CHECK_TIMEOUTS  seconds per step, "install suite parity mnist seed" (default "60 120 45 45 90": 6 minutes
+#   GPU_CHECK_TIMEOUTS  seconds per step, "install suite parity mnist seed" (default "45 120 45 40 110": 6 minutes
 #                     at most, plus the report; a step past its limit gets SIGINT, then SIGKILL 10 s later)
 #
 # With the device tool (see its README): the device has Python 3.12, CuPy 14.2, NumPy 2.5, Numba, pytest,
@@ -53,7 +56,7 @@ mkdir -p "$OUT"
 REPORT=$OUT/report.md
 SITE=/tmp/tinynet-gpu-check-site  # where the install step falls back to
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg PYTHONUNBUFFERED=1
-read -r T_INSTALL T_SUITE T_PARITY T_MNIST T_SEED <<<"${GPU_CHECK_TIMEOUTS:-60 120 45 45 90}"
+read -r T_INSTALL T_SUITE T_PARITY T_MNIST T_SEED <<<"${GPU_CHECK_TIMEOUTS:-45 120 45 40 110}"
 
 # --- MNIST ----------------------------------------------------------------------------------
 MNIST_FILES="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"
@@ -80,7 +83,7 @@ if [ $DRY = 1 ]; then
     SUITE="TINYNET_TEST_BACKENDS=numpy $PY -m pytest -q -rfEs -p no:cacheprovider tests/test_backend.py tests/test_relu.py"
     PARITY="TINYNET_TEST_BACKENDS=numpy,strict $PY -m pytest -q -p no:cacheprovider --collect-only tests/test_backend_parity.py"
     MNIST="$PY examples/mnist.py --device cpu --epochs 1 --batch-size 512 --seed 0 --data-dir \"\$TINYNET_DATA_DIR\""
-    SEED="$PY benchmarks/seed_workload.py --device cpu --systems tinynet,torch --epochs 1 --limit 1024 --floor --data-dir \"\$TINYNET_DATA_DIR\""
+    SEED="$PY benchmarks/seed_workload.py --device cpu --systems tinynet,torch,torch-graph --batch-sizes 32,128 --epochs 1 --limit 1024 --floor --check-graph --data-dir \"\$TINYNET_DATA_DIR\""
 else
     MODE="on the GPU"
     # into the interpreter's own environment; if that is refused, into $SITE (added to PYTHONPATH below)
@@ -93,7 +96,7 @@ else
     SUITE="TINYNET_TEST_BACKENDS=cupy OPENBLAS_NUM_THREADS=4 $PY -m pytest -q -rfEs --durations=10 -p no:cacheprovider ${XDIST:-} --ignore=tests/test_backend_parity.py --ignore=tests/test_gpu_check.py --ignore=tests/test_draw_browser.py tests"
     PARITY="TINYNET_TEST_BACKENDS=cupy $PY -m pytest -q -rfEs -p no:cacheprovider tests/test_backend_parity.py"
     MNIST="$PY examples/mnist.py --device gpu --epochs 5 --data-dir \"\$TINYNET_DATA_DIR\""
-    SEED="$PY benchmarks/seed_workload.py --device gpu --floor --data-dir \"\$TINYNET_DATA_DIR\""
+    SEED="$PY benchmarks/seed_workload.py --device gpu --floor --check-graph --data-dir \"\$TINYNET_DATA_DIR\""
 fi
 
 ROWS="" DETAILS="" FAILED=0 N=0

@@ -3,11 +3,13 @@
     python benchmarks/seed_workload.py                  # CPU: tinynet, PyTorch (with and without flush-to-zero), Keras
     python benchmarks/seed_workload.py --systems tinynet,keras --epochs 3
     python benchmarks/seed_workload.py --floor          # also time the matrix products alone
-    python benchmarks/seed_workload.py --device gpu     # GPU: tinynet on CuPy against PyTorch eager on CUDA
+    python benchmarks/seed_workload.py --device gpu     # GPU: tinynet on CuPy (its CUDA graph) against PyTorch,
+                                                        # eager and as one CUDA graph, at batch 32, 128 and 512,
+                                                        # and tinynet's graph against its eager step (200 steps)
     python benchmarks/seed_workload.py --epochs 1 --limit 2048    # a quick check of this script, not the workload
 
 The workload: Dense(512, relu) - Dense(512, relu) - Dense(10, softmax) on the
-60,000 MNIST training images, RMSprop (Keras's defaults), batch 32, shuffled
+60,000 MNIST training images, RMSprop (Keras's defaults), batch 32 (--batch-sizes), shuffled
 every epoch, validation on the 10,000 test images (batch 32) after each epoch.
 An epoch's time includes its validation; on a GPU every epoch is timed with a
 synchronize at both edges. Before the clock starts each system trains a
@@ -18,13 +20,23 @@ model then starts from the seed's initial weights.
 
 Each system runs in a fresh process of its own, one after the other (so one
 system's threads, caches or flush-to-zero setting never touch another's), and
-the table compares per-epoch medians. Peers that are not installed are skipped
+the table compares per-epoch medians. ``torch-graph`` is PyTorch's fastest way
+to run such a step, written as PyTorch's CUDA-graph documentation shows it (whole-network capture): static
+input buffers, ``RMSprop(capturable=True)``, three warm-up steps on a side stream (real steps of the timed
+model, before the clock starts), ``torch.cuda.graph``, then per batch a gather into the buffers and a
+``replay()``; the last partial batch runs eagerly. On the CPU (a check of this script, e.g. gpu_check.sh's
+dry run) it runs the same code with each replay an eager step, since the CPU has no CUDA graphs. Batch sizes
+after the first run min(--epochs, 3) epochs. ``--check-graph``: tinynet's CUDA graph against the same step run
+eagerly, 200 steps from the same weights (on the CPU: both eager, a check of this script).
+
+Peers that are not installed are skipped
 with the command that installs them: ``pip install torch==2.13.0`` (the CPU
 build) and ``pip install tensorflow-cpu keras``; on ``--device gpu`` a PyTorch
 without CUDA is skipped with the reason. A system that fails is reported and the
 others still run; the exit status is then 1.
 """
 import argparse
+import functools
 import json
 import math
 import os
@@ -35,12 +47,19 @@ import time
 
 import numpy
 
-SYSTEMS = ("tinynet", "torch-ftz", "torch", "keras")
+SYSTEMS = ("tinynet", "tinynet-eager", "torch-ftz", "torch", "torch-graph", "keras")
 INSTALL = {"torch": "pip install torch==2.13.0", "torch-ftz": "pip install torch==2.13.0",
-           "keras": "pip install tensorflow-cpu keras"}
+           "torch-graph": "pip install torch==2.13.0", "keras": "pip install tensorflow-cpu keras"}
 # 2*m*n*k per product: forward and dW for the three layers, dx for the last two (the input needs none)
 STEP_FLOP = 2 * 32 * (2 * (784 * 512 + 512 * 512 + 512 * 10) + 512 * 512 + 512 * 10)
-WARM_UP = 3 * 32 + 16  # samples of the warm-up run: three full batches and a partial one
+
+
+def warm_up_size(batch_size):
+    """Samples of the warm-up run: three full batches and a partial one."""
+    return 3 * batch_size + batch_size // 2
+
+
+WARM_UP = warm_up_size(32)
 
 
 class Skipped(Exception):
@@ -57,7 +76,7 @@ def load(data_dir, limit=None):
 
 
 # --- one system per process -------------------------------------------------
-def run_tinynet(data, epochs, seed, profile, device):
+def run_tinynet(data, epochs, seed, profile, device, batch_size=32, jit_compile="auto"):
     import tinynet
     tinynet.backend.set_backend("cupy" if device == "gpu" else "numpy")
     from tinynet.layers import Dense
@@ -68,25 +87,26 @@ def run_tinynet(data, epochs, seed, profile, device):
         tinynet.utils.set_random_seed(seed)  # the same initial weights, and batch order, for each
         model = Sequential([Dense(512, activation="relu", input_shape=(784,)), Dense(512, activation="relu"),
                             Dense(10, activation="softmax")])
-        model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+        model.compile(loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
         return model
 
     # Warm-up through fit itself: every kernel fit uses (the gathers, the step, the running sums, the
     # finite check, validation) is compiled before the clock starts; the timed model starts afresh.
-    w = slice(0, WARM_UP)
-    new_model().fit(x[w], y[w], epochs=1, verbose=0, validation_data=(x_val[w], y_val[w]))
+    w = slice(0, warm_up_size(batch_size))
+    new_model().fit(x[w], y[w], batch_size=batch_size, epochs=1, verbose=0, validation_data=(x_val[w], y_val[w]))
     model = new_model()
     if profile:
         import cProfile
         import pstats
-        cProfile.runctx("model.fit(x, y, epochs=1, verbose=0)", globals(), locals(), "/tmp/tinynet.prof")
+        cProfile.runctx("model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)", globals(), locals(),
+                        "/tmp/tinynet.prof")
         pstats.Stats("/tmp/tinynet.prof", stream=sys.stderr).sort_stats("tottime").print_stats(12)
     tinynet.backend.synchronize()
-    history = model.fit(x, y, epochs=epochs, verbose=0, validation_data=(x_val, y_val))  # its epoch
+    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, validation_data=(x_val, y_val))
     return history.epoch_seconds, history.history["val_accuracy"]
 
 
-def run_torch(data, epochs, seed, flush_denormal, device):
+def run_torch(data, epochs, seed, flush_denormal, device, batch_size=32, graph=False):
     import torch
     if device == "gpu" and not torch.cuda.is_available():
         raise Skipped(f"this PyTorch ({torch.__version__}) has no usable CUDA device "
@@ -105,36 +125,91 @@ def run_torch(data, epochs, seed, flush_denormal, device):
         for layer in model[::2]:  # Keras's initialisation: glorot_uniform kernels, zero biases
             torch.nn.init.xavier_uniform_(layer.weight)
             torch.nn.init.zeros_(layer.bias)
-        optimizer = torch.optim.RMSprop(model.parameters(), lr=0.001, alpha=0.9, eps=1e-7)  # Keras's defaults
+        optimizer = torch.optim.RMSprop(model.parameters(), lr=0.001, alpha=0.9, eps=1e-7,  # Keras's defaults
+                                        capturable=graph and device == "cuda")  # its state on the GPU, for capture
         return model, optimizer
+
+    def step(model, optimizer, xb, lb):
+        loss = loss_fn(model(xb), lb)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    def validate(model, n_val):
+        xv, lv, b = x_val[:n_val], labels_val[:n_val], batch_size
+        with torch.no_grad():  # counted on the device, read once
+            right = sum((model(xv[i:i + b]).argmax(1) == lv[i:i + b]).sum() for i in range(0, n_val, b))
+        return int(right) / n_val
 
     def epoch(model, optimizer, n, n_val):
         """One epoch on the first n samples, then validation on the first n_val: the accuracy."""
         order = torch.randperm(n, device=device)
-        for i in range(0, n, 32):
-            batch = order[i:i + 32]
+        for i in range(0, n, batch_size):
+            batch = order[i:i + batch_size]
             optimizer.zero_grad()
-            loss = loss_fn(model(x[batch]), labels[batch])
-            loss.backward()
-            optimizer.step()
-        xv, lv = x_val[:n_val], labels_val[:n_val]
-        with torch.no_grad():  # counted on the device, read once
-            right = sum((model(xv[i:i + 32]).argmax(1) == lv[i:i + 32]).sum() for i in range(0, n_val, 32))
-        return int(right) / n_val
+            step(model, optimizer, x[batch], labels[batch])
+        return validate(model, n_val)
 
-    epoch(*new_model(), WARM_UP, WARM_UP)  # warm-up: the same code path, on a throwaway model
-    model, optimizer = new_model()
+    def graphed_epoch(model, optimizer):
+        """PyTorch's whole-network capture (docs: CUDA Graphs): static buffers, warm-up on a side stream,
+        capture, then for each full batch a gather into the buffers and a replay; returns the epoch."""
+        static_x = torch.empty((batch_size, x.shape[1]), device=device)
+        static_labels = torch.empty(batch_size, dtype=labels.dtype, device=device)
+
+        def fill(batch):  # the batch's samples into the static buffers, without a new allocation
+            torch.index_select(x, 0, batch, out=static_x)
+            torch.index_select(labels, 0, batch, out=static_labels)
+
+        fill(torch.arange(batch_size, device=device))
+        if device == "cuda":
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):  # warm-up: real steps, before the clock starts
+                    optimizer.zero_grad(set_to_none=True)
+                    step(model, optimizer, static_x, static_labels)
+            torch.cuda.current_stream().wait_stream(side)
+            g = torch.cuda.CUDAGraph()
+            optimizer.zero_grad(set_to_none=True)  # backward makes .grad in the graph's private pool
+            with torch.cuda.graph(g):
+                step(model, optimizer, static_x, static_labels)
+            replay = g.replay
+        else:  # the CPU has no CUDA graphs: the same buffers, each replay an eager step (a check of this script)
+            def replay():
+                optimizer.zero_grad(set_to_none=True)
+                step(model, optimizer, static_x, static_labels)
+
+        def run(n, n_val):
+            order, full = torch.randperm(n, device=device), n - n % batch_size
+            for i in range(0, full, batch_size):
+                fill(order[i:i + batch_size])
+                replay()  # forward, backward and update: one launch
+            if full < n:  # the last partial batch, eagerly
+                optimizer.zero_grad(set_to_none=True)
+                step(model, optimizer, x[order[full:]], labels[order[full:]])
+            return validate(model, n_val)
+        return run
+
+    warm = warm_up_size(batch_size)
+    if graph:
+        model, optimizer = new_model()
+        run = graphed_epoch(model, optimizer)  # warm-up steps and the capture, before the clock
+        validate(model, warm)
+    else:
+        epoch(*new_model(), warm, warm)  # warm-up: the same code path, on a throwaway model
+        model, optimizer = new_model()
+        run = functools.partial(epoch, model, optimizer)
     seconds, accuracies = [], []
     for _ in range(epochs):
         sync()
         start = time.perf_counter()
-        accuracies.append(epoch(model, optimizer, len(x), len(x_val)))
+        accuracies.append(run(len(x), len(x_val)))
         sync()
         seconds.append(time.perf_counter() - start)
     return seconds, accuracies
 
 
-def run_keras(data, epochs, seed):
+def run_keras(data, epochs, seed, batch_size=32):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     keras.utils.set_random_seed(seed)
@@ -152,7 +227,8 @@ def run_keras(data, epochs, seed):
         def on_epoch_end(self, epoch, logs=None):  # Keras calls this after the epoch's validation
             self.seconds.append(time.perf_counter() - self.start)
 
-    history = model.fit(x, y, epochs=epochs, verbose=0, validation_data=(x_val, y_val), callbacks=[Timer()])
+    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, validation_data=(x_val, y_val),
+                        callbacks=[Timer()])
     return Timer.seconds, history.history["val_accuracy"]
 
 
@@ -182,24 +258,70 @@ def matmul_floor(device, steps, repeats=5):
     return statistics.median(times)
 
 
+def check_graph(data, device, seed, steps=200):
+    """tinynet's CUDA graph against its eager step: ``steps`` steps of batch 32, unshuffled, from the same
+    weights. The graph's weights must equal, bit for bit, those of the same step run eagerly with the same
+    kernels (``backend.own_gemm()``); against the usual eager step (cuBLAS, which sums in another order) the
+    largest relative difference is reported. On the CPU both runs are eager: a check of this script."""
+    import contextlib
+    import warnings
+    import tinynet
+    from tinynet.layers import Dense
+    from tinynet.models import Sequential
+    gpu = device == "gpu"
+    tinynet.backend.set_backend("cupy" if gpu else "numpy")
+    n = min(steps * 32, len(data[0]))
+    x, y = data[0][:n], data[1][:n]
+
+    def trained(jit_compile, own_gemm):
+        tinynet.utils.set_random_seed(seed)
+        model = Sequential([Dense(512, activation="relu", input_shape=(784,)), Dense(512, activation="relu"),
+                            Dense(10, activation="softmax")])
+        model.compile(loss="categorical_crossentropy", jit_compile=jit_compile)
+        with warnings.catch_warnings(), (tinynet.backend.own_gemm() if own_gemm else contextlib.nullcontext()):
+            warnings.simplefilter("error")  # a graph that falls back to eager fails the check
+            model.fit(x, y, epochs=1, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    graphed = trained(True if gpu else "auto", own_gemm=False)
+    same_kernels, cublas = trained(False, own_gemm=True), trained(False, own_gemm=False)
+    identical = all(numpy.array_equal(a, b) for a, b in zip(graphed, same_kernels))
+    relative = max(float(numpy.abs(a - b).max() / numpy.abs(b).max()) for a, b in zip(graphed, cublas))
+    what = "tinynet's CUDA graph" if gpu else "the CPU (no CUDA graph: both eager)"
+    return {"ok": identical, "text": f"graph vs eager, {math.ceil(n / 32)} steps from the same weights on {what}: "
+            f"{'bit-identical' if identical else 'DIFFERENT'} to the eager step with the same kernels; "
+            f"{relative:.2e} largest relative difference from the eager step with {'cuBLAS' if gpu else 'NumPy'}"}
+
+
 def worker(args):
     data = load(args.data_dir, args.limit)
+    if args.worker == "check-graph":
+        print(json.dumps(check_graph(data, args.device, args.seed)))
+        return
+    runs = {}
     try:
-        if args.worker == "tinynet":
-            seconds, accuracies = run_tinynet(data, args.epochs, args.seed, args.profile, args.device)
-        elif args.worker.startswith("torch"):
-            seconds, accuracies = run_torch(data, args.epochs, args.seed, args.worker == "torch-ftz", args.device)
-        else:
-            seconds, accuracies = run_keras(data, args.epochs, args.seed)
+        for i, batch_size in enumerate(int(b) for b in getattr(args, "batch_sizes", "32").split(",")):
+            epochs = args.epochs if i == 0 else min(args.epochs, 3)
+            if args.worker.startswith("tinynet"):
+                profile = getattr(args, "profile", False) and i == 0
+                jit_compile = args.worker == "tinynet" and "auto"  # tinynet-eager: False
+                seconds, accuracies = run_tinynet(data, epochs, args.seed, profile, args.device, batch_size,
+                                                  jit_compile)
+            elif args.worker.startswith("torch"):
+                seconds, accuracies = run_torch(data, epochs, args.seed, args.worker == "torch-ftz", args.device,
+                                                batch_size, graph=args.worker == "torch-graph")
+            else:
+                seconds, accuracies = run_keras(data, epochs, args.seed, batch_size)
+            runs[batch_size] = {"seconds": seconds, "val_accuracy": [float(a) for a in accuracies]}
     except Skipped as reason:
         print(json.dumps({"skipped": str(reason)}))
         return
-    print(json.dumps({"seconds": seconds, "val_accuracy": [float(a) for a in accuracies]}))
+    print(json.dumps({"runs": runs}))
 
 
 # --- the side-by-side table ---------------------------------------------------
 def installed(system):
-    module = {"torch": "torch", "torch-ftz": "torch", "keras": "keras"}.get(system)
+    module = {"torch": "torch", "torch-ftz": "torch", "torch-graph": "torch", "keras": "keras"}.get(system)
     if module is None:
         return True
     import importlib.util
@@ -210,7 +332,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--systems", default=None, help=f"comma-separated, from {', '.join(SYSTEMS)} "
-                        "(default: all on the CPU; tinynet,torch on a GPU)")
+                        "(default: tinynet, torch-ftz, torch, keras on the CPU; tinynet, torch, torch-graph on a GPU)")
+    parser.add_argument("--batch-sizes", default=None, help="comma-separated (default: 32 on the CPU, 32,128,512 "
+                        "on a GPU); sizes after the first run min(--epochs, 3) epochs")
+    parser.add_argument("--check-graph", action="store_true", help="also check tinynet's CUDA graph against its "
+                        "eager step, 200 steps from the same weights")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="the MNIST folder (default: $TINYNET_DATA_DIR, else download)")
@@ -218,27 +344,36 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use only the first N training and validation images (a quick check, not the workload)")
     parser.add_argument("--profile", action="store_true", help="profile one extra tinynet epoch (to stderr)")
-    parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=(*SYSTEMS, "check-graph"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
 
-    systems = args.systems or (",".join(SYSTEMS) if args.device == "cpu" else "tinynet,torch")
+    systems = args.systems or ("tinynet,torch-ftz,torch,keras" if args.device == "cpu" else "tinynet,torch,torch-graph")
     unknown = sorted(set(systems.split(",")) - set(SYSTEMS))
     if unknown:
         parser.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
-    if args.limit is not None and args.limit < WARM_UP:
-        parser.error(f"--limit: at least {WARM_UP} images (the warm-up run's), got {args.limit}")
+    args.batch_sizes = args.batch_sizes or ("32" if args.device == "cpu" else "32,128,512")
+    try:
+        sizes = [int(b) for b in args.batch_sizes.split(",")]
+    except ValueError:
+        sizes = [0]
+    if min(sizes) < 1:
+        parser.error(f"--batch-sizes: positive whole numbers, comma-separated, e.g. 32,128; got {args.batch_sizes!r}")
+    if args.limit is not None and args.limit < warm_up_size(max(sizes)):
+        parser.error(f"--limit: at least {warm_up_size(max(sizes))} images (the warm-up run's), got {args.limit}")
     images = f"the first {args.limit} images" if args.limit else "60,000 images"
-    print(f"seed workload on the {args.device.upper()}: 784-512-512-10, RMSprop, batch 32, {args.epochs} epochs "
-          f"of {images}, validation included; {os.cpu_count()} cores, NumPy {numpy.__version__}", flush=True)
+    later = f" (then {', '.join(map(str, sizes[1:]))}: {min(args.epochs, 3)} epochs)" if len(sizes) > 1 else ""
+    print(f"seed workload on the {args.device.upper()}: 784-512-512-10, RMSprop, batch {sizes[0]}{later}, "
+          f"{args.epochs} epochs of {images}, validation included; {os.cpu_count()} cores, NumPy {numpy.__version__}",
+          flush=True)
     results, failed = {}, []
     for system in systems.split(","):
         if not installed(system):
             print(f"{system:>10}: skipped, not installed ({INSTALL[system]})", flush=True)
             continue
         command = [sys.executable, __file__, "--worker", system, "--device", args.device,
-                   "--epochs", str(args.epochs), "--seed", str(args.seed)]
+                   "--epochs", str(args.epochs), "--seed", str(args.seed), "--batch-sizes", args.batch_sizes]
         command += ["--data-dir", args.data_dir] * bool(args.data_dir) + ["--profile"] * args.profile
         command += ["--limit", str(args.limit)] * bool(args.limit)
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # its errors go to our stderr
@@ -250,15 +385,29 @@ def main(argv=None):
         if "skipped" in result:
             print(f"{system:>10}: skipped, {result['skipped']}", flush=True)
             continue
-        results[system] = result
-        print(f"{system:>10}: epochs " + " ".join(f"{s:5.2f}" for s in result["seconds"])
-              + f" s; median {statistics.median(result['seconds']):5.2f} s; "
-              f"val_accuracy {result['val_accuracy'][-1]:.4f}", flush=True)
+        results[system] = {int(b): run for b, run in result["runs"].items()}
+        for i, (batch_size, run) in enumerate(results[system].items()):
+            epochs = " ".join(f"{s:5.2f}" for s in run["seconds"])
+            print(f"{system:>10}: " + f"batch {batch_size}: " * (i > 0) + f"epochs {epochs} s; median "
+                  f"{statistics.median(run['seconds']):5.2f} s; val_accuracy {run['val_accuracy'][-1]:.4f}", flush=True)
+    ours = None
     if "tinynet" in results:
-        ours = statistics.median(results["tinynet"]["seconds"])
-        for system, result in results.items():
-            if system != "tinynet":
-                print(f"tinynet / {system}: {ours / statistics.median(result['seconds']):.2f}x")
+        for i, (batch_size, run) in enumerate(results["tinynet"].items()):
+            median = statistics.median(run["seconds"])
+            ours = median if i == 0 else ours
+            for system, result in results.items():
+                if system != "tinynet" and batch_size in result:
+                    print(f"tinynet / {system}" + f" at batch {batch_size}" * (i > 0)
+                          + f": {median / statistics.median(result[batch_size]['seconds']):.2f}x")
+    if args.check_graph:
+        command = [sys.executable, __file__, "--worker", "check-graph", "--device", args.device, "--seed",
+                   str(args.seed)] + ["--data-dir", args.data_dir] * bool(args.data_dir)
+        command += ["--limit", str(args.limit)] * bool(args.limit)
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+        check = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+        print(check["text"] if check else f"graph vs eager: FAILED (exit status {done.returncode}; its error is above)")
+        if not (check and check["ok"]):
+            failed.append("check-graph")
     if args.floor:
         steps = math.ceil((args.limit or 60000) / 32)
         try:
@@ -269,7 +418,7 @@ def main(argv=None):
         else:
             print(f"matrix products alone on the {args.device.upper()}: {floor:.3f} s per epoch "
                   f"({STEP_FLOP * steps / floor / 1e9:.0f} GFLOP/s)"
-                  + (f"; tinynet's median epoch is {ours / floor:.2f}x that" if "tinynet" in results else ""))
+                  + (f"; tinynet's median epoch is {ours / floor:.2f}x that" if ours else ""))
     return 1 if failed else 0
 
 

@@ -85,7 +85,8 @@ def test_a_failing_system_is_reported_and_the_others_still_run(monkeypatch, caps
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # nor in the worker processes
     bench = load_benchmark()
     monkeypatch.setattr(bench, "installed", lambda system: system != "torch")  # torch "not installed"
-    status, out = run_main(bench, monkeypatch, capsys, "--device", "gpu", "--systems", "tinynet,torch", "--floor")
+    status, out = run_main(bench, monkeypatch, capsys, "--device", "gpu", "--systems", "tinynet,torch", "--floor",
+                           "--batch-sizes", "32")  # the GPU default, 32,128,512, needs 1,792 images
     assert status == 1
     assert "   tinynet: FAILED (exit status 1" in out
     assert "     torch: skipped, not installed" in out  # the next system is still tried
@@ -100,3 +101,13 @@ def test_unknown_systems_and_a_too_small_limit_are_refused_before_any_work(capsy
     with pytest.raises(SystemExit):
         bench.main(["--limit", "10"])
     assert f"--limit: at least {bench.WARM_UP} images" in capsys.readouterr().err
+
+
+def test_batch_sizes_are_checked_and_a_limit_covers_the_largest_warm_up(capsys):
+    bench = load_benchmark()
+    with pytest.raises(SystemExit):
+        bench.main(["--batch-sizes", "32,x"])
+    assert "--batch-sizes: positive whole numbers, comma-separated, e.g. 32,128; got '32,x'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--device", "gpu", "--limit", "1024"])  # batch 512's warm-up: 3 * 512 + 256 images
+    assert f"--limit: at least {bench.warm_up_size(512)} images" in capsys.readouterr().err

@@ -6,6 +6,7 @@ NVIDIA GPU) or ``array_api_strict`` (``'strict'``, a CPU stand-in for a GPU that
 host/device mixing, as CuPy does). The host/device boundary is explicit: ``to_device`` (host -> backend, once per
 ``fit``) and ``to_numpy`` (backend -> host: ``predict``, ``evaluate`` and ``get_weights`` return NumPy).
 """
+import contextlib
 import importlib
 import os
 
@@ -20,6 +21,7 @@ CUPY_MIN_MAJOR = 14  # cupy.astype and cupy.concat, which tinynet calls, are new
 floatx = "float32"  # the default dtype of parameters and activations, as in Keras
 
 _name, _xp, _on_device = "numpy", numpy, {}  # _on_device: the device= argument for new arrays, if any
+_own_gemm = False  # True inside own_gemm(): CuPy's matrix products by tinynet's kernels, not cuBLAS
 
 
 def gpu_problem():
@@ -115,6 +117,30 @@ def to_numpy(x):
         import array_api_strict
         x = x.to_device(array_api_strict.Device("CPU_DEVICE"))  # the one allowed way off the device
     return numpy.array(x)  # a copy even on NumPy, so get_weights() never aliases the live parameters
+
+
+def matmul(a, b, bias=None):
+    """The matrix product ``a @ b`` (2-D), plus ``bias`` added to every row when given: Dense's and Conv2D's
+    products. It is ``@`` everywhere but on CuPy inside ``own_gemm()``, where tinynet's kernels compute it
+    (``tinynet/kernels/gemm.py``; ``x W + b`` in one kernel): a stream being captured into a CUDA graph
+    refuses cuBLAS, which CuPy's ``@`` calls."""
+    if _own_gemm and _name == "cupy":
+        from tinynet.kernels import gemm
+        return gemm.matmul(a, b, bias)
+    c = a @ b
+    return c if bias is None else c + bias
+
+
+@contextlib.contextmanager
+def own_gemm():
+    """``with backend.own_gemm():`` matrix products by tinynet's kernels on CuPy (no effect elsewhere):
+    while ``tinynet/models/graph.py`` captures a training step, and to run that step eagerly, identically."""
+    global _own_gemm
+    before, _own_gemm = _own_gemm, True
+    try:
+        yield
+    finally:
+        _own_gemm = before
 
 
 def synchronize():

@@ -71,7 +71,7 @@ class Conv2D(Layer):
         patches = windows.gather(x, self.kernel_size, self.strides, (ho, wo))  # (N, Ho, Wo, kh*kw, C)
         self.cols = xp.reshape(patches, (n * ho * wo, -1))  # one row per window   (N*Ho*Wo, kh*kw*C)
         kernel = xp.reshape(self.params["kernel"], (-1, self.filters))  # W as a matrix  (kh*kw*C, filters)
-        z = self.cols @ kernel  # z = cols W          (N*Ho*Wo, filters)
+        z = backend.matmul(self.cols, kernel)  # z = cols W          (N*Ho*Wo, filters)
         if self.use_bias:
             z = z + self.params["bias"]  # z = cols W + b      (b is added to every row)
         return xp.reshape(z, (n, ho, wo, self.filters))
@@ -82,13 +82,14 @@ class Conv2D(Layer):
         n, ho, wo, _ = dz.shape
         dz = xp.reshape(dz, (n * ho * wo, self.filters))  # one row per window   (N*Ho*Wo, filters)
         kernel_shape = self.params["kernel"].shape
-        self.grads["kernel"] = xp.reshape(self.cols.T @ dz, kernel_shape)  # dL/dW = cols.T @ dz  (kh*kw*C, filters)
+        dw = backend.matmul(self.cols.T, dz)  # dL/dW = cols.T @ dz  (kh*kw*C, filters)
+        self.grads["kernel"] = xp.reshape(dw, kernel_shape)  # as the kernel  (kh, kw, C, filters)
         if self.use_bias:
             self.grads["bias"] = xp.sum(dz, axis=0)  # dL/db = sum of dz over all windows   (filters,)
         if not self.needs_input_gradient:
             return None  # the model's first layer: dL/dx of the data is never used, so skip col2im
         kernel = xp.reshape(self.params["kernel"], (-1, self.filters))
-        d_cols = dz @ kernel.T  # dL/dcols = dz @ W.T    (N*Ho*Wo, kh*kw*C)
+        d_cols = backend.matmul(dz, kernel.T)  # dL/dcols = dz @ W.T    (N*Ho*Wo, kh*kw*C)
         d_windows = xp.reshape(d_cols, (n, ho, wo, -1, kernel_shape[2]))  # (N, Ho, Wo, kh*kw, C)
         dx = windows.scatter(d_windows, self.padded_shape, self.kernel_size, self.strides)  # dL/dx = col2im(dcols)
         return windows.unpad(dx, self.pad_rows, self.pad_cols)  # the padding's gradient is dropped  (N, H, W, C)

@@ -70,17 +70,15 @@ class Dense(Layer):
     def forward_linear(self, x):
         """The linear part alone: z = x @ W + b."""
         self.x = x
-        z = x @ self.params["kernel"]  # z = x W        (batch, in) @ (in, units)
-        if self.use_bias:
-            z = z + self.params["bias"]  # z = x W + b    (b is added to every row)
-        return z
+        b = self.params["bias"] if self.use_bias else None
+        return backend.matmul(x, self.params["kernel"], b)  # z = x W + b   (batch, in) @ (in, units), b on every row
 
     def backward_linear(self, dz):
         """From dL/dz, fill dL/dW and dL/db and return dL/dx (None for a model's first layer)."""
         xp = backend.xp()
-        self.grads["kernel"] = self.x.T @ dz  # dL/dW = x.T @ dz      (in, units)
+        self.grads["kernel"] = backend.matmul(self.x.T, dz)  # dL/dW = x.T @ dz      (in, units)
         if self.use_bias:
             self.grads["bias"] = xp.sum(dz, axis=0)  # dL/db = sum of dz over the batch
         if not self.needs_input_gradient:
             return None  # the model's first layer: dL/dx of the data is never used, so skip the product
-        return dz @ self.params["kernel"].T  # dL/dx = dz @ W.T      (batch, in)
+        return backend.matmul(dz, self.params["kernel"].T)  # dL/dx = dz @ W.T      (batch, in)

@@ -17,6 +17,8 @@ _FUNCTIONS = {categorical_crossentropy: CategoricalCrossentropy, mean_squared_er
 def get(identifier):
     """A loss object from a name such as ``'categorical_crossentropy'``, from a class, from tinynet's function
     of that name (``tinynet.losses.categorical_crossentropy``, as Keras takes its own), or the object itself."""
+    if identifier is None:  # compile's default, which Keras also refuses for training
+        raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'.")
     for function, cls in _FUNCTIONS.items():
         if identifier is function:
             return cls()

@@ -4,7 +4,7 @@ import math
 from tinynet import arguments, backend, losses, metrics as metrics_module, optimizers
 from tinynet.callbacks import EpochProgress, History
 from tinynet.layers.layer import check_input_shape, snake_case, unique_name
-from tinynet.models import inputs, placement, rollback
+from tinynet.models import graph, inputs, placement, rollback
 from tinynet.models.batches import batches, slices
 from tinynet.models.layer_checks import check_layers
 from tinynet.models.summary import print_summary
@@ -34,7 +34,7 @@ class Sequential:
             if self.layers[0].input_shape is not None:
                 self.build(self.layers[0].input_shape)
             if self.loss is not None:
-                self.compile(self.optimizer, self.loss, self.metrics)  # the last layer changed
+                self.compile(self.optimizer, self.loss, self.metrics, self.jit_compile)  # the last layer changed
         except Exception:  # the model stays as it was
             self.layers.pop()
             layer.name = given
@@ -64,13 +64,11 @@ class Sequential:
     def output_shape(self):
         return self.layers[-1].output_shape if self.built else None
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Choose the optimizer, the loss and the metrics, by object or by Keras name. A model ending in a softmax,
-        with crossentropy, trains on the logits z and the loss applies the softmax, as Keras does."""
-        if loss is None:
-            raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'.")
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto"):
+        """Choose the optimizer, loss and metrics, by object or Keras name, and ``jit_compile`` (CUDA graphs on
+        CuPy: models/graph.py). A model ending in a softmax, with crossentropy, trains on the logits z."""
         self.optimizer, self.loss = optimizers.get(optimizer), losses.get(loss)
-        self.metrics = metrics_module.get_list(metrics)
+        self.metrics, self.jit_compile = metrics_module.get_list(metrics), graph.check_jit_compile(jit_compile)
         self.train_loss = losses.loss_on_logits(self.loss, self.layers[-1]) if self.layers else self.loss
         self.loss_applies_softmax = self.train_loss is not self.loss  # the last layer stops before its softmax
 
@@ -134,6 +132,7 @@ class Sequential:
         x, y, validation_data = inputs.training_data(self, x, y, validation_data, validation_split)
         self.optimizer.build(self.trainable_params())  # refuses another model's optimizer before any work
         check_layers(self, x, y, batch_size)  # layers of your own: their shapes and grads, on one batch, by name
+        train_step = graph.training_step(self)  # self.train_step, or on CuPy its CUDA graph's replay
         steps = math.ceil(x.shape[0] / batch_size)
         self.history = History(params={"verbose": verbose, "epochs": epochs, "steps": steps})
         for epoch in range(epochs):
@@ -141,7 +140,7 @@ class Sequential:
             with EpochProgress(epoch, epochs, steps, self.metrics, verbose,
                                on_failure=lambda: rollback.restore(self, saved)) as progress:
                 for step, (xb, yb) in enumerate(batches(x, y, batch_size, shuffle)):
-                    loss, y_hat = self.train_step(xb, yb)  # the step
+                    loss, y_hat = train_step(xb, yb)  # the step
                     progress.update(step, loss, yb, y_hat)  # the bookkeeping: running means, progress bar
                 rollback.undo_if_not_finite(self, saved, loss, epoch)  # the last step's update, checked
                 logs = progress.means()

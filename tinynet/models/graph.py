@@ -1,0 +1,179 @@
+"""The training step as one CUDA graph: captured once, replayed for every batch (``compile(jit_compile=...)``).
+
+Why: on a GPU each CuPy call costs the host 25-100 microseconds, while the GPU's own work in a step of a
+small model takes a few: the GPU waits for Python. A CUDA graph records every kernel that one call of
+``model.train_step`` launches, and replays them all with one launch, without running the step's Python.
+
+What is captured is ``Sequential.train_step`` itself: forward, loss, backward, update, the code a learner
+reads. Layers, losses and optimizers know nothing of graphs. The recipe is PyTorch's (``torch.cuda.graph``):
+  1. warm up: the first batch's step runs eagerly on a side stream (kernels compiled, state created);
+  2. capture: the second batch is copied into static input buffers, and the step on those buffers is
+     recorded on the side stream (relaxed capture mode, so that CuPy's memory pool may call cudaMalloc;
+     matrix products by tinynet's own kernels, ``backend.own_gemm()``, since capture refuses cuBLAS;
+     memory from a private pool, so that nothing allocated later can take the graph's buffers);
+     then the graph is launched once: that batch's step;
+  3. replay: every later batch of that shape is copied into the static buffers, and the graph launched.
+A batch of another shape (the last one, when the batch size does not divide the data) runs eagerly.
+
+A replay runs none of the step's Python, so the step may change nothing on the host that the next step
+reads: ``optimizer.iterations`` is counted here, and a layer or optimizer whose step depends on host state
+(Dropout's random mask, Adam's step size computed from ``iterations``) cannot be captured. ``CAPTURABLE``
+lists what can; for anything else ``fit`` warns once, naming it, and trains eagerly (``jit_compile=True``
+makes that an error). Loss and metric sums stay on the device, as in eager training (``EpochProgress``).
+"""
+import warnings
+
+from tinynet import backend
+from tinynet.models import rollback
+
+JIT_COMPILE = ("auto", True, False)
+WARM_UP_STEPS = 1  # eager steps of the batch shape before it is captured
+# Known to run on the GPU alone, with no host state that changes between steps (by class name, exactly:
+# a subclass may change what a step does). Conv2D, MaxPooling2D, BatchNormalization: not yet checked on a GPU.
+CAPTURABLE = {"layer": {"Dense", "ReLU", "Softmax", "Flatten"}, "optimizer": {"SGD", "RMSprop"},
+              "loss": {"SoftmaxCrossentropy", "CategoricalCrossentropy", "MeanSquaredError"}}
+
+
+def check_jit_compile(value):
+    """``compile``'s ``jit_compile``: ``'auto'`` (a CUDA graph on CuPy, eager elsewhere), True or False."""
+    if not (value is True or value is False or isinstance(value, str)):
+        raise TypeError(f"jit_compile must be 'auto', True or False, got {value!r} ({type(value).__name__}).")
+    if value not in JIT_COMPILE:
+        raise ValueError(f"jit_compile must be 'auto', True or False, got {value!r}.")
+    return value
+
+
+def training_step(model):
+    """What ``fit`` calls for each batch: ``model.train_step``, or on CuPy (unless ``jit_compile=False``)
+    a ``CapturedStep`` replaying it. Checked before any work: ``jit_compile=True`` on another backend, or
+    with something that cannot be captured, is an error."""
+    jit_compile = getattr(model, "jit_compile", "auto")
+    if backend.get_backend() != "cupy":
+        if jit_compile is True:
+            raise ValueError(f"jit_compile=True captures the training step in a CUDA graph, which needs the 'cupy' "
+                             f"backend; this one is {backend.get_backend()!r}. Compile with jit_compile='auto' "
+                             "(a graph on a GPU, eager elsewhere) or False.")
+        return model.train_step
+    return model.train_step if jit_compile is False else CapturedStep(model, required=jit_compile is True)
+
+
+def not_capturable(model):
+    """Why ``model``'s step cannot be captured ("layer 'dropout' (Dropout)"), or None when it can."""
+    for layer in model.layers:
+        for part in (layer, getattr(layer, "activation", None)):
+            if part is not None and type(part).__name__ not in CAPTURABLE["layer"]:
+                return f"layer {layer.name!r} ({type(part).__name__})"
+    for kind, part in (("optimizer", model.optimizer), ("loss", model.train_loss)):
+        if type(part).__name__ not in CAPTURABLE[kind]:
+            return f"the {kind} {type(part).__name__}"
+    return None
+
+
+def cuda():
+    """CuPy's CUDA module (streams, graphs, memory pools); tests put a stand-in here."""
+    import cupy
+    return cupy.cuda
+
+
+class CapturedStep:
+    """``step(x, y)`` does what ``model.train_step(x, y)`` does, and returns the same (loss, y_hat), by
+    replaying a CUDA graph of it for every batch shaped like the first (the module's docstring: how)."""
+
+    def __init__(self, model, required=False):
+        self.model, self.required = model, required
+        self.shapes = self.graph = self.inputs = self.outputs = self.stream = None
+        self.warm_ups = self.replays = 0
+        self.saved, self.problem = None, not_capturable(model)
+        if self.problem is not None:
+            self.give_up(f"{self.problem} cannot be captured into a CUDA graph: its step depends on state kept on "
+                         f"the host (only {', '.join(sorted(CAPTURABLE['layer']))} layers, "
+                         f"{' and '.join(sorted(CAPTURABLE['optimizer']))} are known to be capturable)", ValueError)
+        self.saved = rollback.snapshot(model) if required else None  # what a failed capture goes back to
+
+    def __call__(self, x, y):
+        shapes = (tuple(x.shape), tuple(y.shape))
+        if self.problem is not None or (self.shapes is not None and shapes != self.shapes):
+            return self.model.train_step(x, y)  # eager: nothing capturable, or a batch of another shape
+        self.shapes = shapes
+        if self.graph is not None:
+            return self.replay(x, y)
+        if self.warm_ups < WARM_UP_STEPS:
+            self.warm_ups += 1
+            return self.warm_up(x, y)
+        return self.capture(x, y)
+
+    def warm_up(self, x, y):
+        """One eager step on a side stream, with the kernels the graph will use."""
+        cuda_ = cuda()
+        current = cuda_.get_current_stream()
+        self.stream = self.stream or cuda_.Stream(non_blocking=True)
+        self.stream.wait_event(current.record())  # after what the current stream queued (this batch)
+        with self.stream, backend.own_gemm():
+            outputs = self.model.train_step(x, y)
+        current.wait_event(self.stream.record())  # what follows on the current stream waits for the step
+        return outputs
+
+    def capture(self, x, y):
+        """Record the step on static copies of (x, y), then launch the graph once: this batch's step."""
+        cuda_, optimizer = cuda(), self.model.optimizer
+        current, iterations = cuda_.get_current_stream(), optimizer.iterations
+        inputs, pool = (backend.xp().asarray(x, copy=True), backend.xp().asarray(y, copy=True)), cuda_.MemoryPool()
+        try:
+            with cuda_.using_allocator(pool.malloc), self.stream, backend.own_gemm():
+                self.stream.begin_capture(mode=cuda_.runtime.streamCaptureModeRelaxed)
+                try:
+                    outputs = self.model.train_step(*inputs)  # recorded, not run
+                except BaseException:
+                    end_quietly(self.stream)
+                    raise
+                graph = self.stream.end_capture()
+        except Exception as error:
+            optimizer.iterations = iterations  # the step did not run
+            self.give_up(f"{culprit(self.model, error)} failed while the training step was captured into a "
+                         f"CUDA graph ({type(error).__name__}: {error})", RuntimeError, error)
+            return self.model.train_step(x, y)
+        self.graph, self.inputs, self.outputs, self.pool = graph, inputs, outputs, pool
+        self.graph.launch(stream=current)
+        return outputs
+
+    def replay(self, x, y):
+        """Copy the batch into the static buffers and launch the graph: one step, one launch."""
+        x_static, y_static = self.inputs
+        x_static[...] = x
+        y_static[...] = y
+        self.graph.launch(stream=cuda().get_current_stream())
+        self.model.optimizer.iterations += 1  # the step's Python counts this; a replay runs no Python
+        self.replays += 1
+        return self.outputs
+
+    def give_up(self, reason, error_type, cause=None):
+        """Train eagerly from now on, with one warning; under ``jit_compile=True``, an error instead (the
+        weights put back as ``fit`` found them)."""
+        self.problem = reason
+        if self.required:
+            if self.saved is not None:
+                rollback.restore(self.model, self.saved)
+            raise error_type(f"jit_compile=True: {reason}. Compile with jit_compile='auto' to train without a "
+                             "graph (with a warning), or False.") from cause
+        warnings.warn(f"{reason}; fit trains without a CUDA graph (eagerly). Compile with jit_compile=False "
+                      "to choose that without this warning.", RuntimeWarning, stacklevel=4)
+
+
+def end_quietly(stream):
+    """End a capture that failed: the stream must leave capture mode; the (invalid) graph is dropped."""
+    try:
+        stream.end_capture()
+    except Exception:  # cudaErrorStreamCaptureInvalidated: expected after a failure
+        pass
+
+
+def culprit(model, error):
+    """Which of ``model``'s layers raised ``error`` ("layer 'dense_1' (Dense)"): the innermost frame of its
+    traceback that is a method of one of them; else "the training step"."""
+    owners = {id(part): layer for layer in model.layers
+              for part in (layer, getattr(layer, "activation", None)) if part is not None}
+    found, frame = None, error.__traceback__
+    while frame is not None:
+        found = owners.get(id(frame.tb_frame.f_locals.get("self")), found)
+        frame = frame.tb_next
+    return "the training step" if found is None else f"layer {found.name!r} ({type(found).__name__})"
