@@ -7,12 +7,14 @@ keras_reference/make_keras_convnet.py from the same seeded weights. Keras is not
 
 What float32 allows (measured on numpy, relative differences):
 - The first 22 steps agree to float32 rounding: 0 or one unit in the last place (at most 1.2e-7).
-- Then the gap grows, a hundredfold from step 25 to step 100: 3.8e-5 at step 50 and 1.2e-4 at step 100 (3.2e-4 at most). This is
-  float32 rounding amplified by training, not a different formula: computing in float64, tinynet and Keras
-  agree to 1.6e-15 at every one of the 100 steps (``losses_float64`` in the JSON), while Keras's own float32 run
-  is 7.1e-5 from its float64 run at step 50 and 3.4e-4 at step 100. Adam divides each gradient by its own
-  running size, so a weight whose gradient is a near-cancelling sum moves by a full step whichever way its
-  last bits fall; the gap then feeds on itself. A loss of one step cannot be matched to 1e-5 that late.
+- Then the gap grows, a hundredfold from step 25 to step 100: 3.8e-5 at step 50, 1.2e-4 at step 100
+  (3.2e-4 at most, at step 94). This is float32 rounding amplified by training, not a different formula:
+  computing in float64 (tinynet with the default dtype of ``backend.to_device`` and ``backend.zeros`` set
+  to float64), tinynet and Keras agree to 1.6e-15 at every one of the 100 steps (``losses_float64`` in the
+  JSON), while Keras's own float32 run is 7.1e-5 from its float64 run at step 50 and 3.4e-4 at step 100.
+  Adam divides each gradient by its own running size, so a weight whose gradient is a near-cancelling sum
+  moves by a full step whichever way its last bits fall; the gap then feeds on itself. The loss of a single
+  step cannot be matched to 1e-5 that late, by tinynet or by Keras itself in float64.
 - Keras's running loss, the mean of the losses so far (what its progress bar shows as ``loss``), agrees to
   1.1e-8 at step 10, 3.6e-7 at step 50 and 5.0e-6 at step 100: the per-step gaps have both signs.
 """

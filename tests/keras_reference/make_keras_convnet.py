@@ -12,7 +12,8 @@ MNIST training images, unshuffled, /255). This file imports only NumPy, so the t
 Run it where Keras is installed (it is not a tinynet dependency); the losses were taken on JAX:
 
     python -m venv kerasenv && kerasenv/bin/pip install keras==3.15.1 "jax[cpu]"
-    KERAS_BACKEND=jax TINYNET_DATA_DIR=../shared/data/mnist kerasenv/bin/python tests/keras_reference/make_keras_convnet.py
+    export KERAS_BACKEND=jax TINYNET_DATA_DIR=../shared/data/mnist
+    kerasenv/bin/python tests/keras_reference/make_keras_convnet.py
 
 It rewrites ``keras_convnet.json`` beside this file (about 5 KiB): the float32 losses the test checks, and
 ``losses_float64``, the same run computed in float64 (in a second process, with ``jax_enable_x64``). tinynet in
