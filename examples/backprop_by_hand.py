@@ -5,7 +5,8 @@
 The network is the MNIST model in miniature: 2 inputs, 3 hidden ReLU units and
 2 softmax outputs (784-512-512-10 there), trained on a batch of N = 2 samples
 with categorical crossentropy and RMSprop. Every number is fixed, so you can
-follow them with pencil and paper.
+follow them with pencil and paper. Then a convolution and a max-pool, the
+convnet's new layers, on one 5x5 image, computed with plain loops.
 
 Each quantity is computed twice: once "by hand", with the formula written out
 in plain NumPy, and once by tinynet's own code (the same functions ``fit``
@@ -19,7 +20,7 @@ import sys
 import numpy as np
 
 from tinynet import backend
-from tinynet.layers import Dense, Softmax
+from tinynet.layers import Conv2D, Dense, MaxPooling2D, Softmax
 from tinynet.losses import CategoricalCrossentropy, MeanSquaredError, SoftmaxCrossentropy
 from tinynet.models import Sequential
 from tinynet.optimizers import SGD, RMSprop, rmsprop
@@ -153,6 +154,65 @@ for step in (1, 2):  # two steps with the same gradient dW1, so that the momentu
     before = backend.to_numpy(w_tinynet)
     sgd.apply([float64(dW1)], [w_tinynet])
     show(f"SGD step {step}: W1 change = v", v, w_tinynet - float64(before), "SGD.apply")
+
+heading("6. A convolution and a max-pool, by loops (one 5x5 image, one channel, one 2x2 filter)")
+X = np.array([[1.0, 2.0, 0.0, 1.0, 3.0],  # the image, (N, H, W, C) = (1, 5, 5, 1): shown as its 5x5 plane
+              [0.0, 1.0, 3.0, 2.0, 1.0],
+              [2.0, 1.0, 0.0, 1.0, 0.0],
+              [1.0, 0.0, 2.0, 3.0, 1.0],
+              [0.0, 2.0, 1.0, 0.0, 2.0]])
+K = np.array([[1.0, -1.0],  # the kernel of the one filter: Conv2D's kernel has shape (2, 2, 1, 1)
+              [0.5, 2.0]])
+bK = 0.1  # its bias
+conv = Conv2D(1, kernel_size=2)  # 'valid', strides 1: (1, 5, 5, 1) -> (1, 4, 4, 1)
+conv.build((None, 5, 5, 1))
+conv.params["kernel"], conv.params["bias"] = float64(K.reshape(2, 2, 1, 1)), float64([bK])
+pool = MaxPooling2D(2)  # 2x2 windows, strides 2: (1, 4, 4, 1) -> (1, 2, 2, 1)
+pool.build((None, 4, 4, 1))
+
+
+def plane(a):
+    """The one image's one channel of a (1, H, W, 1) array: (H, W)."""
+    return a[0, :, :, 0]
+
+
+zc = np.zeros((4, 4))
+for i in range(4):
+    for j in range(4):
+        zc[i, j] = np.sum(X[i:i + 2, j:j + 2] * K) + bK  # the window at (i, j), weighted by K, plus b
+zc_tinynet = conv.forward_linear(float64(X.reshape(1, 5, 5, 1)))
+show("zc[i,j] = sum(window * K) + b", zc, plane(zc_tinynet), "Conv2D.forward_linear")
+cols = np.array([X[i:i + 2, j:j + 2].ravel() for i in range(4) for j in range(4)])
+show("  cols: window (i,j) in row 4i+j", cols, conv.cols, "Conv2D.forward_linear")
+show("  zc = cols @ K.ravel() + b", (cols @ K.ravel() + bK).reshape(4, 4), plane(zc_tinynet),
+     "Conv2D.forward_linear")
+pc = np.zeros((2, 2))
+for i in range(2):
+    for j in range(2):
+        pc[i, j] = np.max(zc[2 * i:2 * i + 2, 2 * j:2 * j + 2])  # the largest of window (i, j)
+show("pc[i,j] = max of window (i,j)", pc, plane(pool.forward(zc_tinynet)), "MaxPooling2D.forward")
+
+dpc = np.array([[1.0, -2.0],  # dL/dpc, from the layers above (any numbers will do)
+                [0.5, 3.0]])
+dzc = np.zeros((4, 4))
+for i in range(2):
+    for j in range(2):
+        window = zc[2 * i:2 * i + 2, 2 * j:2 * j + 2]
+        a, b = np.unravel_index(np.argmax(window), (2, 2))  # its maximum; on a tie (two 5.1, two 6.1) the first
+        dzc[2 * i + a, 2 * j + b] = dpc[i, j]  # the max alone moved pc: dL/dzc there = dpc, 0 elsewhere
+show("dL/dzc = dpc at each window's max", dzc, plane(pool.backward(float64(dpc.reshape(1, 2, 2, 1)))),
+     "MaxPooling2D.backward")
+dK, dX = np.zeros((2, 2)), np.zeros((5, 5))
+for i in range(4):
+    for j in range(4):
+        dK += dzc[i, j] * X[i:i + 2, j:j + 2]  # zc[i,j] = sum(window * K) + b: dzc[i,j] * window for K...
+        dX[i:i + 2, j:j + 2] += dzc[i, j] * K  # ...and dzc[i,j] * K for the window (windows overlap: add)
+dX_tinynet = conv.backward_linear(float64(dzc.reshape(1, 4, 4, 1)))
+show("dL/dK = sum of dzc[i,j] * window", dK, conv.grads["kernel"][:, :, 0, 0], "Conv2D.backward_linear")
+show("  dK = cols.T @ dzc, as a matrix", (cols.T @ dzc.ravel()).reshape(2, 2), conv.grads["kernel"][:, :, 0, 0],
+     "Conv2D.backward_linear")
+show("dL/db = sum of dzc", np.array([dzc.sum()]), conv.grads["bias"], "Conv2D.backward_linear")
+show("dL/dx: dzc[i,j] * K onto window", dX, plane(dX_tinynet), "Conv2D.backward_linear")
 
 print()
 if mismatches:
