@@ -65,14 +65,7 @@ def main(argv=None):
         tinynet.utils.set_random_seed(args.seed)
 
     print("1. Load the data")
-    try:
-        (x_train, y_train), (x_valid, y_valid) = mnist.load_data(args.data_dir)
-    except (OSError, ValueError) as e:  # missing, damaged or wrong files: the message names them
-        message = str(e)
-        if args.data_dir is not None:  # the fix is this script's flag, not load_data's argument
-            message = f"--data-dir {args.data_dir}: " + message.replace("call load_data() without a path",
-                                                                       "leave out --data-dir")
-        parser.exit(1, f"{parser.prog}: error: {message}\n")
+    (x_train, y_train), (x_valid, y_valid) = load_mnist(parser, args.data_dir)
     print(f"   x_train {x_train.shape} {x_train.dtype}, y_train {y_train.shape}; "
           f"x_valid {x_valid.shape}, y_valid {y_valid.shape}")
     print(f"   pixel values from {x_train.min()} to {x_train.max()}; the first label is {y_train[0]}")
@@ -113,6 +106,18 @@ def main(argv=None):
         if problem:
             parser.exit(1, f"{parser.prog}: error: --save {args.save}: {problem}\n")
     return history
+
+
+def load_mnist(parser, data_dir):
+    """``mnist.load_data(data_dir)``, or the script's exit with an error naming ``--data-dir`` (no traceback)."""
+    try:
+        return mnist.load_data(data_dir)
+    except (OSError, ValueError) as e:  # missing, damaged or wrong files: the message names them
+        message = str(e)
+        if data_dir is not None:  # the fix is this script's flag, not load_data's argument
+            message = f"--data-dir {data_dir}: " + message.replace("call load_data() without a path",
+                                                                  "leave out --data-dir")
+        parser.exit(1, f"{parser.prog}: error: {message}\n")
 
 
 def save(model, path):

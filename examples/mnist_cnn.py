@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import tinynet
-from tinynet.datasets import mnist
 from tinynet.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPool2D, MaxPooling2D
 from tinynet.models import Sequential
 
@@ -30,7 +29,7 @@ def _load_sibling(name):
     return module
 
 
-mnist_example = _load_sibling("mnist")  # its --device choice, argument checks and save, shared
+mnist_example = _load_sibling("mnist")  # its --device choice, argument checks, MNIST loading and save, shared
 checks = mnist_example.checks
 
 
@@ -108,14 +107,7 @@ def main(argv=None):
         tinynet.utils.set_random_seed(args.seed)
 
     print("1. Load the data")
-    try:
-        (x_train, y_train), (x_test, y_test) = mnist.load_data(args.data_dir)
-    except (OSError, ValueError) as e:  # missing, damaged or wrong files: the message names them
-        message = str(e)
-        if args.data_dir is not None:  # the fix is this script's flag, not load_data's argument
-            message = f"--data-dir {args.data_dir}: " + message.replace("call load_data() without a path",
-                                                                       "leave out --data-dir")
-        parser.exit(1, f"{parser.prog}: error: {message}\n")
+    (x_train, y_train), (x_test, y_test) = mnist_example.load_mnist(parser, args.data_dir)
     if args.limit is not None:
         x_train, y_train, x_test, y_test = x_train[:args.limit], y_train[:args.limit], x_test[:args.limit], \
             y_test[:args.limit]
