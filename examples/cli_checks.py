@@ -8,6 +8,7 @@ well, else the sentence to report.
 Not an example itself: examples/mnist.py, line_fit.py, predict.py and draw.py load it
 by its path (examples/ is a folder of scripts, not a package).
 """
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -71,7 +72,9 @@ def _write_problem(folder):
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as e:
-        return f"cannot write in {folder} ({e.strerror or e}): free some space, or pick another place"
+        fix = "free some space, or pick another place" if e.errno in (errno.ENOSPC, errno.EDQUOT) else \
+            "pick a folder you can write in"
+        return f"cannot write in {folder} ({e.strerror or e}): {fix}"
     return None
 
 

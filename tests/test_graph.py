@@ -278,3 +278,9 @@ def test_no_warning_when_everything_can_be_captured(on_fake_gpu):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.fit(*data(), epochs=1, verbose=0)
+
+
+def test_compile_takes_numpy_bools_for_jit_compile():
+    model = new_model()
+    model.compile(loss="mse", jit_compile=np.False_)
+    assert model.jit_compile is False

@@ -58,3 +58,20 @@ def test_a_trainable_that_is_not_a_flag_is_named_before_training():
     with pytest.raises(TypeError, match="trainable must be True or False"):
         Dense(3, trainable=0)
     assert Dense(3, trainable=np.False_).trainable is False
+
+
+@pytest.mark.parametrize("name, value, error", [("nesterov", "no", TypeError), ("momentum", 5.0, ValueError),
+                                                ("learning_rate", "fast", TypeError)])
+def test_optimizer_settings_changed_after_compile_are_checked_before_fit(name, value, error):
+    from tinynet.optimizers import SGD
+    model, x, y = model_and_data()
+    model.compile(optimizer=SGD(momentum=0.9), loss="categorical_crossentropy")
+    before = model.get_weights()
+    try:
+        setattr(model.optimizer, name, value)
+    except error:  # learning_rate is a checked property: refused at once
+        return
+    with pytest.raises(error, match=rf"^model.optimizer \(SGD\): {name} must be"):
+        model.fit(x, y, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -23,7 +23,7 @@ makes that an error). Loss and metric sums stay on the device, as in eager train
 """
 import warnings
 
-from tinynet import backend
+from tinynet import arguments, backend
 from tinynet.models import rollback
 
 JIT_COMPILE = ("auto", True, False)
@@ -36,11 +36,14 @@ CAPTURABLE = {"layer": {"Dense", "ReLU", "Softmax", "Flatten"}, "optimizer": {"S
 
 def check_jit_compile(value):
     """``compile``'s ``jit_compile``: ``'auto'`` (a CUDA graph on CuPy, eager elsewhere), True or False."""
-    if not (value is True or value is False or isinstance(value, str)):
-        raise TypeError(f"jit_compile must be 'auto', True or False, got {value!r} ({type(value).__name__}).")
-    if value not in JIT_COMPILE:
-        raise ValueError(f"jit_compile must be 'auto', True or False, got {value!r}.")
-    return value
+    if isinstance(value, str):
+        if value not in JIT_COMPILE:
+            raise ValueError(f"jit_compile must be 'auto', True or False, got {value!r}.")
+        return value
+    try:
+        return arguments.flag(value, "jit_compile")  # True or False, NumPy's bools too
+    except TypeError:
+        raise TypeError(f"jit_compile must be 'auto', True or False, got {value!r} ({type(value).__name__}).") from None
 
 
 def training_step(model):

@@ -48,6 +48,12 @@ def require_compiled(model, what):
                            "e.g. model.compile(loss='categorical_crossentropy', metrics=['accuracy']).")
     for i, layer in enumerate(model.layers):
         arguments.flag(layer.trainable, f"model.layers[{i}].trainable")
+    optimizer = model.optimizer  # settings changed since compile (optimizer.momentum = 5.0): checked anew
+    if type(optimizer).__module__.startswith("tinynet."):
+        try:
+            type(optimizer).from_config(optimizer.get_config())  # its constructor's checks
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"model.optimizer ({type(optimizer).__name__}): {error}") from None
 
 
 def require_built(model, what):
