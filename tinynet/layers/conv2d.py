@@ -48,7 +48,7 @@ class Conv2D(Layer):
         if self.use_bias:
             self.params["bias"] = backend.to_device(self.bias_initializer((self.filters,)))
         if self.activation is not None:
-            self.activation.build(self.output_shape)
+            activations.check_fits(self.activation, self.output_shape)  # no weights, keeps the shape
         (h, w), (ho, wo) = input_shape[1:3], self.output_shape[1:3]
         self.pad_rows = windows.pads(h, kh, self.strides[0], ho)  # (top, bottom): zero for 'valid'
         self.pad_cols = windows.pads(w, kw, self.strides[1], wo)  # (left, right)
@@ -71,9 +71,8 @@ class Conv2D(Layer):
         patches = windows.gather(x, self.kernel_size, self.strides, (ho, wo))  # (N, Ho, Wo, kh*kw, C)
         self.cols = xp.reshape(patches, (n * ho * wo, -1))  # one row per window   (N*Ho*Wo, kh*kw*C)
         kernel = xp.reshape(self.params["kernel"], (-1, self.filters))  # W as a matrix  (kh*kw*C, filters)
-        z = backend.matmul(self.cols, kernel)  # z = cols W          (N*Ho*Wo, filters)
-        if self.use_bias:
-            z = z + self.params["bias"]  # z = cols W + b      (b is added to every row)
+        bias = self.params["bias"] if self.use_bias else None
+        z = backend.matmul(self.cols, kernel, bias)  # z = cols W + b   (N*Ho*Wo, filters), b on every row
         return xp.reshape(z, (n, ho, wo, self.filters))
 
     def backward_linear(self, dz):

@@ -61,7 +61,7 @@ def loss_on_logits(loss, last_layer):
     if on_logits and ends_in_softmax:
         warnings.warn("The model ends in a softmax, but the loss expects logits (from_logits=True): the "
                       "softmax is applied twice. Use loss='categorical_crossentropy', or a last layer "
-                      "without activation.", stacklevel=4)
+                      "without activation.", stacklevel=3)
     if isinstance(loss, CategoricalCrossentropy) and not on_logits and ends_in_softmax:
         return SoftmaxCrossentropy()  # the last layer's forward_linear gives z, this loss applies the softmax
     return loss

@@ -17,8 +17,8 @@ def check_layers(model, x, y, batch_size):
     for layer in model.layers:
         shapes.append(tuple(x.shape))
         x = _checked(layer, "forward", layer.forward(x), (x.shape[0], *layer.output_shape[1:]))
-    model.train_loss.forward(y, x)
-    dy = model.train_loss.backward()
+    model.loss.forward(y, x)  # the loss on the full output (the step's path may stop at the logits)
+    dy = model.loss.backward()
     for i, layer in reversed(list(enumerate(model.layers))):
         dy = layer.backward(dy)
         for key, param in layer.params.items():

@@ -23,6 +23,5 @@ def follow_backend(model):
     optimizer = model.optimizer
     if optimizer is not None and optimizer.params is not None:
         optimizer.params = [moved[id(p)] for p in optimizer.params]
-        optimizer.slots = [None if s is None else tuple(map(move, s)) if isinstance(s, tuple) else move(s)
-                           for s in optimizer.slots]
+        optimizer.slots = [None if s is None else move(s) for s in optimizer.slots]
     model.backend = backend.get_backend()

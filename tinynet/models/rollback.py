@@ -2,7 +2,6 @@
 import math
 
 from tinynet import backend
-from tinynet.utils.finite import first_non_finite
 
 
 def snapshot(model):
@@ -25,8 +24,9 @@ def undo_if_not_finite(model, saved, loss, epoch=None):
     undone = ("the weights were left unchanged" if epoch is None else
               f"training stopped, and the weights were rolled back to where epoch {epoch + 1} began")
     if math.isfinite(float(loss)):
+        xp = backend.xp()
         broken = [f"{layer.name}.{key}" for layer in model.layers for key, w in layer.params.items()
-                  if first_non_finite(backend.xp().reshape(w, (1, -1))) is not None]
+                  if not bool(xp.all(xp.isfinite(w)))]
         if not broken:
             return
         what = f"the loss was {float(loss)}, but the update made {', '.join(broken)} NaN or infinite"

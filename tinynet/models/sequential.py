@@ -79,11 +79,11 @@ class Sequential:
         for layer in hidden:
             x = layer.forward(x, training=True)  # forward: each layer's output is the next one's input
         if self.loss_applies_softmax:  # train on the logits z, the loss applies the softmax (compile chose)
-            y_hat = last.forward_linear(x)
+            y_hat = last.forward_linear(x)  # y_hat is z here
         else:
             y_hat = last.forward(x, training=True)
         loss = self.train_loss.forward(y, y_hat)  # L
-        dy = self.train_loss.backward()  # dL/dy_hat
+        dy = self.train_loss.backward()  # dL/dy_hat (dL/dz on the logits path)
         dy = last.backward_linear(dy) if self.loss_applies_softmax else last.backward(dy)
         for layer in reversed(hidden):
             dy = layer.backward(dy)  # backward: dL/d(output) -> dL/d(input), the layer before's dL/d(output)

@@ -64,8 +64,10 @@ def summary_text(model, line_length=None):
 
     def weights(trainable):  # (how many numbers, their bytes) that are (not) trainable, as Keras counts them:
         # a frozen layer's params, and every layer's non_trainable weights (BatchNormalization's moving statistics)
-        params = [p for layer in model.layers for p in (
-            [*layer.params.values()] * (layer.trainable == trainable) + [*layer.non_trainable.values()] * (not trainable))]
+        trained = [p for layer in model.layers if layer.trainable for p in layer.params.values()]
+        frozen = [w for layer in model.layers if not layer.trainable for w in layer.params.values()]
+        frozen += [w for layer in model.layers for w in layer.non_trainable.values()]
+        params = trained if trainable else frozen
         sizes = [(int(p.size), backend.xp().finfo(p.dtype).bits // 8) for p in params]
         return sum(n for n, _ in sizes), sum(n * n_bytes for n, n_bytes in sizes)
 

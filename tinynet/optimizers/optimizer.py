@@ -55,9 +55,8 @@ class Optimizer:
         return None
 
     def state_arrays(self):
-        """Every array of state (None slots left out; a slot may be a tuple, such as Adam's (m, v))."""
-        slots = [s for s in self.slots or () if s is not None]
-        return [a for s in slots for a in (s if isinstance(s, tuple) else (s,))]
+        """Every array of state: the slots, None ones left out (Adam's slot stacks m and v in one array)."""
+        return [s for s in self.slots or () if s is not None]
 
     def get_config(self):
         """The constructor's arguments: ``type(opt).from_config(config)`` makes it afresh (``model.save``)."""
