@@ -6,7 +6,7 @@ from tinynet.optimizers.optimizer import Optimizer
 
 
 class Adam(Optimizer):
-    """Keras's Adam (Kingma & Ba, 2014), in Keras's form (``update_step``): for each parameter w with gradient g,
+    """Keras's Adam (Kingma & Ba, 2014), in Keras's form (``update``): for each parameter w with gradient g,
 
         m = beta_1 * m + (1 - beta_1) * g           (the direction: a running mean of g)
         v = beta_2 * v + (1 - beta_2) * g**2        (the scale: a running mean of g**2)
@@ -34,20 +34,16 @@ class Adam(Optimizer):
         return backend.zeros((3 if self.amsgrad else 2, *param.shape), dtype=param.dtype)  # m, v (, v_max) = 0
 
     def update(self, w, g, slot):
-        """w and its state (m, v) in place: ``update_step`` at this update's step number t, from 1."""
-        update_step(w, g, slot, self.iterations + 1, self.learning_rate, self.beta_1, self.beta_2, self.epsilon)
-
-
-def update_step(w, g, slot, t, lr, beta_1, beta_2, eps):
-    """One parameter's update at step ``t``, in place, in Keras's order of operations."""
-    xp = backend.xp()
-    real = numpy.float64 if w.dtype == xp.float64 else numpy.float32  # Keras computes alpha in w's dtype
-    alpha = real(lr) * numpy.sqrt(real(1) - real(beta_2) ** real(t)) / (real(1) - real(beta_1) ** real(t))
-    m, v = slot[0, ...], slot[1, ...]
-    m = m + (g - m) * (1 - beta_1)  # m = m + (1 - beta_1)(g - m) = beta_1 m + (1 - beta_1) g
-    v = v + (g * g - v) * (1 - beta_2)  # v = beta_2 v + (1 - beta_2) g**2
-    slot[0, ...], slot[1, ...] = m, v  # kept for the next step
-    if slot.shape[0] == 3:  # amsgrad
-        slot[2, ...] = xp.maximum(slot[2, ...], v)  # v_max = max(v_max, v)
-        v = slot[2, ...]
-    w -= (m * float(alpha)) / (xp.sqrt(v) + eps)  # w = w - alpha m / (sqrt(v) + eps)
+        """One parameter w, in place, at step t = 1, 2, ..., in Keras's order of operations."""
+        xp, t = backend.xp(), self.iterations + 1
+        real = numpy.float64 if w.dtype == xp.float64 else numpy.float32  # Keras computes alpha in w's dtype
+        beta_1, beta_2 = real(self.beta_1), real(self.beta_2)
+        alpha = real(self.learning_rate) * numpy.sqrt(real(1) - beta_2 ** real(t)) / (real(1) - beta_1 ** real(t))
+        m, v = slot[0, ...], slot[1, ...]
+        m = m + (g - m) * (1 - self.beta_1)  # m = m + (1 - beta_1)(g - m) = beta_1 m + (1 - beta_1) g
+        v = v + (g * g - v) * (1 - self.beta_2)  # v = beta_2 v + (1 - beta_2) g**2
+        slot[0, ...], slot[1, ...] = m, v  # kept for the next step
+        if slot.shape[0] == 3:  # amsgrad
+            slot[2, ...] = xp.maximum(slot[2, ...], v)  # v_max = max(v_max, v)
+            v = slot[2, ...]
+        w -= (m * float(alpha)) / (xp.sqrt(v) + self.epsilon)  # w = w - alpha m / (sqrt(v) + eps)

@@ -4,7 +4,7 @@ from tinynet.optimizers.optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    """Keras's gradient descent, with optional (Nesterov) momentum (the formulas: ``update_step``).
+    """Keras's gradient descent, with optional (Nesterov) momentum (the formulas: ``update``).
     The gradient g points uphill, so step the other way, by a fraction ``learning_rate`` of it. With
     momentum, a velocity v (from 0) remembers past steps: steps that agree add up, steps that flip back
     and forth cancel out; with ``nesterov=True``, the step looks one velocity step ahead.
@@ -24,19 +24,15 @@ class SGD(Optimizer):
         return None if self.momentum == 0 else backend.xp().zeros_like(param)  # v starts at 0 (if momentum)
 
     def update(self, w, g, v):
-        """w (and its velocity v) in place: ``update_step``."""
-        update_step(w, g, v, self.learning_rate, self.momentum, self.nesterov)
-
-
-def update_step(w, g, v, lr, momentum, nesterov):
-    """One parameter's update, in place; ``v`` is None without momentum."""
-    if v is None:
-        w -= lr * g  # w = w - lr * g
-        return
-    step = lr * g
-    v *= momentum
-    v -= step  # v = momentum * v - lr * g
-    if nesterov:
-        w += momentum * v - step  # w = w + momentum * v - lr * g
-    else:
-        w += v  # w = w + v
+        """One parameter w, in place, from its gradient g (and its velocity v: None without momentum)."""
+        lr, momentum = self.learning_rate, self.momentum
+        if v is None:
+            w -= lr * g  # w = w - lr * g
+            return
+        step = lr * g
+        v *= momentum
+        v -= step  # v = momentum * v - lr * g
+        if self.nesterov:
+            w += momentum * v - step  # w = w + momentum * v - lr * g
+        else:
+            w += v  # w = w + v
