@@ -231,3 +231,11 @@ def test_a_layer_of_your_own_without_backward_or_setup_is_named():
         model.fit(np.ones((4, 3), "float32"), np.eye(2, dtype="float32")[[0, 1, 0, 1]], verbose=0)
     with pytest.raises(TypeError, match=r"must call super\(\).__init__\(\*\*kwargs\)"):
         Sequential([NoSetup()])
+
+
+def test_set_weights_given_a_dict_says_a_list():
+    model = Sequential([Dense(2, input_shape=(3,))])
+    with pytest.raises(TypeError, match=r"set_weights takes a list of arrays in the order get_weights\(\) gives"):
+        model.set_weights({"kernel": np.ones((3, 2))})
+    with pytest.raises(TypeError, match=r"Layer 'dense': set_weights takes a list .*\(kernel, bias\), not a dict"):
+        model.layers[0].set_weights({"kernel": np.ones((3, 2))})

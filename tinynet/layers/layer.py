@@ -130,6 +130,9 @@ class Layer:
 
     def checked_weights(self, weights):
         """``weights`` as backend arrays ready for the weights, or an error naming the first that won't fit."""
+        if isinstance(weights, dict):
+            raise TypeError(f"Layer {self.name!r}: set_weights takes a list of arrays in the order get_weights() gives "
+                            f"them ({', '.join(self.weights) or 'none'}), not a dict.")
         weights, own = list(weights), self.weights
         if not self.built:
             raise ValueError(f"Layer {self.name or type(self).__name__!r} has no weights yet: they are made when it "

@@ -64,6 +64,9 @@ def require_built(model, what):
 
 def checked_weights(model, weights):
     """``set_weights``'s list, cut into each layer's share and checked by it: [(layer, arrays), ...]."""
+    if isinstance(weights, dict):
+        raise TypeError("set_weights takes a list of arrays in the order get_weights() gives them, not a dict: "
+                        "model.set_weights(other.get_weights()).")
     weights, counts = list(weights), [len(layer.weights) for layer in model.layers]
     if len(weights) != sum(counts):
         raise ValueError(f"The model has {sum(counts)} weight arrays, but {len(weights)} were given; "
