@@ -1,6 +1,7 @@
 """Conv2D, the 2-D convolution: each filter slides over the image, y = activation(windows(x) . W + b)."""
 from tinynet import activations, arguments, backend, initializers
 from tinynet.layers import windows
+from tinynet.layers.dense import Dense
 from tinynet.layers.layer import Layer
 
 
@@ -54,13 +55,8 @@ class Conv2D(Layer):
         self.pad_cols = windows.pads(w, kw, self.strides[1], wo)  # (left, right)
         super().build(input_shape)
 
-    def forward(self, x, training=False):
-        z = self.forward_linear(x)  # z = cols W + b
-        return z if self.activation is None else self.activation.forward(z)  # y = activation(z)
-
-    def backward(self, dy):
-        dz = dy if self.activation is None else self.activation.backward(dy)  # dL/dz, back through the activation
-        return self.backward_linear(dz)
+    forward = Dense.forward  # y = activation(z), z = forward_linear(x): Dense's, word for word
+    backward = Dense.backward  # dL/dz back through the activation, then backward_linear
 
     def forward_linear(self, x):
         """The convolution alone: z = im2col(x) @ W + b, as (N, Ho, Wo, filters)."""
