@@ -87,7 +87,8 @@ def test_learning_rate_set_later_is_checked_as_in_the_constructor(optimizer_clas
 @pytest.mark.host_only("an error before any array")
 @pytest.mark.parametrize("kwargs, fix", [({"lr": 0.01}, "use learning_rate=0.01"),
                                          ({"decay": 1e-4}, "Keras 3 has no decay either"),
-                                         ({"momentun": 0.9}, "see its docstring")])
+                                         ({"momentun": 0.9}, "(did you mean momentum\\?|it takes learning_rate, )"),
+                                         ({"beta1": 0.9}, "(did you mean beta_1\\?|it takes learning_rate, )")])
 def test_keras_2_argument_names_get_their_keras_3_name(kwargs, fix):
     from tinynet.optimizers import SGD, Adam, RMSprop
     for cls in (Adam, RMSprop, SGD):

@@ -589,7 +589,7 @@ BAD_SETTINGS = [
     (optimizer(epsilon=float("nan")),
      'compile_config.optimizer (RMSprop): epsilon must be a number above 0, such as 1e-7, got nan' + COMPILE_FIX),
     (optimizer(momentum=0.9),
-     "compile_config.optimizer (RMSprop): RMSprop takes no argument momentum=0.9: see its docstring for the arguments it takes" + COMPILE_FIX),
+     "compile_config.optimizer (RMSprop): RMSprop takes no argument momentum=0.9: it takes learning_rate, rho, epsilon" + COMPILE_FIX),
     (lambda h: h["compile_config"]["loss"]["config"].update(from_logits=1),
      'compile_config.loss (CategoricalCrossentropy): from_logits must be True or False, got 1' + COMPILE_FIX),
     (lambda h: h["compile_config"].update(metrics="accuracy"),

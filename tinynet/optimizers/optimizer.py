@@ -1,5 +1,8 @@
 """The base class of optimizers, which change the parameters as training goes (set_weights and load_model
 write them too, outside training): the state they keep."""
+import difflib
+import inspect
+
 from tinynet import arguments
 
 
@@ -8,7 +11,7 @@ class Optimizer:
     update of one parameter from its gradient and its state (``build_slot`` makes that state)."""
 
     def __init__(self, learning_rate, **unknown):
-        _refuse_unknown(type(self).__name__, unknown)
+        _refuse_unknown(type(self), unknown)
         self.learning_rate = learning_rate  # checked by the property below, as any later assignment is
         self.iterations = 0  # how many updates have been applied
         self.params = self.slots = None  # the arrays it updates, and its state for each (build sets them)
@@ -74,10 +77,13 @@ class Optimizer:
 KERAS_2_NAMES = {"lr": "learning_rate={!r}", "decay": "a smaller learning_rate (Keras 3 has no decay either)"}
 
 
-def _refuse_unknown(name, unknown):
-    """A TypeError for arguments the optimizer does not take, with Keras 2's old names translated."""
+def _refuse_unknown(cls, unknown):
+    """A TypeError for arguments the optimizer does not take, with Keras 2's old names translated and
+    near misses named (beta1 -> beta_1)."""
     if unknown:
         key = next(iter(unknown))
+        known = [name for name in inspect.signature(cls).parameters if name != "unknown"]
+        near = difflib.get_close_matches(key, known, n=1)
         fix = ("use " + KERAS_2_NAMES[key].format(unknown[key]) if key in KERAS_2_NAMES
-               else "see its docstring for the arguments it takes")
-        raise TypeError(f"{name} takes no argument {key}={unknown[key]!r}: {fix}.")
+               else f"did you mean {near[0]}?" if near else f"it takes {', '.join(known)}")
+        raise TypeError(f"{cls.__name__} takes no argument {key}={unknown[key]!r}: {fix}")
