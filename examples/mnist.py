@@ -46,15 +46,20 @@ def choose_device(device):
         print(f"0. Device: CPU (NumPy){reason}")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5, help="passes over the training data, 1 or more")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per update, 1 or more")
+def add_training_options(parser, epochs, batch_size):
+    """The options every MNIST example takes: --epochs, --batch-size, --seed, --data-dir, --device."""
+    parser.add_argument("--epochs", type=int, default=epochs, help="passes over the training data, 1 or more")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="images per update, 1 or more")
     parser.add_argument("--seed", type=int, default=None, help="repeat a run exactly (CPU); 0 to 2**32 - 1")
     parser.add_argument("--data-dir", default=None,
                         help="folder with the four MNIST .gz files (default: $TINYNET_DATA_DIR, else download)")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                         help="auto (default): the GPU when one is usable, else the CPU")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_training_options(parser, epochs=5, batch_size=32)
     parser.add_argument("--plots", metavar="DIR", default=None,
                         help="write digits.png, training_curves.png, confusion_matrix.png and mistakes.png there")
     parser.add_argument("--save", metavar="PATH", default=None, help="save the trained model (a .npz file)")
@@ -142,8 +147,8 @@ def save(model, path):
     return None
 
 
-def check_arguments(parser, args):
-    """parser.error (exit 2) for an argument that would fail later: after loading MNIST, or after training."""
+def check_training_options(parser, args):
+    """parser.error (exit 2) for a bad --epochs, --batch-size, --seed or --data-dir, before any work."""
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if value < 1:
             parser.error(f"{flag} must be 1 or more, got {value}")
@@ -152,6 +157,11 @@ def check_arguments(parser, args):
     if args.data_dir is not None and not os.path.isdir(args.data_dir):
         what = "is a file, not a folder" if os.path.exists(args.data_dir) else "does not exist"
         parser.error(f"--data-dir {args.data_dir!r} {what}: give the folder that holds the four MNIST .gz files")
+
+
+def check_arguments(parser, args):
+    """parser.error (exit 2) for an argument that would fail later: after loading MNIST, or after training."""
+    check_training_options(parser, args)
     if args.plots is not None:
         problem = checks.folder_problem(args.plots)
         if problem:

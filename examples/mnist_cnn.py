@@ -13,7 +13,6 @@ import argparse
 import importlib.util
 import os
 import statistics
-import sys
 from pathlib import Path
 
 import tinynet
@@ -70,16 +69,9 @@ def prepare(x, y):
 
 def check_arguments(parser, args):
     """parser.error (exit 2) for an argument that would fail later: after loading MNIST, or after training."""
-    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
-        if value < 1:
-            parser.error(f"{flag} must be 1 or more, got {value}")
+    mnist_example.check_training_options(parser, args)
     if args.limit is not None and args.limit < 10:
         parser.error(f"--limit must be 10 or more (the validation split takes a tenth), got {args.limit}")
-    if args.seed is not None and not 0 <= args.seed < 2**32:
-        parser.error(f"--seed must be from 0 to 2**32 - 1, got {args.seed}")
-    if args.data_dir is not None and not os.path.isdir(args.data_dir):
-        what = "is a file, not a folder" if os.path.exists(args.data_dir) else "does not exist"
-        parser.error(f"--data-dir {args.data_dir!r} {what}: give the folder that holds the four MNIST .gz files")
     if args.save is not None:
         problem = checks.file_problem(args.save, {".npz"}, "cnn.npz")
         if problem:
@@ -88,13 +80,7 @@ def check_arguments(parser, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=15, help="passes over the training data, 1 or more")
-    parser.add_argument("--batch-size", type=int, default=128, help="images per update, 1 or more")
-    parser.add_argument("--seed", type=int, default=None, help="repeat a run exactly (CPU); 0 to 2**32 - 1")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the four MNIST .gz files (default: $TINYNET_DATA_DIR, else download)")
-    parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
-                        help="auto (default): the GPU when one is usable, else the CPU")
+    mnist_example.add_training_options(parser, epochs=15, batch_size=128)
     parser.add_argument("--model", choices=["simple", "deep"], default="simple",
                         help="simple (default): Keras's example; deep: three blocks with BatchNormalization")
     parser.add_argument("--limit", type=int, default=None, metavar="N",

@@ -1,22 +1,16 @@
 """Tests for examples/mnist_cnn.py, Keras's "Simple MNIST convnet": its models, a short run, its argument checks."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tinynet
-from conftest import mnist_dir
+from conftest import load_example, mnist_dir
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist_cnn.py"
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("mnist_cnn_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("mnist_cnn")
 
 
 @pytest.fixture(scope="module")

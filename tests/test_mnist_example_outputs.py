@@ -1,23 +1,18 @@
 """Tests for what examples/mnist.py writes with --plots and --save (without training on all of MNIST)."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 import tinynet
+from conftest import load_example
 
 host = pytest.mark.host_only("argument checking only")
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mnist.py"
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("mnist_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("mnist")
 
 
 def test_write_plots_writes_the_four_pictures(example, mnist_model, tmp_path, capsys):

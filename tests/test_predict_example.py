@@ -1,5 +1,4 @@
 """Tests for examples/predict.py: a saved model reads digits drawn here and validation images."""
-import importlib.util
 import os
 import re
 import subprocess
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ONE, SEVEN, draw_digit, png_claiming, transparent
+from conftest import ONE, SEVEN, draw_digit, load_example, png_claiming, transparent
 
 host = pytest.mark.host_only("no model is built in this process")
 
@@ -18,16 +17,11 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "predict.py"
 LINE = re.compile(r"(?P<name>.+): (?P<digits>\d) \((?P<p1>[\d.]+)%\), \d \((?P<p2>[\d.]+)%\), \d \((?P<p3>[\d.]+)%\)")
 
 
-def load_example():
-    spec = importlib.util.spec_from_file_location("predict_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def predict():
-    return load_example().main
+    return load_example("predict").main
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from tinynet.layers import Dense, Layer
 from tinynet.models import Sequential
 from tinynet.optimizers import SGD
 from tinynet.utils import set_random_seed, to_categorical
-from conftest import dev, host
+from conftest import dev
 
 
 def mnist_shaped_model():
