@@ -12,9 +12,10 @@ CHECK_EVERY = 100  # steps between checks for a non-finite loss
 
 class EpochProgress:
     """Keras's running means of the loss and metrics over the samples seen this epoch. ``epoch`` is
-    None when evaluating (no check then); ``on_failure`` runs before a non-finite loss is reported."""
+    None when evaluating (no check then); a non-finite loss calls ``on_failure(what)``, which rolls back and
+    raises (``rollback.undo``)."""
 
-    def __init__(self, epoch, epochs, steps, metrics, verbose, on_failure=lambda: None):
+    def __init__(self, epoch, epochs, steps, metrics, verbose, on_failure=None):
         if epoch is not None and verbose and epochs > 1:
             print(f"Epoch {epoch + 1}/{epochs}")
         self.epoch, self.steps, self.metrics, self.on_failure = epoch, steps, metrics, on_failure
@@ -56,8 +57,5 @@ class EpochProgress:
     def check_finite(self, step):
         first = first_non_finite(self.batch_losses[:step + 1])  # the first non-finite step
         if first is not None:
-            self.on_failure()
-            raise FloatingPointError(
-                f"The loss became {float(self.batch_losses[first])} at epoch {self.epoch + 1}, step {first + 1}: "
-                f"training stopped, and the weights were rolled back to where epoch {self.epoch + 1} began. "
-                "Usual causes: a learning rate too high, or inputs not scaled (divide pixels by 255).")
+            self.on_failure(f"the loss became {float(self.batch_losses[first])} at epoch {self.epoch + 1}, "
+                            f"step {first + 1}")

@@ -21,8 +21,6 @@ def restore(model, saved):
 def undo_if_not_finite(model, saved, loss, epoch=None):
     """After a step (``train_on_batch``'s, or an epoch's last): if its loss or any weight is NaN or infinite,
     restore ``saved``, the state before that step (or that epoch), and say why."""
-    undone = ("the weights were left unchanged" if epoch is None else
-              f"training stopped, and the weights were rolled back to where epoch {epoch + 1} began")
     if math.isfinite(float(loss)):
         xp = backend.xp()
         broken = [f"{layer.name}.{key}" for layer in model.layers for key, w in layer.params.items()
@@ -32,6 +30,13 @@ def undo_if_not_finite(model, saved, loss, epoch=None):
         what = f"the loss was {float(loss)}, but the update made {', '.join(broken)} NaN or infinite"
     else:
         what = f"the loss of this batch is {float(loss)}"
+    undo(model, saved, what, epoch)
+
+
+def undo(model, saved, what, epoch=None):
+    """Restore ``saved`` and raise a FloatingPointError that says ``what`` went wrong and what was undone."""
     restore(model, saved)
+    undone = ("the weights were left unchanged" if epoch is None else
+              f"training stopped, and the weights were rolled back to where epoch {epoch + 1} began")
     raise FloatingPointError(f"{what[0].upper()}{what[1:]}: {undone}. Usual causes: a learning rate too high, "
                              "or inputs not scaled (divide pixels by 255).")

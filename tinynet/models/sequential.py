@@ -138,7 +138,7 @@ class Sequential:
         for epoch in range(epochs):
             saved = rollback.snapshot(self)  # what a non-finite loss rolls back to
             with EpochProgress(epoch, epochs, steps, self.metrics, verbose,
-                               on_failure=lambda: rollback.restore(self, saved)) as progress:
+                               on_failure=lambda what: rollback.undo(self, saved, what, epoch)) as progress:
                 for step, (xb, yb) in enumerate(batches(x, y, batch_size, shuffle)):
                     loss, y_hat = train_step(xb, yb)  # the step
                     progress.update(step, loss, yb, y_hat)  # the bookkeeping: running means, progress bar
@@ -150,7 +150,7 @@ class Sequential:
         return self.history
 
     def train_on_batch(self, x, y):
-        """One training step on one batch (undone if it goes non-finite); returns its loss, or [loss, metrics...]."""
+        """One training step on one batch, undone if it goes non-finite; returns its loss, or [loss, metrics]."""
         inputs.require_compiled(self, "train_on_batch")
         x, y = inputs.prepare_xy(self, x, y, "x and y")
         self.optimizer.build(self.trainable_params())
