@@ -50,7 +50,7 @@ def training_step(model):
     """What ``fit`` calls for each batch: ``model.train_step``, or on CuPy (unless ``jit_compile=False``)
     a ``CapturedStep`` replaying it. Checked before any work: ``jit_compile=True`` on another backend, or
     with something that cannot be captured, is an error."""
-    jit_compile = getattr(model, "jit_compile", "auto")
+    jit_compile = model.jit_compile
     if backend.get_backend() != "cupy":
         if jit_compile is True:
             raise ValueError(f"jit_compile=True captures the training step in a CUDA graph, which needs the 'cupy' "
