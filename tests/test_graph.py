@@ -2,6 +2,7 @@
 the partial batch, falling back, jit_compile=True's errors) with a stand-in for CuPy's CUDA module that behaves
 as a graph does: capture records the step without running it, and a launch runs the recorded step again on
 the same static arrays, with none of the step's Python. On a GPU, benchmarks/gpu_check.sh checks the real one."""
+import re
 import types
 import warnings
 from contextlib import contextmanager
@@ -11,7 +12,9 @@ import pytest
 
 from tinynet import backend
 from tinynet.layers import Dense, Dropout, Layer
-from tinynet.models import Sequential, batches, graph, load_model, rollback
+from tinynet.metrics.running_means import RunningMeans
+from tinynet.models import Sequential, graph, load_model
+from tinynet.models.batches import Batches
 from tinynet.optimizers import Adam
 from tinynet.utils import set_random_seed, to_categorical
 
@@ -19,24 +22,23 @@ pytestmark = pytest.mark.host_only("a stand-in for CuPy's CUDA module, on NumPy 
 
 
 class FakeCuda:
-    """``cupy.cuda`` as graph.py uses it. Capturing records the one call of ``model.train_step`` made while the
-    stream captures, then puts the weights and optimizer state back (a captured step does not run). ``launch``
-    runs that call again on the arrays it was given (the static buffers), writes the results into the arrays it
-    returned during capture, and leaves ``optimizer.iterations`` alone (a replay runs no Python)."""
+    """``cupy.cuda`` as graph.py uses it. Capturing records the one call of ``model.fit_step`` made while the
+    stream captures, then puts back every array it wrote (weights, optimizer state, the batch position, the
+    running means): a captured step does not run. ``launch`` runs that call again with the very arguments it
+    was given, the host's ``step`` included (a graph cannot see the host's later values), and leaves
+    ``optimizer.iterations`` alone (a replay runs no Python)."""
 
     def __init__(self, model):
         self.model, self.log, self.capturing, self.recorded = model, [], False, None
         self.runtime = types.SimpleNamespace(streamCaptureModeRelaxed="relaxed")
         self.current = FakeStream(self, "current")
-        step = model.train_step
+        step = model.fit_step
 
-        def train_step(x, y):  # what capture sees of the step: its inputs and its outputs
-            if not self.capturing:
-                return step(x, y)
-            loss, y_hat = step(x, y)
-            self.recorded = (step, x, y, np.array(loss), y_hat)  # np.array: the loss as an array launch can fill
-            return self.recorded[3], y_hat
-        model.train_step = train_step
+        def fit_step(data, step_, means):  # what capture sees of the step: its arguments
+            if self.capturing:
+                self.recorded, self.saved = (step, data, step_, means), written_by_a_step(model, data, means)
+            return step(data, step_, means)
+        model.fit_step = fit_step
 
     def get_current_stream(self):
         return self.current
@@ -53,6 +55,13 @@ class FakeCuda:
         self.log.append(f"allocate from {malloc}")
         yield
         self.log.append("allocate from the default pool")
+
+
+def written_by_a_step(model, data, means):
+    """Copies of every array a step writes, and the arrays: ``restore`` puts them back."""
+    arrays = [w for layer in model.layers for w in layer.weights.values()] + model.optimizer.state_arrays()
+    arrays += [data.position, *means.totals.values(), means.samples, means.batches, means.first_bad, means.bad_loss]
+    return [(a, np.array(a, copy=True)) for a in arrays]
 
 
 class FakeStream:
@@ -74,12 +83,13 @@ class FakeStream:
     def begin_capture(self, mode=None):
         assert self.name == "side" and not self.cuda.capturing, "capture on the side stream, once"
         self.cuda.log.append(f"begin capture ({mode})")
-        self.cuda.capturing, self.saved = True, rollback.snapshot(self.cuda.model)
+        self.cuda.capturing, self.cuda.recorded = True, None
 
     def end_capture(self):
-        model = self.cuda.model
         self.cuda.capturing = False
-        rollback.restore(model, (model.optimizer.iterations, self.saved[1]))  # the weights as they were
+        if self.cuda.recorded is not None:
+            for array, copy in self.cuda.saved:
+                array[...] = copy  # what the step wrote, as it was: recorded, not run
         self.cuda.log.append("end capture")
         return FakeGraph(self.cuda, self.cuda.recorded)
 
@@ -89,12 +99,11 @@ class FakeGraph:
         self.cuda, self.recorded, self.launches = cuda, recorded, 0
 
     def launch(self, stream=None):
-        step, x, y, loss, y_hat = self.recorded
+        fit_step, data, step, means = self.recorded
         optimizer = self.cuda.model.optimizer
         iterations = optimizer.iterations
-        new_loss, new_y_hat = step(x, y)
+        fit_step(data, step, means)  # the host's step as it was at capture: only the device moves on
         optimizer.iterations = iterations  # no Python runs in a replay
-        loss[...], y_hat[...] = new_loss, new_y_hat
         self.launches += 1
         self.cuda.log.append(f"launch on {stream.name}")
 
@@ -126,20 +135,27 @@ def on_fake_gpu(monkeypatch):
 
 
 def test_the_replayed_step_trains_exactly_as_the_eager_one(on_fake_gpu):
-    """100 samples at batch 32 (three full batches and one of 4), two epochs: batch 1 warms up, batch 2 is
-    captured and launched, the full batches after it are replays, the batch of 4 runs eagerly."""
+    """100 samples at batch 32 (three full batches and one of 4), two shuffled epochs: batch 1 warms up, batch 2
+    is captured and launched, the full batches after it are replays, the batch of 4 runs eagerly. Each replay
+    sees the host's step as it was at capture, so only what is kept on the device moves it to the next batch."""
     x, y = data()
     eager, captured = new_model(), new_model()
     fake = on_fake_gpu(captured)
-    step = graph.training_step(captured)
-    assert isinstance(step, graph.CapturedStep)
+    step_function = graph.training_step(captured)
+    assert isinstance(step_function, graph.CapturedStep)
+    runs = [(eager, eager.fit_step), (captured, step_function)]
+    runs = [(model, function, Batches(x, y, 32, True), RunningMeans(model.metrics)) for model, function in runs]
     for epoch in range(2):
-        for xb, yb in batches.batches(x, y, 32, shuffle=False):
-            loss_e, y_hat_e = eager.train_step(xb, yb)
-            loss_c, y_hat_c = step(xb, yb)
-            assert float(loss_c) == float(loss_e) and np.array_equal(y_hat_c, y_hat_e)
-    assert step.warm_ups == 1 and step.replays == 6 - 2 and step.graph.launches == 1 + 4
-    assert step.shapes == ((32, 5), (32, 3))
+        logs = []
+        for model, function, batches, means in runs:
+            set_random_seed(10 + epoch)  # the same order for both
+            batches.new_epoch(), means.reset()
+            for step in range(batches.steps):
+                function(batches, step, means)
+            logs.append(means.read())
+        assert logs[0] == logs[1] and set(logs[0]) == {"loss", "accuracy"}
+    assert step_function.warm_ups == 1 and step_function.replays == 2 + 3 and step_function.graph.launches == 5
+    assert step_function.size == 32
     assert captured.optimizer.iterations == eager.optimizer.iterations == 8
     assert all(np.array_equal(a, b) for a, b in zip(captured.get_weights(), eager.get_weights()))
     assert fake.log[:8] == ["new side stream", "side waits for current", "on side", "off side",
@@ -162,13 +178,13 @@ def test_fit_replays_the_graph_and_learns_exactly_what_eager_fit_learns(on_fake_
 
 def test_auto_on_numpy_trains_eagerly():
     model = new_model()
-    assert graph.training_step(model) == model.train_step
+    assert graph.training_step(model) == model.fit_step
 
 
 def test_jit_compile_false_trains_eagerly_on_cupy_too(on_fake_gpu):
     model = new_model(jit_compile=False)
     fake = on_fake_gpu(model)
-    assert graph.training_step(model) == model.train_step and fake.log == []
+    assert graph.training_step(model) == model.fit_step and fake.log == []
 
 
 def test_jit_compile_true_needs_the_cupy_backend_and_says_so_before_any_work():
@@ -224,16 +240,21 @@ def test_a_capture_that_fails_warns_naming_the_layer_and_the_step_runs_eagerly(o
     fake = on_fake_gpu(captured)
     HostReader.fake = fake
     try:
-        step = graph.training_step(captured)
+        step_function = graph.training_step(captured)
+        runs = [(eager.fit_step, Batches(x, y, 32, False), RunningMeans([])),
+                (step_function, Batches(x, y, 32, False), RunningMeans([]))]
         with pytest.warns(RuntimeWarning) as warned:
-            for xb, yb in batches.batches(x, y, 32, shuffle=False):
-                assert float(step(xb, yb)[0]) == float(eager.train_step(xb, yb)[0])
+            for function, batches, means in runs:
+                batches.new_epoch()
+                for step in range(batches.steps):
+                    function(batches, step, means)
+        assert runs[0][2].read() == runs[1][2].read()
     finally:
         HostReader.fake = None
     assert len(warned) == 1
     assert str(warned[0].message).startswith("layer 'host_reader' (HostReader) failed while the training step was "
                                              "captured into a CUDA graph (RuntimeError: operation not permitted")
-    assert not fake.capturing and step.graph is None and "end capture" in fake.log  # the capture was ended
+    assert not fake.capturing and step_function.graph is None and "end capture" in fake.log  # capture ended
     assert captured.optimizer.iterations == eager.optimizer.iterations == 4
     assert all(np.array_equal(a, b) for a, b in zip(captured.get_weights(), eager.get_weights()))
 
@@ -284,3 +305,24 @@ def test_compile_takes_numpy_bools_for_jit_compile():
     model = new_model()
     model.compile(loss="mse", jit_compile=np.False_)
     assert model.jit_compile is False
+
+
+def test_a_nan_mid_epoch_stops_fit_naming_the_step_and_rolls_back_as_eager_fit_does(on_fake_gpu):
+    """Step 6's batch (samples 40-47, unshuffled) holds numbers so large that its logits overflow: a replay's loss
+    is NaN. The first bad step is noted on the device, so the graph names the same step as eager training, and
+    puts back the same weights."""
+    x, y = data()
+    x[40:48] = 3e38
+    errors = []
+    for jit_compile in (False, True):
+        model = new_model(jit_compile=jit_compile)
+        before = model.get_weights()
+        if jit_compile:
+            on_fake_gpu(model)
+        with pytest.raises(FloatingPointError) as caught, np.errstate(all="ignore"):
+            model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        errors.append(str(caught.value))
+        assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    assert errors[0] == errors[1]
+    assert re.match(r"The loss became nan at epoch 1, step 6: training stopped, and the weights "
+                    r"were rolled back to where epoch 1 began", errors[1]), errors[1]

@@ -143,11 +143,14 @@ def test_epoch_progress_ends_its_line_when_stopped(monkeypatch, capsys):
     import numpy as np
 
     from tinynet.callbacks import EpochProgress
+    from tinynet.metrics.running_means import RunningMeans
 
     monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
-    with pytest.raises(KeyboardInterrupt), EpochProgress(0, 1, 10, [], verbose=1) as progress:
+    means = RunningMeans([])
+    with pytest.raises(KeyboardInterrupt), EpochProgress(0, 1, 10, means, verbose=1) as progress:
         progress.bar.interval = 0
-        progress.update(0, np.float32(0.5), np.zeros((4, 1)), None)
+        means.add(np.float32(0.5), np.zeros((4, 1)), None)
+        progress.update(0)
         raise KeyboardInterrupt
     out = capsys.readouterr().out
     assert "\r" in out and out.endswith("\n")

@@ -79,6 +79,20 @@ def test_validation_split_holds_out_the_last_samples_as_keras_does():
         model.fit(x[:1], y[:1], validation_split=0.5, verbose=0)
 
 
+def test_validation_batch_size_is_keras_s_and_defaults_to_batch_size():
+    x, y = data(100, features=8, classes=2)
+    set_random_seed(1)
+    model = Sequential([Dense(4, activation="relu", input_shape=(8,)), Dense(2, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    for validation_batch_size, evaluated_at in ((7, 7), (None, 10)):
+        history = model.fit(x[:80], y[:80], batch_size=10, epochs=1, verbose=0, validation_data=(x[80:], y[80:]),
+                            validation_batch_size=validation_batch_size)
+        val_loss, val_accuracy = model.evaluate(x[80:], y[80:], batch_size=evaluated_at, verbose=0)
+        assert history.history["val_loss"] == [val_loss] and history.history["val_accuracy"] == [val_accuracy]
+    with pytest.raises(TypeError, match="validation_batch_size"):
+        model.fit(x, y, verbose=0, validation_split=0.2, validation_batch_size=2.5)
+
+
 @pytest.mark.host_only("switches backends itself")
 def test_switching_backend_carries_the_model_and_its_optimizer_across():
     x, y = data(40, features=6, classes=3)

@@ -1,27 +1,24 @@
-"""The bookkeeping of one epoch: running means, the progress bar, and a watch for a non-finite loss, which rolls
-the weights back (``on_failure``) before it stops training; apart from that it changes nothing the model learns.
-The sums stay on the device, read back (a GPU sync) only when due."""
+"""The bookkeeping of one epoch on the host: the progress bar, and a watch for a non-finite loss, which rolls the
+weights back (``on_failure``) before it stops training; apart from that it changes nothing the model learns.
+The loss and metrics are summed on the device (``tinynet.metrics.RunningMeans``) and read back here at most
+ten times a second: on a GPU each read waits for the steps queued before it."""
 import time
 
-from tinynet import backend
-from tinynet.utils.finite import first_non_finite
 from tinynet.utils.progbar import Progbar
 
-CHECK_EVERY = 100  # steps between checks for a non-finite loss
+READ_EVERY = 0.1  # seconds between reads of the running means (the bar) or the non-finite flag, at least
 
 
 class EpochProgress:
-    """Keras's running means of the loss and metrics over the samples seen this epoch. ``epoch`` is
-    None when evaluating (no check then); a non-finite loss calls ``on_failure(what)``, which rolls back and
-    raises (``rollback.undo``)."""
+    """Draws Keras's progress line from ``means`` (a ``RunningMeans``). ``epoch`` is None when evaluating (no
+    check then); a non-finite loss calls ``on_failure(what)``, which rolls back and raises (``rollback.undo``)."""
 
-    def __init__(self, epoch, epochs, steps, metrics, verbose, on_failure=None):
+    def __init__(self, epoch, epochs, steps, means, verbose, on_failure=None):
         if epoch is not None and verbose and epochs > 1:
             print(f"Epoch {epoch + 1}/{epochs}")
-        self.epoch, self.steps, self.metrics, self.on_failure = epoch, steps, metrics, on_failure
-        self.bar, self.start = Progbar(steps, verbose=verbose), time.perf_counter()
-        self.batch_losses = backend.zeros(steps)  # for locating a non-finite loss
-        self.sums, self.seen = {name: 0.0 for name in ["loss"] + [m.name for m in metrics]}, 0
+        self.epoch, self.steps, self.means, self.on_failure = epoch, steps, means, on_failure
+        self.bar, self.start = Progbar(steps, verbose=verbose, interval=READ_EVERY), time.perf_counter()
+        self.last_check = self.start
 
     def __enter__(self):
         return self
@@ -31,22 +28,17 @@ class EpochProgress:
         a non-finite loss), so that what follows starts on a line of its own."""
         self.bar.end_line()
 
-    def update(self, step, loss, y, y_hat):
-        """Add one batch's loss and metrics; check and draw when due."""
-        n, done = y.shape[0], step + 1
-        self.batch_losses[step] = loss
-        self.sums["loss"] = self.sums["loss"] + loss * n
-        for m in self.metrics:
-            self.sums[m.name] = self.sums[m.name] + m(y, y_hat) * n
-        self.seen += n
-        if self.epoch is not None and (done == self.steps or done % CHECK_EVERY == 0 or self.bar.due(done)):
-            self.check_finite(step)
-        if done < self.steps and self.bar.due(done):
-            self.bar.update(done, self.means().items())
-
-    def means(self):
-        """{name: running mean}, sorted by name like Keras's logs (accuracy, loss)."""
-        return {name: float(total) / self.seen for name, total in sorted(self.sums.items())}
+    def update(self, step):
+        """After batch ``step`` (0-based): check for a non-finite loss and draw the bar, when due."""
+        done, now = step + 1, time.perf_counter()
+        if done == self.steps:
+            return  # the epoch's end reads once: end()
+        draw = self.bar.due(done)
+        if self.epoch is not None and (draw or now - self.last_check >= READ_EVERY):
+            self.last_check = now
+            self.check_finite()
+        if draw:
+            self.bar.update(done, self.means.read().items())
 
     def end(self, logs):
         """Draw the epoch's last line with ``logs``; returns the epoch's seconds."""
@@ -54,8 +46,9 @@ class EpochProgress:
         self.bar.update(self.steps, logs.items())
         return seconds
 
-    def check_finite(self, step):
-        first = first_non_finite(self.batch_losses[:step + 1])  # the first non-finite step
-        if first is not None:
-            self.on_failure(f"the loss became {float(self.batch_losses[first])} at epoch {self.epoch + 1}, "
-                            f"step {first + 1}")
+    def check_finite(self):
+        """Stop (``on_failure``) if a step's loss was NaN or infinite, naming the first such step."""
+        bad = self.means.first_non_finite()
+        if bad is not None:
+            step, loss = bad
+            self.on_failure(f"the loss became {loss} at epoch {self.epoch + 1}, step {step + 1}")

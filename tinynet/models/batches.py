@@ -1,17 +1,46 @@
 """Mini-batches: the rows of (x, y) that each training step sees."""
+import math
+
 import numpy
 
 from tinynet import backend
 from tinynet.utils import random
 
 
-def batches(x, y, batch_size, shuffle):
-    """(x, y) cut into mini-batches on the device, in a new random order each epoch when ``shuffle``."""
-    xp, n = backend.xp(), x.shape[0]
-    order = random.generator().permutation(n) if shuffle else numpy.arange(n)  # on the host
-    order = backend.to_device(order, dtype=xp.int64)  # one copy per epoch, then batches are cut on the device
-    for batch in slices(n, batch_size):
-        yield xp.take(x, order[batch], axis=0), xp.take(y, order[batch], axis=0)  # this step's samples
+class Batches:
+    """(x, y) cut into mini-batches on the device, in a new random order each epoch when ``shuffle``:
+    ``new_epoch()`` draws the order, then ``batch(0)``, ``batch(1)``, ... are the epoch's ``steps`` batches
+    (the last one smaller when ``batch_size`` does not divide the samples).
+
+    Where the next batch starts is counted on the device (``position``), and every array here is written in
+    place, so that a CUDA graph which recorded ``batch(step)`` cuts the *next* batch at each replay
+    (``tinynet/models/graph.py``); ``step`` itself only says the batch's size."""
+
+    def __init__(self, x, y, batch_size, shuffle):
+        xp = backend.xp()
+        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+        self.steps = math.ceil(x.shape[0] / batch_size)
+        self.order = backend.to_device(numpy.arange(x.shape[0]), dtype=xp.int64)  # the samples, in this epoch's order
+        self.offsets = backend.to_device(numpy.arange(batch_size), dtype=xp.int64)  # 0, 1, ..., batch_size - 1
+        self.position = backend.zeros((), "int64")  # where in ``order`` the next batch starts
+
+    def new_epoch(self):
+        """A new random order of the samples (drawn on the host, copied once), from the first batch."""
+        n = self.x.shape[0]
+        order = random.generator().permutation(n) if self.shuffle else numpy.arange(n)
+        self.order[...] = backend.to_device(order, dtype=backend.xp().int64)
+        self.position[...] = 0
+
+    def size(self, step):
+        """How many samples batch ``step`` holds."""
+        return min(self.batch_size, self.x.shape[0] - step * self.batch_size)
+
+    def batch(self, step):
+        """Batch ``step``: the rows order[position : position + size] of x and of y; position moves past them."""
+        xp, size = backend.xp(), self.size(step)
+        rows = xp.take(self.order, self.position + self.offsets[:size])  # this step's samples
+        self.position += size
+        return xp.take(self.x, rows, axis=0), xp.take(self.y, rows, axis=0)
 
 
 def slices(n, batch_size):

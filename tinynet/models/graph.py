@@ -2,24 +2,28 @@
 
 Why: on a GPU each CuPy call costs the host 25-100 microseconds, while the GPU's own work in a step of a
 small model takes a few: the GPU waits for Python. A CUDA graph records every kernel that one call of
-``model.train_step`` launches, and replays them all with one launch, without running the step's Python.
+``model.fit_step`` launches, and replays them all with one launch, without running the step's Python.
 
-What is captured is ``Sequential.train_step`` itself: forward, loss, backward, update, the code a learner
-reads. Layers, losses and optimizers know nothing of graphs. The recipe is PyTorch's (``torch.cuda.graph``):
+What is captured is ``Sequential.fit_step`` itself: the batch cut from the epoch's order, ``train_step`` on it
+(forward, loss, backward, update: the code a learner reads), its loss and metrics added to the running means.
+Layers, losses and optimizers know nothing of graphs. Nothing in it is read back to the host, so nothing
+waits for the GPU inside an epoch: the batch's place in the epoch, the loss and metric sums and the first
+non-finite loss are all kept on the device, in arrays written in place (``Batches``, ``RunningMeans``), which
+is what lets one recorded step do the next step's work at each replay. The recipe is PyTorch's
+(``torch.cuda.graph``):
   1. warm up: the first batch's step runs eagerly on a side stream (kernels compiled, state created);
-  2. capture: the second batch is copied into static input buffers, and the step on those buffers is
-     recorded on the side stream (relaxed capture mode, so that CuPy's memory pool may call cudaMalloc;
-     matrix products by tinynet's own kernels, ``backend.own_gemm()``, since capture refuses cuBLAS;
-     memory from a private pool, so that nothing allocated later can take the graph's buffers);
-     then the graph is launched once: that batch's step;
-  3. replay: every later batch of that shape is copied into the static buffers, and the graph launched.
-A batch of another shape (the last one, when the batch size does not divide the data) runs eagerly.
+  2. capture: the second batch's step is recorded on the side stream (relaxed capture mode, so that CuPy's
+     memory pool may call cudaMalloc; matrix products by tinynet's own kernels, ``backend.own_gemm()``, since
+     capture refuses cuBLAS; memory from a private pool, so that nothing allocated later can take the graph's
+     buffers); then the graph is launched once: that batch's step;
+  3. replay: every later batch of that size is one launch.
+A batch of another size (the last one, when the batch size does not divide the data) runs eagerly.
 
 A replay runs none of the step's Python, so the step may change nothing on the host that the next step
 reads: ``optimizer.iterations`` is counted here, and a layer or optimizer whose step depends on host state
 (Dropout's random mask, Adam's step size computed from ``iterations``) cannot be captured. ``CAPTURABLE``
 lists what can; for anything else ``fit`` warns once, naming it, and trains eagerly (``jit_compile=True``
-makes that an error). Loss and metric sums stay on the device, as in eager training (``EpochProgress``).
+makes that an error).
 """
 import warnings
 
@@ -47,8 +51,8 @@ def check_jit_compile(value):
 
 
 def training_step(model):
-    """What ``fit`` calls for each batch: ``model.train_step``, or on CuPy (unless ``jit_compile=False``)
-    a ``CapturedStep`` replaying it. Checked before any work: ``jit_compile=True`` on another backend, or
+    """What ``fit`` calls for each batch: ``model.fit_step``, or on CuPy (unless ``jit_compile=False``) a
+    ``CapturedStep`` replaying it. Checked before any work: ``jit_compile=True`` on another backend, or
     with something that cannot be captured, is an error."""
     jit_compile = model.jit_compile
     if backend.get_backend() != "cupy":
@@ -56,8 +60,8 @@ def training_step(model):
             raise ValueError(f"jit_compile=True captures the training step in a CUDA graph, which needs the 'cupy' "
                              f"backend; this one is {backend.get_backend()!r}. Compile with jit_compile='auto' "
                              "(a graph on a GPU, eager elsewhere) or False.")
-        return model.train_step
-    return model.train_step if jit_compile is False else CapturedStep(model, required=jit_compile is True)
+        return model.fit_step
+    return model.fit_step if jit_compile is False else CapturedStep(model, required=jit_compile is True)
 
 
 def not_capturable(model):
@@ -79,12 +83,13 @@ def cuda():
 
 
 class CapturedStep:
-    """``step(x, y)`` does what ``model.train_step(x, y)`` does, and returns the same (loss, y_hat), by
-    replaying a CUDA graph of it for every batch shaped like the first (the module's docstring: how)."""
+    """``step(data, step, means)`` does what ``model.fit_step(data, step, means)`` does, by replaying a CUDA
+    graph of it for every batch as large as the first (the module's docstring says how). ``data`` and
+    ``means`` must be the same objects at every call (``fit``'s): the graph reads and writes their arrays."""
 
     def __init__(self, model, required=False):
         self.model, self.required = model, required
-        self.shapes = self.graph = self.inputs = self.outputs = self.stream = None
+        self.size = self.graph = self.stream = self.pool = None
         self.warm_ups = self.replays = 0
         self.saved, self.problem = None, not_capturable(model)
         if self.problem is not None:
@@ -93,39 +98,37 @@ class CapturedStep:
                          f"{' and '.join(sorted(CAPTURABLE['optimizer']))} are known to be capturable)", ValueError)
         self.saved = rollback.snapshot(model) if required else None  # what a failed capture goes back to
 
-    def __call__(self, x, y):
-        shapes = (tuple(x.shape), tuple(y.shape))
-        if self.problem is not None or (self.shapes is not None and shapes != self.shapes):
-            return self.model.train_step(x, y)  # eager: nothing capturable, or a batch of another shape
-        self.shapes = shapes
+    def __call__(self, data, step, means):
+        size = data.size(step)
+        if self.problem is not None or (self.size is not None and size != self.size):
+            return self.model.fit_step(data, step, means)  # eager: nothing capturable, or a batch of another size
+        self.size = size
         if self.graph is not None:
-            return self.replay(x, y)
+            return self.replay()
         if self.warm_ups < WARM_UP_STEPS:
             self.warm_ups += 1
-            return self.warm_up(x, y)
-        return self.capture(x, y)
+            return self.warm_up(data, step, means)
+        return self.capture(data, step, means)
 
-    def warm_up(self, x, y):
+    def warm_up(self, data, step, means):
         """One eager step on a side stream, with the kernels the graph will use."""
         cuda_ = cuda()
         current = cuda_.get_current_stream()
         self.stream = self.stream or cuda_.Stream(non_blocking=True)
-        self.stream.wait_event(current.record())  # after what the current stream queued (this batch)
+        self.stream.wait_event(current.record())  # after what the current stream queued (the epoch's order)
         with self.stream, backend.own_gemm():
-            outputs = self.model.train_step(x, y)
+            self.model.fit_step(data, step, means)
         current.wait_event(self.stream.record())  # what follows on the current stream waits for the step
-        return outputs
 
-    def capture(self, x, y):
-        """Record the step on static copies of (x, y), then launch the graph once: this batch's step."""
+    def capture(self, data, step, means):
+        """Record the step, then launch the graph once: this batch's step."""
         cuda_, optimizer = cuda(), self.model.optimizer
-        current, iterations = cuda_.get_current_stream(), optimizer.iterations
-        inputs, pool = (backend.xp().asarray(x, copy=True), backend.xp().asarray(y, copy=True)), cuda_.MemoryPool()
+        iterations, pool = optimizer.iterations, cuda_.MemoryPool()
         try:
             with cuda_.using_allocator(pool.malloc), self.stream, backend.own_gemm():
                 self.stream.begin_capture(mode=cuda_.runtime.streamCaptureModeRelaxed)
                 try:
-                    outputs = self.model.train_step(*inputs)  # recorded, not run
+                    self.model.fit_step(data, step, means)  # recorded, not run
                 except BaseException:
                     end_quietly(self.stream)
                     raise
@@ -134,20 +137,16 @@ class CapturedStep:
             optimizer.iterations = iterations  # the step did not run
             self.give_up(f"{culprit(self.model, error)} failed while the training step was captured into a "
                          f"CUDA graph ({type(error).__name__}: {error})", RuntimeError, error)
-            return self.model.train_step(x, y)
-        self.graph, self.inputs, self.outputs, self.pool = graph, inputs, outputs, pool
-        self.graph.launch(stream=current)
-        return outputs
+            return self.model.fit_step(data, step, means)
+        optimizer.iterations = iterations  # the launch below counts the step
+        self.graph, self.pool = graph, pool
+        return self.replay()
 
-    def replay(self, x, y):
-        """Copy the batch into the static buffers and launch the graph: one step, one launch."""
-        x_static, y_static = self.inputs
-        x_static[...] = x
-        y_static[...] = y
+    def replay(self):
+        """One step: one launch, on the current stream."""
         self.graph.launch(stream=cuda().get_current_stream())
         self.model.optimizer.iterations += 1  # the step's Python counts this; a replay runs no Python
         self.replays += 1
-        return self.outputs
 
     def give_up(self, reason, error_type, cause=None):
         """Train eagerly from now on, with one warning; under ``jit_compile=True``, an error instead (the

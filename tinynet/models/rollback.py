@@ -18,19 +18,18 @@ def restore(model, saved):
         array[...] = copy
 
 
-def undo_if_not_finite(model, saved, loss, epoch=None):
-    """After a step (``train_on_batch``'s, or an epoch's last): if its loss or any weight is NaN or infinite,
-    restore ``saved``, the state before that step (or that epoch), and say why."""
-    if math.isfinite(float(loss)):
-        xp = backend.xp()
-        broken = [f"{layer.name}.{key}" for layer in model.layers for key, w in layer.params.items()
-                  if not bool(xp.all(xp.isfinite(w)))]
-        if not broken:
-            return
-        what = f"the loss was {float(loss)}, but the update made {', '.join(broken)} NaN or infinite"
-    else:
-        what = f"the loss of this batch is {float(loss)}"
-    undo(model, saved, what, epoch)
+def undo_if_not_finite(model, saved, loss=None, epoch=None):
+    """After a step (``train_on_batch``'s) or an epoch (``fit``'s, whose losses ``EpochProgress`` checked): if
+    ``loss`` (when given) or any weight is NaN or infinite, restore ``saved``, the state before that step (or
+    that epoch), and say why."""
+    if loss is not None and not math.isfinite(float(loss)):
+        undo(model, saved, f"the loss of this batch is {float(loss)}", epoch)
+    xp = backend.xp()
+    broken = [f"{layer.name}.{key}" for layer in model.layers for key, w in layer.params.items()
+              if not bool(xp.all(xp.isfinite(w)))]
+    if broken:
+        before = f"the loss was {float(loss)}, but the update" if loss is not None else "the epoch's last update"
+        undo(model, saved, f"{before} made {', '.join(broken)} NaN or infinite", epoch)
 
 
 def undo(model, saved, what, epoch=None):

@@ -5,7 +5,8 @@ from tinynet import arguments, backend, losses, metrics as metrics_module, optim
 from tinynet.callbacks import EpochProgress, History
 from tinynet.layers.layer import check_input_shape, snake_case, unique_name
 from tinynet.models import graph, inputs, placement, rollback
-from tinynet.models.batches import batches, slices
+from tinynet.metrics.running_means import RunningMeans
+from tinynet.models.batches import Batches, slices
 from tinynet.models.layer_checks import check_layers
 from tinynet.models.summary import print_summary
 from tinynet.utils import Progbar
@@ -124,30 +125,41 @@ class Sequential:
 
     # --- training and inference ---------------------------------------------
     def fit(self, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None, shuffle=True,
-            validation_split=0.0):
+            validation_split=0.0, validation_batch_size=None):
         """Train for ``epochs`` passes over (x, y) in mini-batches; returns a ``History``."""
         inputs.require_compiled(self, "fit")
         batch_size, verbose = inputs.batching(batch_size, verbose)
         epochs, shuffle = arguments.integer(epochs, "epochs", minimum=0), arguments.flag(shuffle, "shuffle")
+        validation_batch_size = inputs.validation_batch(validation_batch_size, batch_size)
         x, y, validation_data = inputs.training_data(self, x, y, validation_data, validation_split)
         self.optimizer.build(self.trainable_params())  # refuses another model's optimizer before any work
         check_layers(self, x, y, batch_size)  # layers of your own: their shapes and grads, on one batch, by name
-        train_step = graph.training_step(self)  # self.train_step, or on CuPy its CUDA graph's replay
-        steps = math.ceil(x.shape[0] / batch_size)
-        self.history = History(params={"verbose": verbose, "epochs": epochs, "steps": steps})
+        data, means = Batches(x, y, batch_size, shuffle), RunningMeans(self.metrics)
+        fit_step = graph.training_step(self)  # self.fit_step, or on CuPy its CUDA graph's replay
+        self.history = History(params={"verbose": verbose, "epochs": epochs, "steps": data.steps})
         for epoch in range(epochs):
             saved = rollback.snapshot(self)  # what a non-finite loss rolls back to
-            with EpochProgress(epoch, epochs, steps, self.metrics, verbose,
+            data.new_epoch(), means.reset()
+            with EpochProgress(epoch, epochs, data.steps, means, verbose,
                                on_failure=lambda what: rollback.undo(self, saved, what, epoch)) as progress:
-                for step, (xb, yb) in enumerate(batches(x, y, batch_size, shuffle)):
-                    loss, y_hat = train_step(xb, yb)  # the step
-                    progress.update(step, loss, yb, y_hat)  # the bookkeeping: running means, progress bar
-                rollback.undo_if_not_finite(self, saved, loss, epoch)  # the last step's update, checked
-                logs = progress.means()
+                for step in range(data.steps):
+                    fit_step(data, step, means)  # the step, on batch `step`; its loss and metrics summed
+                    progress.update(step)  # the progress bar and the non-finite check, when due
+                progress.check_finite()  # every step's loss, then the weights after the last update
+                rollback.undo_if_not_finite(self, saved, epoch=epoch)
+                logs = means.read()
                 if validation_data is not None:
-                    logs.update({f"val_{k}": v for k, v in self._evaluate(*validation_data, batch_size).items()})
+                    validation = self._evaluate(*validation_data, validation_batch_size)
+                    logs.update({f"val_{k}": v for k, v in validation.items()})
                 self.history.append(epoch, logs, seconds=progress.end(logs))
         return self.history
+
+    def fit_step(self, data, step, means):
+        """What ``fit`` does for each batch: ``train_step`` on batch ``step`` of ``data`` (a ``Batches``), and
+        its loss and metrics added to ``means``, all on the device: what models/graph.py captures on a GPU."""
+        x, y = data.batch(step)
+        loss, y_hat = self.train_step(x, y)
+        means.add(loss, y, y_hat)
 
     def train_on_batch(self, x, y):
         """One training step on one batch, undone if it goes non-finite; returns its loss, or [loss, metrics]."""
@@ -182,11 +194,13 @@ class Sequential:
 
     def _evaluate(self, x, y, batch_size, verbose=0):
         """Loss and metrics over (x, y), batch by batch: a dict of Python floats."""
-        with EpochProgress(None, 1, math.ceil(x.shape[0] / batch_size), self.metrics, verbose) as progress:
+        means = RunningMeans(self.metrics)
+        with EpochProgress(None, 1, math.ceil(x.shape[0] / batch_size), means, verbose) as progress:
             for step, batch in enumerate(slices(x.shape[0], batch_size)):
                 loss, y_hat = self.test_step(x[batch], y[batch])
-                progress.update(step, loss, y[batch], y_hat)
-            logs = progress.means()
+                means.add(loss, y[batch], y_hat)
+                progress.update(step)
+            logs = means.read()
             progress.end(logs)
         return logs
 
