@@ -25,7 +25,9 @@ would vary). One block is enough for a classifier's loss: N x C is a few thousan
 ``model_softmax_crossentropy`` below walks the same threads, rows, classes and tree in NumPy, so the index
 arithmetic and the order of the sums are tested on any machine (tests/test_softmax_crossentropy_kernel.py).
 ``--fmad=false``: each product and sum is rounded separately, as in NumPy. exp and log are CUDA's own (within
-an ulp or two of NumPy's), so on a GPU the kernel equals the model to rounding, not bit for bit.
+an ulp or two of NumPy's), so on a GPU the kernel equals the model to rounding, not bit for bit. (Where
+exp(z - m) falls below the normal range, CUDA's float exp may give 0 and NumPy's a subnormal: no output
+differs, as such a p is flushed to 0 anyway, and total >= 1 does not feel it.)
 """
 import functools
 
