@@ -6,6 +6,8 @@ import ctypes.util
 import glob
 import os
 import re
+import subprocess
+import sys
 
 import numpy
 import pytest
@@ -223,3 +225,10 @@ if "cupy" in BACKENDS_UNDER_TEST:
                 for a, model, ref in zip(got, kernel.model_softmax_crossentropy(y, z), readable(y, z)):
                     numpy.testing.assert_allclose(a, model, **tolerance[dtype])
                     numpy.testing.assert_allclose(a, ref, **tolerance[dtype])
+
+
+@pytest.mark.host_only("imports no CuPy")
+def test_importing_the_loss_and_its_kernel_imports_no_cupy():
+    code = "import sys, tinynet.losses, tinynet.kernels.softmax_crossentropy; print('cupy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr  # compiled on first use, on CuPy only
