@@ -1,2 +1,3 @@
-"""tinynet's own GPU kernels (CuPy RawKernels), for what CuPy's own functions cannot do: ``gemm``, the
-matrix products of a training step captured into a CUDA graph (``tinynet/models/graph.py``)."""
+"""tinynet's own GPU kernels (CuPy RawKernels), for a training step captured into a CUDA graph
+(``tinynet/models/graph.py``): ``gemm``, the matrix products, which CuPy cannot do during capture (cuBLAS);
+``softmax_crossentropy``, the loss and its gradient in one launch instead of about fifteen."""
