@@ -115,7 +115,11 @@ def matmul(a, b, bias=None):
     """``a @ b`` (``+ bias``) for 2-D CuPy arrays of float32 or float64, by the kernels above: which one
     depends on whether a or b is a transposed view (``x.T``), read in place without a copy."""
     import cupy
-    (m, k), n = a.shape, b.shape[1]
+    (m, k), (k_b, n) = a.shape, b.shape
+    if k != k_b:  # as CuPy's @ refuses: the kernel would read past b's end
+        raise ValueError(f"matmul: a is {a.shape} and b is {b.shape}: a's columns ({k}) must equal b's rows ({k_b})")
+    if bias is not None and bias.shape != (n,):
+        raise ValueError(f"matmul: bias has shape {bias.shape}: it needs one entry per column of a @ b, ({n},)")
     a_t, b_t = _is_transposed(a), _is_transposed(b)
     if a_t and b_t:  # A^T B^T has no kernel: make A row-major, and use A B^T
         a, a_t = cupy.ascontiguousarray(a), False
@@ -123,6 +127,8 @@ def matmul(a, b, bias=None):
     b = b.T if b_t else cupy.ascontiguousarray(b)
     name = {(False, False): "gemm_nn", (True, False): "gemm_tn", (False, True): "gemm_nt"}[a_t, b_t]
     fused = bias is not None and name == "gemm_nn"
+    if fused:
+        bias = cupy.ascontiguousarray(bias)  # gemm_bias reads b[n] from flat memory: a strided view is copied
     c = cupy.empty((m, n), dtype=a.dtype)
     if m and n:
         args = (a, b, bias, c) if fused else (a, b, c)
