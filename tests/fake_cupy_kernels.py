@@ -175,8 +175,9 @@ def check_arguments(kernel, params, args):
                 raise TypeError(f"{kernel}: {p.name} is a {p.ctype}*: it needs an array of {dtype}, got "
                                 f"{getattr(arg, 'dtype', type(arg).__name__)}")
             if not arg.flags.c_contiguous:
-                raise TypeError(f"{kernel}: {p.name} is read as flat row-major memory, but the array given is not "
-                                "C-contiguous: pass cupy.ascontiguousarray(...) (a transposed view needs its own kernel)")
+                raise TypeError(f"{kernel}: {p.name} is read as flat row-major memory, but the array given is "
+                                "not C-contiguous: pass cupy.ascontiguousarray(...) (a transposed view needs its "
+                                "own kernel)")
             if not p.const and not arg.flags.writeable:
                 raise TypeError(f"{kernel}: {p.name} is written, but the array given is read-only")
         elif not (isinstance(arg, numpy.generic) and arg.dtype == dtype):
@@ -191,7 +192,8 @@ def check_launch(kernel, grid, block, needed_block, threads):
     grid, block = (tuple(d) + (1,) * (3 - len(d)) for d in (to_dims(grid), to_dims(block)))
     threads = tuple(threads) + (1,) * (3 - len(threads))
     if math.prod(block) > MAX_THREADS_PER_BLOCK or any(b > limit for b, limit in zip(block, MAX_BLOCK)):
-        raise ValueError(f"{kernel}: block {block} is over CUDA's limits ({MAX_THREADS_PER_BLOCK} threads, {MAX_BLOCK})")
+        raise ValueError(f"{kernel}: block {block} is over CUDA's limits "
+                         f"({MAX_THREADS_PER_BLOCK} threads, {MAX_BLOCK})")
     if any(g > limit for g, limit in zip(grid, MAX_GRID)):
         raise ValueError(f"{kernel}: grid {grid} is over CUDA's limits {MAX_GRID}")
     if min(grid + block) < 1:
