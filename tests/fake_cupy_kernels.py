@@ -9,8 +9,9 @@ arrays are NumPy arrays, and it has what the wrappers call:
        C-contiguous array of the pointed-to type (``const T* A`` with T = float: float32) or None (NULL); an
        ``int`` gets a numpy.int32, a ``float`` a numpy.float32, a ``double`` a numpy.float64 (CuPy passes a value
        as its NumPy type says: a Python int would arrive as a 64-bit integer);
-    2. the launch: within CUDA's limits, the block the kernel needs, and a grid whose blocks cover the threads
-       the kernel needs along each axis, none of them wholly outside;
+    2. the launch: within CUDA's limits, with the block the kernel needs, and the grid that covers its output
+       as its index arithmetic maps blocks to entries: too few blocks leave entries unwritten, too many lie
+       wholly outside (or are another axis's);
   then runs the kernel's CPU model (``CpuKernel.run``), which writes the outputs into the arrays given.
   Templates are named as CuPy wants them, ``"gemm_nn<float>"``, and must be among the module's name_expressions.
 - ``ElementwiseKernel(in_params, out_params, operation, name, options=...)``: checks each call's arguments against
@@ -36,11 +37,11 @@ MAX_GRID = (2 ** 31 - 1, 65535, 65535)  # gridDim.x, .y, .z
 
 @dataclasses.dataclass
 class CpuKernel:
-    """What the fake needs to know of one kernel beyond its signature: ``threads(args)``, how many threads it
-    needs along x, y (, z) for these arguments; ``block``, the block it must be launched with (None: any);
+    """What the fake needs to know of one kernel beyond its signature: ``grid(args)``, the blocks it needs along
+    x, y (, z) to cover its output for these arguments; ``block``, the block it must be launched with (None: any);
     ``run(name, args)``, its CPU model, writing the outputs (``name`` is the kernel's name without template
     arguments; None: only check the call)."""
-    threads: Callable
+    grid: Callable
     block: tuple = None
     run: Callable = None
 
@@ -115,7 +116,7 @@ def module(kernels=None):
             model = kernels.get(self.name)
             if model is None:
                 raise NotImplementedError(f"no CpuKernel for {self.name}: pass one to fake_cupy_kernels.module")
-            check_launch(self.name_expression, grid, block, model.block, model.threads(args))
+            check_launch(self.name_expression, grid, block, model.block, model.grid(args))
             cupy.launches.append((self.name_expression, grid, block))
             if model.run is not None:
                 model.run(self.name, args)
@@ -186,11 +187,10 @@ def check_arguments(kernel, params, args):
                             "(CuPy passes a value with its NumPy type's size; a Python int is 64 bits)")
 
 
-def check_launch(kernel, grid, block, needed_block, threads):
-    """ValueError unless grid x block is a launch CUDA accepts, with the block the kernel needs, whose blocks cover
-    ``threads`` (the threads needed along x, y, z) and lie, each of them, at least partly inside it."""
-    grid, block = (tuple(d) + (1,) * (3 - len(d)) for d in (to_dims(grid), to_dims(block)))
-    threads = tuple(threads) + (1,) * (3 - len(threads))
+def check_launch(kernel, grid, block, needed_block, needed_grid):
+    """ValueError unless grid x block is a launch CUDA accepts, with the block the kernel needs (if it says) and
+    the grid it needs, axis by axis."""
+    grid, block, needed_grid = (to_dims(d) for d in (grid, block, needed_grid))
     if math.prod(block) > MAX_THREADS_PER_BLOCK or any(b > limit for b, limit in zip(block, MAX_BLOCK)):
         raise ValueError(f"{kernel}: block {block} is over CUDA's limits "
                          f"({MAX_THREADS_PER_BLOCK} threads, {MAX_BLOCK})")
@@ -198,16 +198,18 @@ def check_launch(kernel, grid, block, needed_block, threads):
         raise ValueError(f"{kernel}: grid {grid} is over CUDA's limits {MAX_GRID}")
     if min(grid + block) < 1:
         raise ValueError(f"{kernel}: grid {grid} and block {block} must be at least 1 along each axis")
-    if needed_block is not None and block != tuple(needed_block) + (1,) * (3 - len(needed_block)):
-        raise ValueError(f"{kernel}: needs blocks of {needed_block} threads, launched with {block}")
-    for axis, g, b, n in zip("xyz", grid, block, threads):
-        if g * b < n:
-            raise ValueError(f"{kernel}: grid {grid} x block {block} leaves threads out along {axis}: "
-                             f"{g} x {b} < {n} needed")
-        if (g - 1) * b >= max(n, 1):
-            raise ValueError(f"{kernel}: grid {grid} x block {block} launches blocks wholly outside along {axis}: "
-                             f"{n} threads need {math.ceil(n / b)} blocks, not {g}")
+    if needed_block is not None and block != to_dims(needed_block):
+        raise ValueError(f"{kernel}: needs blocks of {to_dims(needed_block)} threads, launched with {block}")
+    for axis, g, needed in zip("xyz", grid, needed_grid):
+        if g < needed:
+            raise ValueError(f"{kernel}: grid {grid} leaves entries unwritten: {g} blocks along {axis}, "
+                             f"{needed} needed")
+        if g > needed:
+            raise ValueError(f"{kernel}: grid {grid} launches blocks wholly outside the output: {g} blocks "
+                             f"along {axis}, {needed} needed")
 
 
 def to_dims(d):
-    return (d,) if isinstance(d, (int, numpy.integer)) else tuple(d)
+    """A grid or block as CuPy takes it (an int, or 1 to 3 ints) -> (x, y, z)."""
+    d = (d,) if isinstance(d, (int, numpy.integer)) else tuple(d)
+    return d + (1,) * (3 - len(d))

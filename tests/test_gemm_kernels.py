@@ -1,5 +1,6 @@
 """tinynet/kernels/gemm.py: the tiled GEMM kernels' index arithmetic, checked on any machine through its NumPy
 model (``model_gemm`` walks blocks, threads and tiles as the kernel does); on a GPU, the kernels themselves."""
+import dataclasses
 import re
 import subprocess
 import sys
@@ -84,9 +85,13 @@ def gemm_on_the_cpu(name, args):
     c.reshape(m * n)[:] = gemm.model_gemm(name, a, b, *(x.reshape(n) for x in bias)).reshape(-1)
 
 
-# Each kernel needs one thread per entry of C: N along x (columns), M along y (rows), in TILE x TILE blocks.
-GEMM_ON_THE_CPU = {name: fake_cupy_kernels.CpuKernel(threads=lambda args: (args[-2], args[-3]),
-                                                     block=(gemm.TILE, gemm.TILE), run=gemm_on_the_cpu)
+def tiles(args):
+    """The grid SOURCE's mapping needs for C (M, N): blockIdx.x walks M's tiles, blockIdx.y N's."""
+    m, n = int(args[-3]), int(args[-2])
+    return -(-m // gemm.TILE), -(-n // gemm.TILE)  # ceil(M / TILE), ceil(N / TILE)
+
+
+GEMM_ON_THE_CPU = {name: fake_cupy_kernels.CpuKernel(grid=tiles, block=(gemm.TILE, gemm.TILE), run=gemm_on_the_cpu)
                    for name in gemm.KERNELS}
 
 
@@ -121,7 +126,7 @@ def test_matmul_launches_the_kernel_of_each_view_and_equals_numpy(cpu_cupy, view
     c = gemm.matmul(left, right)
     assert c.shape == (m, n) and c.dtype == numpy.float32
     numpy.testing.assert_allclose(c, left @ right, rtol=1e-5, atol=1e-5 * max(k, 1) ** 0.5)
-    expected = [(f"{kernel}<float>", (-(-n // gemm.TILE), -(-m // gemm.TILE)), (gemm.TILE, gemm.TILE))]
+    expected = [(f"{kernel}<float>", (-(-m // gemm.TILE), -(-n // gemm.TILE)), (gemm.TILE, gemm.TILE))]
     assert cpu_cupy.launches == (expected if m and n else [])  # nothing to launch for an empty C
 
 
@@ -157,6 +162,22 @@ def test_matmul_refuses_shapes_that_do_not_fit_before_launching(cpu_cupy):
 
 
 @pytest.mark.host_only("a fake cupy of NumPy arrays")
+def test_matmul_launches_within_cuda_limits_for_a_convolutions_many_rows(monkeypatch):
+    """Conv2D's z = cols W + b has M = batch x output positions rows: 2048 images of 26 x 26 positions are
+    1,384,448 rows, 86,528 tiles, more than CUDA's 65,535 blocks along y; launches only (the model would be slow)."""
+    cupy = fake_cupy_kernels.module({name: dataclasses.replace(k, run=None) for name, k in GEMM_ON_THE_CPU.items()})
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    gemm._module.cache_clear()
+    try:
+        cols, w = numpy.zeros((2048 * 26 * 26, 9), numpy.float32), numpy.zeros((9, 32), numpy.float32)
+        gemm.matmul(cols, w, numpy.zeros(32, numpy.float32))  # forward
+        gemm.matmul(numpy.zeros((2048 * 26 * 26, 32), numpy.float32), w.T)  # dL/dcols = dz @ W.T
+    finally:
+        gemm._module.cache_clear()
+    assert [name for name, _, _ in cupy.launches] == ["gemm_bias<float>", "gemm_nt<float>"]
+
+
+@pytest.mark.host_only("a fake cupy of NumPy arrays")
 def test_the_fake_kernels_refuse_what_a_gpu_would_misread(cpu_cupy):
     """So that a passing matmul test means something: each mistake a GPU would turn into garbage or a crash."""
     a, b = operands(4, 3, 2, numpy.float32)
@@ -175,11 +196,13 @@ def test_the_fake_kernels_refuse_what_a_gpu_would_misread(cpu_cupy):
         kernel((1, 1), (16, 16), (numpy.ascontiguousarray(a.T).T, b, c, *sizes))
     with pytest.raises(ValueError, match="needs blocks of"):
         kernel((1, 1), (32, 8), (a, b, c, *sizes))
-    with pytest.raises(ValueError, match="leaves threads out along y"):
+    with pytest.raises(ValueError, match="leaves entries unwritten: 1 blocks along x, 3 needed"):
         kernel((1, 1), (16, 16), (numpy.zeros((40, 3), numpy.float32), b, numpy.empty((40, 2), numpy.float32),
                                   numpy.int32(40), *sizes[1:]))
-    with pytest.raises(ValueError, match="blocks wholly outside along x"):
-        kernel((2, 1), (16, 16), (a, b, c, *sizes))
+    with pytest.raises(ValueError, match="blocks wholly outside the output: 2 blocks along y, 1 needed"):
+        kernel((1, 2), (16, 16), (a, b, c, *sizes))
+    with pytest.raises(ValueError, match="over CUDA's limits"):
+        kernel((1, 65536), (16, 16), (a, b, c, *sizes))
     with pytest.raises(ValueError, match="not among the RawModule's name_expressions"):
         gemm._module().get_function("gemm_nn<int>")
 
