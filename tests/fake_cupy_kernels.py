@@ -11,7 +11,7 @@ arrays are NumPy arrays, and it has what the wrappers call:
        as its NumPy type says: a Python int would arrive as a 64-bit integer);
     2. the launch: within CUDA's limits, with the block the kernel needs, and the grid that covers its output
        as its index arithmetic maps blocks to entries: too few blocks leave entries unwritten, too many lie
-       wholly outside (or are another axis's);
+       wholly outside it;
   then runs the kernel's CPU model (``CpuKernel.run``), which writes the outputs into the arrays given.
   Templates are named as CuPy wants them, ``"gemm_nn<float>"``, and must be among the module's name_expressions.
 - ``ElementwiseKernel(in_params, out_params, operation, name, options=...)``: checks each call's arguments against

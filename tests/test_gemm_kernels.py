@@ -1,5 +1,7 @@
 """tinynet/kernels/gemm.py: the tiled GEMM kernels' index arithmetic, checked on any machine through its NumPy
-model (``model_gemm`` walks blocks, threads and tiles as the kernel does); on a GPU, the kernels themselves."""
+model (``model_gemm`` walks blocks, threads and tiles as the kernel does); ``gemm.matmul``'s Python (which
+kernel, its grid and arguments) through a fake cupy that checks each launch against SOURCE and runs the model
+(tests/fake_cupy_kernels.py); on a GPU, the kernels themselves."""
 import dataclasses
 import re
 import subprocess
