@@ -34,9 +34,12 @@ SOURCE = r"""
 // One TILE x TILE tile of C = A B (+ bias) per block of TILE x TILE threads:
 //   C[m, n] = sum_k A(m, k) B(k, n) (+ bias[n]),
 //   A(m, k) = A[m * a_row + k * a_col],   B(k, n) = B[k * b_row + n * b_col]   (strides in elements)
-// Thread mapping: block (blockIdx.x, blockIdx.y) owns rows blockIdx.y * TILE ... + TILE - 1 and columns
-// blockIdx.x * TILE ... + TILE - 1 of C; thread (threadIdx.x, threadIdx.y) computes the one entry
-//   m = blockIdx.y * TILE + threadIdx.y,   n = blockIdx.x * TILE + threadIdx.x.
+// Thread mapping: block (blockIdx.x, blockIdx.y) owns rows blockIdx.x * TILE ... + TILE - 1 and columns
+// blockIdx.y * TILE ... + TILE - 1 of C; thread (threadIdx.x, threadIdx.y) computes the one entry
+//   m = blockIdx.x * TILE + threadIdx.y,   n = blockIdx.y * TILE + threadIdx.x.
+// Row tiles go along the grid's x, which may hold 2^31 - 1 blocks (y: 65535), as M is what grows: the batch,
+// times the output positions in a convolution. Within a block threadIdx.x walks n, so that neighbouring threads
+// read neighbouring entries of B's row and write neighbouring entries of C's.
 // The K axis is walked one tile at a time: at tile k0 each thread loads ONE entry of A's tile and ONE of B's
 // into shared memory (As[ty][tx] = A(m, k0 + tx), Bs[ty][tx] = B(k0 + ty, n); zero outside the matrices, so
 // ragged edges add 0), all threads wait, then each adds its row of As times its column of Bs.
@@ -46,8 +49,8 @@ __device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_ro
     __shared__ T As[TILE][TILE];
     __shared__ T Bs[TILE][TILE];
     int tx = threadIdx.x, ty = threadIdx.y;
-    int m = blockIdx.y * TILE + ty;  // this thread's row of C
-    int n = blockIdx.x * TILE + tx;  // this thread's column of C
+    int m = blockIdx.x * TILE + ty;  // this thread's row of C
+    int n = blockIdx.y * TILE + tx;  // this thread's column of C
     T acc = 0;
     for (int k0 = 0; k0 < K; k0 += TILE) {
         int ka = k0 + tx, kb = k0 + ty;  // the k of the A entry and of the B entry this thread loads
@@ -115,7 +118,11 @@ def matmul(a, b, bias=None):
     """``a @ b`` (``+ bias``) for 2-D CuPy arrays of float32 or float64, by the kernels above: which one
     depends on whether a or b is a transposed view (``x.T``), read in place without a copy."""
     import cupy
-    (m, k), n = a.shape, b.shape[1]
+    (m, k), (k_b, n) = a.shape, b.shape
+    if k != k_b:  # as CuPy's @ refuses: the kernel would read past b's end
+        raise ValueError(f"matmul: a is {a.shape} and b is {b.shape}: a's columns ({k}) must equal b's rows ({k_b})")
+    if bias is not None and bias.shape != (n,):
+        raise ValueError(f"matmul: bias has shape {bias.shape}: it needs one entry per column of a @ b, ({n},)")
     a_t, b_t = _is_transposed(a), _is_transposed(b)
     if a_t and b_t:  # A^T B^T has no kernel: make A row-major, and use A B^T
         a, a_t = cupy.ascontiguousarray(a), False
@@ -123,10 +130,12 @@ def matmul(a, b, bias=None):
     b = b.T if b_t else cupy.ascontiguousarray(b)
     name = {(False, False): "gemm_nn", (True, False): "gemm_tn", (False, True): "gemm_nt"}[a_t, b_t]
     fused = bias is not None and name == "gemm_nn"
+    if fused:
+        bias = cupy.ascontiguousarray(bias)  # gemm_bias reads b[n] from flat memory: a strided view is copied
     c = cupy.empty((m, n), dtype=a.dtype)
     if m and n:
         args = (a, b, bias, c) if fused else (a, b, c)
-        grid = (math.ceil(n / TILE), math.ceil(m / TILE))  # blockIdx.x walks the columns, blockIdx.y the rows
+        grid = (math.ceil(m / TILE), math.ceil(n / TILE))  # blockIdx.x: M's tiles (M grows), blockIdx.y: N's
         kernel("gemm_bias" if fused else name, a.dtype)(grid, (TILE, TILE), (*args, *map(numpy.int32, (m, n, k))))
     return c if bias is None or fused else c + bias
 
@@ -150,9 +159,9 @@ def model_gemm(name, a, b, bias=None):
     C = numpy.full(m_ * n_, numpy.nan, dtype=a.dtype)  # NaN: an entry that no thread writes would show
     ty, tx = numpy.indices((TILE, TILE))  # threadIdx.y, threadIdx.x of each thread in a block
     zero = a.dtype.type(0)
-    for block_y in range(math.ceil(m_ / TILE)):
-        for block_x in range(math.ceil(n_ / TILE)):
-            m, n = block_y * TILE + ty, block_x * TILE + tx  # each thread's entry of C
+    for block_x in range(math.ceil(m_ / TILE)):  # blockIdx.x: a tile of rows
+        for block_y in range(math.ceil(n_ / TILE)):  # blockIdx.y: a tile of columns
+            m, n = block_x * TILE + ty, block_y * TILE + tx  # each thread's entry of C
             acc = numpy.zeros((TILE, TILE), dtype=a.dtype)
             for k0 in range(0, k_, TILE):
                 ka, kb = k0 + tx, k0 + ty

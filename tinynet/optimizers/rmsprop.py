@@ -108,18 +108,26 @@ def numba_compile(function, **options):
         return numba.njit(**options)(function)
 
 
+# CuPy's compiled update: the arguments of ``cupy.ElementwiseKernel``, which runs ``operation`` once for each
+# index i, with each array parameter standing for its i-th entry (g, w, v) and each scalar for itself. Kept here,
+# outside the function, so that tests/test_cuda_sources.py can compile it with NVRTC on a machine without a GPU.
+CUPY_KERNEL = dict(
+    in_params="T g, T lr, T rho, T one_minus_rho, T eps, T tiny, T root_tiny",
+    out_params="T w, T v",
+    operation="""
+    T g2 = fabs(g) < root_tiny ? (T)0 : g * g;  // g**2, flushed to zero
+    T vi = rho * v + one_minus_rho * g2;        // v = rho * v + (1 - rho) * g**2
+    v = vi < tiny ? (T)0 : vi;                  // flush to zero
+    w = w - (lr * g) / sqrt(v + eps);           // w = w - lr * g / sqrt(v + eps)
+    """,
+    name="tinynet_rmsprop_update",
+    options=("--fmad=false",))  # no fused multiply-add: rounds as the CPU does
+
+
 def _cupy_update_step():
     import cupy
 
-    kernel = cupy.ElementwiseKernel(
-        "T g, T lr, T rho, T one_minus_rho, T eps, T tiny, T root_tiny", "T w, T v",
-        """
-        T g2 = fabs(g) < root_tiny ? (T)0 : g * g;  // g**2, flushed to zero
-        T vi = rho * v + one_minus_rho * g2;        // v = rho * v + (1 - rho) * g**2
-        v = vi < tiny ? (T)0 : vi;                  // flush to zero
-        w = w - (lr * g) / sqrt(v + eps);           // w = w - lr * g / sqrt(v + eps)
-        """,
-        "tinynet_rmsprop_update", options=("--fmad=false",))  # no fused multiply-add: rounds as the CPU does
+    kernel = cupy.ElementwiseKernel(**CUPY_KERNEL)
 
     def update(w, g, v, lr, rho, eps):
         t, tiny = w.dtype.type, numpy.finfo(w.dtype).smallest_normal

@@ -1,0 +1,276 @@
+"""Every CUDA source tinynet holds, compiled by NVRTC (NVIDIA's runtime CUDA C++ compiler, the one CuPy calls) on
+any machine: no GPU and no CuPy needed, only NVRTC's library, called through ctypes.
+
+What is compiled is exactly what tinynet hands CuPy: the source, options and template names are caught by a fake
+``cupy`` (tests/fake_cupy_kernels.py) as tinynet's own code makes its kernels. A RawModule's code is compiled as
+it stands. An ElementwiseKernel's ``operation`` is only the body of a loop: CuPy writes the kernel around it
+(cupy/_core/_kernel.pyx, ``_get_elementwise_kernel_code``), and ``elementwise_source`` below writes the same one.
+NVRTC's log is in the failure message.
+"""
+import ctypes
+import ctypes.util
+import importlib
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+
+import fake_cupy_kernels
+from tinynet.kernels import gemm
+from tinynet.optimizers import rmsprop
+
+pytestmark = pytest.mark.host_only("compiles CUDA C on the host")
+
+INSTALL = "pip install nvidia-cuda-nvrtc-cu12 (NVIDIA's CUDA compiler library; no GPU needed)"
+ARCH = "-arch=compute_90"  # PTX for the H100/H200 generation: any GPU of it or later runs it
+CUPY_OPTIONS = ("--std=c++17",)  # what CuPy adds to every compilation (core.pyx, assemble_cupy_compiler_options)
+C_NAMES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "bool": "bool"}
+
+
+# --- NVRTC through ctypes --------------------------------------------------------------------------------------
+
+def find_nvrtc():
+    """The path of libnvrtc: from the ``nvidia-cuda-nvrtc-cu12`` wheel, else the system's, else the one CuPy
+    finds (with the ``cuda-pathfinder`` package CuPy 14 uses); None if there is none."""
+    try:
+        package = importlib.import_module("nvidia.cuda_nvrtc")
+        for folder in package.__path__:  # a namespace package: no __file__
+            found = [path for path in sorted((Path(folder) / "lib").glob("libnvrtc.so*"))
+                     if "builtins" not in path.name and ".alt." not in path.name]  # libnvrtc.so.12 itself
+            if found:
+                return str(found[0])
+    except ImportError:
+        pass
+    system = ctypes.util.find_library("nvrtc")
+    if system:
+        return system
+    try:
+        from cuda.pathfinder import load_nvidia_dynamic_lib
+        return load_nvidia_dynamic_lib("nvrtc").abs_path
+    except Exception:  # not installed, or no NVRTC where it looks
+        return None
+
+
+@pytest.fixture(scope="module")
+def nvrtc():
+    return load_nvrtc()
+
+
+def load_nvrtc():
+    """NVRTC's library, loaded; a skip saying how to install it (a failure in CI: nothing skips silently there)."""
+    path = find_nvrtc()
+    if path is None:
+        message = f"NVRTC not found: {INSTALL}."
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} CI is set, so the CUDA compile checks fail instead of skipping.")
+        pytest.skip(message)
+    lib = ctypes.CDLL(path)
+    lib.nvrtcGetErrorString.restype = ctypes.c_char_p
+    return lib
+
+
+class CompileError(Exception):
+    """NVRTC refused the source; ``log`` is what it said."""
+    def __init__(self, result, log):
+        super().__init__(f"NVRTC: {result}\n{log}")
+        self.log = log
+
+
+def compile_cuda(lib, source, options, name_expressions=()):
+    """PTX for ``source``, and {name expression: its lowered (mangled) name}, as CuPy's RawModule compiles them;
+    CompileError with NVRTC's log if it refuses."""
+    def check(result, what):
+        if result != 0:
+            raise CompileError(f"{what}: {lib.nvrtcGetErrorString(result).decode()}", log)
+
+    log = ""
+    program = ctypes.c_void_p()
+    check(lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"tinynet.cu", 0, None, None), "create")
+    try:
+        for name in name_expressions:
+            check(lib.nvrtcAddNameExpression(program, name.encode()), f"add name {name}")
+        encoded = [option.encode() for option in options]
+        result = lib.nvrtcCompileProgram(program, len(encoded), (ctypes.c_char_p * len(encoded))(*encoded))
+        size = ctypes.c_size_t()
+        lib.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+        buffer = ctypes.create_string_buffer(size.value)
+        lib.nvrtcGetProgramLog(program, buffer)
+        log = buffer.value.decode(errors="replace")
+        check(result, "compile")
+        lowered = {}
+        for name in name_expressions:
+            mangled = ctypes.c_char_p()
+            check(lib.nvrtcGetLoweredName(program, name.encode(), ctypes.byref(mangled)), f"lowered name {name}")
+            lowered[name] = mangled.value.decode()
+        lib.nvrtcGetPTXSize(program, ctypes.byref(size))
+        ptx = ctypes.create_string_buffer(size.value)
+        check(lib.nvrtcGetPTX(program, ptx), "PTX")
+        return ptx.value.decode(), lowered, log
+    finally:
+        lib.nvrtcDestroyProgram(ctypes.byref(program))
+
+
+def assert_compiles(lib, what, source, options, name_expressions=()):
+    """compile_cuda, with NVRTC's log and the numbered source in the failure message; a warning fails too."""
+    numbered = "\n".join(f"{i:4} {line}" for i, line in enumerate(source.splitlines(), 1))
+    try:
+        ptx, lowered, log = compile_cuda(lib, source, options, name_expressions)
+    except CompileError as error:
+        pytest.fail(f"NVRTC refuses {what} (options {' '.join(options)}):\n{error}\n--- the source:\n{numbered}",
+                    pytrace=False)
+    if "warning" in log:
+        pytest.fail(f"NVRTC warns on {what}:\n{log}\n--- the source:\n{numbered}", pytrace=False)
+    return ptx, lowered
+
+
+# --- what tinynet hands CuPy, caught by a fake cupy -------------------------------------------------------------
+
+@pytest.fixture
+def cupy(monkeypatch):
+    fake = fake_cupy_kernels.module()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    return fake
+
+
+def gemm_module(cupy):
+    """The RawModule gemm.py makes (its code, options and name expressions), without gemm's cache."""
+    gemm._module.__wrapped__()
+    return cupy.made[-1]
+
+
+def rmsprop_kernel(cupy, dtype):
+    """RMSprop's ElementwiseKernel, and the call update() makes with ``dtype`` arrays: {parameter: argument}."""
+    update = rmsprop._cupy_update_step()
+    w, g, v = (numpy.ones(3, dtype) for _ in range(3))
+    update(w, g, v, 0.001, 0.9, 1e-7)
+    kernel = cupy.made[-1]
+    return kernel, kernel.calls[-1]
+
+
+def elementwise_source(kernel, call):
+    """The CUDA C CuPy compiles for ElementwiseKernel ``kernel`` called with ``call`` ({parameter: argument}), in
+    the shape of cupy/_core/_kernel.pyx's: a typedef for each type placeholder (T), one kernel parameter per
+    argument (an array as a CArray, a scalar as a value, input parameters const), a loop over i binding each
+    array parameter to its i-th entry by reference, then ``operation``. CuPy's headers are not here: STAND_INS
+    has the few of their names the loop uses. Arrays are taken as 1-D and contiguous, as tinynet's are."""
+    params = [(p, False) for p in fake_cupy_kernels.split_params(kernel.in_params)] + \
+             [(p, True) for p in fake_cupy_kernels.split_params(kernel.out_params)]
+    types = {ctype: call[name].dtype for (ctype, name, _), _ in params if isinstance(call[name], numpy.ndarray)}
+    typedefs = "".join(f"typedef {C_NAMES[dtype.name]} {ctype};\n" for ctype, dtype in types.items())
+    declared, bound = [], []
+    for (ctype, name, raw), is_out in params:
+        c_name = C_NAMES[numpy.dtype(types.get(ctype, ctype)).name]  # T: the arrays' type; else a dtype's name
+        const = "" if is_out or raw else "const "
+        if isinstance(call[name], numpy.ndarray):
+            declared.append(f"{const}CArray<{c_name}, 1, 1, 1> {name if raw else '_raw_' + name}")
+            if not raw:
+                bound.append(f"{const}{ctype} &{name} = _raw_{name}[_ind.get()];")
+        else:
+            declared.append(f"{const}{c_name} {name}")
+    declared.append("CIndexer<1, 1> _ind")
+    body = "\n".join(bound + [kernel.operation])
+    return (f"{STAND_INS}\n{typedefs}\n"
+            f'extern "C" __global__ void {kernel.name}({", ".join(declared)}) {{\n'
+            f"  #pragma unroll 1\n  CUPY_FOR(i, _ind.size()) {{\n    _ind.set(i);\n{body};\n  }}\n}}\n")
+
+
+STAND_INS = r"""
+// Stand-ins for what an ElementwiseKernel's loop uses of CuPy's cupy/carray.cuh: the loop over i (a grid-stride
+// loop), an array indexed by i, and the indexer that counts the i.
+#define CUPY_FOR(i, n) \
+    for (ptrdiff_t i = static_cast<ptrdiff_t>(blockIdx.x) * blockDim.x + threadIdx.x; \
+         i < (n); i += static_cast<ptrdiff_t>(blockDim.x) * gridDim.x)
+
+template <typename T, int ndim, bool c_contiguous, bool use_32bit_indexing>
+class CArray {
+public:
+  T* data_;
+  __device__ T& operator[](ptrdiff_t i) { return data_[i]; }
+  __device__ const T& operator[](ptrdiff_t i) const { return data_[i]; }
+};
+
+template <int ndim, bool use_32bit_indexing>
+class CIndexer {
+public:
+  ptrdiff_t size_, index_;
+  __device__ ptrdiff_t size() const { return size_; }
+  __device__ void set(ptrdiff_t i) { index_ = i; }
+  __device__ ptrdiff_t get() const { return index_; }
+};
+"""
+
+
+# --- the checks -------------------------------------------------------------------------------------------------
+
+def test_gemm_source_compiles_for_float_and_double(nvrtc, cupy):
+    module = gemm_module(cupy)
+    assert sorted(module.name_expressions) == sorted(f"{k}<{t}>" for k in gemm.KERNELS for t in ("float", "double"))
+    options = module.options + CUPY_OPTIONS + (ARCH,)
+    assert "--fmad=false" in options  # each product and sum rounded apart, as model_gemm does
+    ptx, lowered = assert_compiles(nvrtc, "gemm.SOURCE", module.code, options, module.name_expressions)
+    for name, mangled in lowered.items():
+        assert f".entry {mangled}(" in ptx, f"{name} ({mangled}) is not a kernel in the PTX"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rmsprop_elementwise_kernel_compiles(nvrtc, cupy, dtype):
+    kernel, call = rmsprop_kernel(cupy, dtype)
+    assert (kernel.in_params, kernel.out_params, kernel.operation, kernel.name, kernel.options) == tuple(
+        rmsprop.CUPY_KERNEL[key] for key in ("in_params", "out_params", "operation", "name", "options"))
+    source = elementwise_source(kernel, call)
+    assert f"typedef {C_NAMES[dtype]} T;" in source
+    ptx, _ = assert_compiles(nvrtc, f"RMSprop's ElementwiseKernel for {dtype}", source,
+                             kernel.options + CUPY_OPTIONS + (ARCH,))
+    assert f".entry {kernel.name}(" in ptx
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rmsprop_kernel_gets_each_hyperparameter_in_its_place_as_w_dtype(cupy, dtype):
+    """update() passes its arguments by position: each must land on the parameter of its name, rounded to w's type."""
+    _, call = rmsprop_kernel(cupy, dtype)
+    t = numpy.dtype(dtype).type
+    tiny = numpy.finfo(dtype).smallest_normal
+    expected = {"lr": t(0.001), "rho": t(0.9), "one_minus_rho": t(1 - 0.9), "eps": t(1e-7), "tiny": tiny,
+                "root_tiny": t(tiny ** 0.5)}
+    for name, value in expected.items():
+        assert type(call[name]) is t and call[name] == value, (name, call[name], value)
+
+
+def test_a_broken_source_fails_with_nvrtcs_log(nvrtc):
+    """The harness catches errors: a missing semicolon is reported with NVRTC's own message and the source."""
+    broken = 'extern "C" __global__ void broken(float* x) {\n    x[threadIdx.x] = 1.0f\n}\n'
+    with pytest.raises(pytest.fail.Exception) as failed:
+        assert_compiles(nvrtc, "a broken kernel", broken, ("--fmad=false", ARCH))
+    message = str(failed.value)
+    assert "NVRTC refuses a broken kernel" in message and 'error: expected a ";"' in message
+    assert "   2     x[threadIdx.x] = 1.0f" in message  # the numbered source, to find line 2 of the log
+
+
+def test_an_undeclared_name_expression_fails(nvrtc):
+    """A template kernel asked for with a type it cannot take is an error, not a silent missing kernel."""
+    source = "template <typename T> __global__ void k(T* x) { x[0] = T(1); }\n"
+    with pytest.raises(CompileError, match="add name|lowered name|compile"):
+        compile_cuda(nvrtc, source, (ARCH,), ["k<no_such_type>"])
+
+
+def test_every_cuda_source_in_tinynet_is_compiled_here():
+    """A new kernel (RawModule, RawKernel, ElementwiseKernel, ReductionKernel) must get its check in this file."""
+    root = Path(__file__).resolve().parents[1]
+    made_here = {"tinynet/kernels/gemm.py", "tinynet/optimizers/rmsprop.py"}
+    pattern = re.compile(r"cupy\.(RawModule|RawKernel|ElementwiseKernel|ReductionKernel|fuse)\b")
+    found = {str(path.relative_to(root)) for path in (root / "tinynet").rglob("*.py")
+             if pattern.search(path.read_text())}
+    assert found == made_here, f"compile these in tests/test_cuda_sources.py: {sorted(found - made_here)}"
+
+
+def test_without_nvrtc_the_checks_skip_saying_how_to_install_and_fail_in_ci(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "find_nvrtc", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=re.escape(INSTALL)):
+        load_nvrtc()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        load_nvrtc()
