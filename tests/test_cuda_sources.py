@@ -19,7 +19,7 @@ import numpy
 import pytest
 
 import fake_cupy_kernels
-from tinynet.kernels import gemm
+from tinynet.kernels import gemm, softmax_crossentropy
 from tinynet.optimizers import rmsprop
 
 pytestmark = pytest.mark.host_only("compiles CUDA C on the host")
@@ -205,14 +205,31 @@ public:
 
 # --- the checks -------------------------------------------------------------------------------------------------
 
-def test_gemm_source_compiles_for_float_and_double(nvrtc, cupy):
-    module = gemm_module(cupy)
-    assert sorted(module.name_expressions) == sorted(f"{k}<{t}>" for k in gemm.KERNELS for t in ("float", "double"))
+# Each module of tinynet/kernels with a RawModule (its ``_module()`` makes it), by path.
+RAW_MODULES = {"tinynet/kernels/gemm.py": gemm, "tinynet/kernels/softmax_crossentropy.py": softmax_crossentropy}
+
+
+@pytest.mark.parametrize("path", sorted(RAW_MODULES))
+def test_each_raw_module_compiles_for_float_and_double_doing_float_math_in_float(nvrtc, cupy, path):
+    """Every template name resolves to a kernel in the PTX; a float kernel has no double instruction (an exp or
+    a constant that promoted it to double would be slower, and round otherwise than the NumPy model)."""
+    RAW_MODULES[path]._module.__wrapped__()  # without the module's cache
+    module = cupy.made[-1]
     options = module.options + CUPY_OPTIONS + (ARCH,)
-    assert "--fmad=false" in options  # each product and sum rounded apart, as model_gemm does
-    ptx, lowered = assert_compiles(nvrtc, "gemm.SOURCE", module.code, options, module.name_expressions)
+    assert "--fmad=false" in options  # each product and sum rounded apart, as the NumPy models do
+    assert {name.split("<")[1] for name in module.name_expressions} == {"float>", "double>"}
+    ptx, lowered = assert_compiles(nvrtc, path, module.code, options, module.name_expressions)
+    entries = dict(re.findall(r"\.entry (\w+)\((.*?)\n}", ptx, re.S))
     for name, mangled in lowered.items():
-        assert f".entry {mangled}(" in ptx, f"{name} ({mangled}) is not a kernel in the PTX"
+        assert mangled in entries, f"{name} ({mangled}) is not a kernel in the PTX"
+        if name.endswith("<float>"):
+            assert ".f64" not in entries[mangled], f"{name} computes in double"
+
+
+def test_gemm_makes_each_kernel_for_float_and_double(cupy):
+    gemm._module.__wrapped__()
+    names = cupy.made[-1].name_expressions
+    assert sorted(names) == sorted(f"{k}<{t}>" for k in gemm.KERNELS for t in ("float", "double"))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -259,7 +276,7 @@ def test_an_undeclared_name_expression_fails(nvrtc):
 def test_every_cuda_source_in_tinynet_is_compiled_here():
     """A new kernel (RawModule, RawKernel, ElementwiseKernel, ReductionKernel) must get its check in this file."""
     root = Path(__file__).resolve().parents[1]
-    made_here = {"tinynet/kernels/gemm.py", "tinynet/optimizers/rmsprop.py"}
+    made_here = {*RAW_MODULES, "tinynet/optimizers/rmsprop.py"}
     pattern = re.compile(r"cupy\.(RawModule|RawKernel|ElementwiseKernel|ReductionKernel|fuse)\b")
     found = {str(path.relative_to(root)) for path in (root / "tinynet").rglob("*.py")
              if pattern.search(path.read_text())}

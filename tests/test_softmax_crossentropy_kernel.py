@@ -1,10 +1,6 @@
 """tinynet/kernels/softmax_crossentropy.py: the one-launch softmax crossentropy kernel. Its NumPy model (which walks
 the block, the rows and the tree as the kernel does) equals the readable ``SoftmaxCrossentropy`` on any machine;
-the CUDA source compiles with NVRTC (no GPU needed); the CuPy path is wired in; on a GPU, the kernel itself."""
-import ctypes
-import ctypes.util
-import glob
-import os
+the CuPy path is wired in; on a GPU, the kernel itself (tests/test_cuda_sources.py compiles its source)."""
 import re
 import subprocess
 import sys
@@ -128,60 +124,6 @@ def test_the_cuda_source_and_the_model_use_one_block_size():
     assert re.search(r"#define BLOCK (\d+)", kernel.SOURCE).group(1) == str(kernel.BLOCK)
     assert kernel.BLOCK & (kernel.BLOCK - 1) == 0  # a power of two: the tree halves it down to 1
     assert "atomic" not in kernel.SOURCE  # the loss's sum has one fixed order
-
-
-@pytest.mark.host_only("compiles CUDA C on the host: NVRTC needs no GPU")
-def test_the_cuda_source_compiles_with_nvrtc():
-    """Compiled as CuPy will (``--fmad=false``, both instantiations), for compute capability 9.0; the float
-    kernel does float math only (exp and log of a float are the float versions, not promoted to double)."""
-    ptx = nvrtc_compile(kernel.SOURCE, [f"{kernel.KERNEL}<{t}>" for t in kernel.DTYPES.values()])
-    entries = dict(re.findall(r"\.entry (\w+)\((.*?)\n}", ptx, re.S))
-    float_kernel = next(body for name, body in entries.items() if "softmax_crossentropyIfE" in name)
-    assert len(entries) == 2 and ".f64" not in float_kernel
-
-
-def nvrtc_compile(source, name_expressions, options=("--fmad=false", "-arch=compute_90")):
-    """``source`` compiled by NVRTC through ctypes: its PTX, or a test failure with NVRTC's log."""
-    lib = nvrtc_library()
-    program = ctypes.c_void_p()
-    assert lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"kernel.cu", 0, None, None) == 0
-    for name in name_expressions:
-        assert lib.nvrtcAddNameExpression(program, name.encode()) == 0
-    flags = (ctypes.c_char_p * len(options))(*(o.encode() for o in options))
-    result = lib.nvrtcCompileProgram(program, len(options), flags)
-    size = ctypes.c_size_t()
-    lib.nvrtcGetProgramLogSize(program, ctypes.byref(size))
-    log = ctypes.create_string_buffer(size.value)
-    lib.nvrtcGetProgramLog(program, log)
-    assert result == 0, log.value.decode()
-    for name in name_expressions:  # every instantiation exists
-        lowered = ctypes.c_char_p()
-        assert lib.nvrtcGetLoweredName(program, name.encode(), ctypes.byref(lowered)) == 0 and lowered.value
-    lib.nvrtcGetPTXSize(program, ctypes.byref(size))
-    ptx = ctypes.create_string_buffer(size.value)
-    lib.nvrtcGetPTX(program, ptx)
-    lib.nvrtcDestroyProgram(ctypes.byref(program))
-    return ptx.value.decode()
-
-
-def nvrtc_library():
-    """libnvrtc: the file NVRTC_LIBRARY names, else the nvidia-cuda-nvrtc-cu12 wheel's, else the system's.
-    Missing: a skip saying how to install it, and in CI (CI=true) a failure."""
-    path = os.environ.get("NVRTC_LIBRARY")
-    if not path:
-        try:
-            import nvidia.cuda_nvrtc
-            path = next(iter(glob.glob(os.path.join(list(nvidia.cuda_nvrtc.__path__)[0], "lib", "libnvrtc.so*"))), None)
-        except ImportError:
-            pass
-    path = path or ctypes.util.find_library("nvrtc")
-    if not path:
-        message = ("NVRTC is not installed: pip install nvidia-cuda-nvrtc-cu12 (no GPU needed), or set "
-                   "NVRTC_LIBRARY to the path of libnvrtc.so.12.")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return ctypes.CDLL(path)
 
 
 @pytest.mark.host_only("the CuPy path's wiring, with the kernel's model standing in for the GPU")
