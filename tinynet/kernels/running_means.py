@@ -164,8 +164,8 @@ def model_running_means_add(loss, y, y_hat, total_loss, total_accuracy, samples,
     n = y.shape[0]
     with_accuracy = total_accuracy is not None
     rows, classes = (n, y.shape[1]) if with_accuracy else (0, 0)
-    Y, Y_HAT = (numpy.ascontiguousarray(y).reshape(-1), numpy.ascontiguousarray(y_hat).reshape(-1)) \
-        if with_accuracy else (None, None)  # the kernel sees flat memory
+    if with_accuracy:
+        Y, Y_HAT = numpy.ascontiguousarray(y).reshape(-1), numpy.ascontiguousarray(y_hat).reshape(-1)  # flat memory
     t = numpy.arange(BLOCK)  # threadIdx.x of each thread
     hits = numpy.zeros(BLOCK, dtype=numpy.int32)
     for r0 in range(0, rows, BLOCK):  # the loop's k-th trip: thread t on row r = t + k * BLOCK
