@@ -19,7 +19,7 @@ import numpy
 import pytest
 
 import fake_cupy_kernels
-from tinynet.kernels import gemm, softmax_crossentropy
+from tinynet.kernels import gemm, running_means, softmax_crossentropy
 from tinynet.optimizers import rmsprop
 
 pytestmark = pytest.mark.host_only("compiles CUDA C on the host")
@@ -206,13 +206,16 @@ public:
 # --- the checks -------------------------------------------------------------------------------------------------
 
 # Each module of tinynet/kernels with a RawModule (its ``_module()`` makes it), by path.
-RAW_MODULES = {"tinynet/kernels/gemm.py": gemm, "tinynet/kernels/softmax_crossentropy.py": softmax_crossentropy}
+RAW_MODULES = {"tinynet/kernels/gemm.py": gemm, "tinynet/kernels/running_means.py": running_means,
+               "tinynet/kernels/softmax_crossentropy.py": softmax_crossentropy}
 
 
 @pytest.mark.parametrize("path", sorted(RAW_MODULES))
 def test_each_raw_module_compiles_for_float_and_double_doing_float_math_in_float(nvrtc, cupy, path):
     """Every template name resolves to a kernel in the PTX; a float kernel has no double instruction (an exp or
-    a constant that promoted it to double would be slower, and round otherwise than the NumPy model)."""
+    a constant that promoted it to double would be slower, and round otherwise than the NumPy model), and, unless
+    it calls CUDA's exp or log (whose own code uses them), no fused multiply-add (``--fmad=false``: products and
+    sums rounded apart, as in NumPy)."""
     RAW_MODULES[path]._module.__wrapped__()  # without the module's cache
     module = cupy.made[-1]
     options = module.options + CUPY_OPTIONS + (ARCH,)
@@ -224,6 +227,8 @@ def test_each_raw_module_compiles_for_float_and_double_doing_float_math_in_float
         assert mangled in entries, f"{name} ({mangled}) is not a kernel in the PTX"
         if name.endswith("<float>"):
             assert ".f64" not in entries[mangled], f"{name} computes in double"
+            if not re.search(r"\b(exp|log)\(", module.code):
+                assert "fma" not in entries[mangled], f"{name} fuses a multiply-add"
 
 
 def test_gemm_makes_each_kernel_for_float_and_double(cupy):

@@ -1,6 +1,6 @@
 """tinynet/kernels/running_means.py: one batch added to the running means in one launch. Its NumPy model (which
 walks the block, the rows and the tree as the kernel does) equals the readable ``RunningMeans.add`` bit for bit on
-any machine; the CUDA source compiles with NVRTC (no GPU needed); the CuPy path is wired in; on a GPU, the kernel."""
+any machine; the CuPy path is wired in; on a GPU, the kernel (tests/test_cuda_sources.py compiles its source)."""
 import re
 import subprocess
 import sys
@@ -9,7 +9,6 @@ import numpy
 import pytest
 
 from conftest import BACKENDS_UNDER_TEST
-from test_softmax_crossentropy_kernel import nvrtc_compile
 from tinynet import backend
 from tinynet.kernels import running_means as kernel
 from tinynet.metrics import Accuracy
@@ -144,17 +143,6 @@ def test_the_cuda_source_and_the_model_share_their_constants_with_running_means(
     assert kernel.BLOCK & (kernel.BLOCK - 1) == 0  # a power of two: the tree halves it down to 1
     assert int(re.search(r"#define NOT_YET (-?\d+)", kernel.SOURCE).group(1)) == kernel.NOT_YET == running_means.NOT_YET
     assert "atomic" not in kernel.SOURCE  # one thread writes the totals
-
-
-@pytest.mark.host_only("compiles CUDA C on the host: NVRTC needs no GPU")
-def test_the_cuda_source_compiles_with_nvrtc():
-    """Compiled as CuPy will (``--fmad=false``, both instantiations), for compute capability 9.0. The float
-    kernel does float math only, its division is the correctly rounded one, and nothing is fused."""
-    ptx = nvrtc_compile(kernel.SOURCE, [f"{kernel.KERNEL}<{t}>" for t in kernel.DTYPES.values()])
-    entries = dict(re.findall(r"\.entry (\w+)\((.*?)\n}", ptx, re.S))
-    float_kernel = next(body for name, body in entries.items() if "running_means_addIfE" in name)
-    assert len(entries) == 2 and ".f64" not in float_kernel and "fma" not in float_kernel
-    assert "div.rn.f32" in float_kernel
 
 
 @pytest.mark.host_only("the CuPy path's wiring, with the kernel's model standing in for the GPU")
