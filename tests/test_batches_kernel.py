@@ -25,7 +25,8 @@ def data(n, x_shape=(3,), y_shape=(2,), x_dtype=numpy.float32, y_dtype=numpy.flo
 
 def state(order, start=0):
     """The device state the kernel reads and writes, on the host: order, position, blocks_done."""
-    return numpy.asarray(order, dtype=numpy.int64), numpy.asarray(start, dtype=numpy.int64), numpy.zeros((), numpy.int32)
+    order, position = numpy.asarray(order, dtype=numpy.int64), numpy.asarray(start, dtype=numpy.int64)
+    return order, position, numpy.zeros((), numpy.int32)
 
 
 def readable_epoch(x, y, batch_size, seed):
