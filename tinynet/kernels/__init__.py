@@ -1,4 +1,7 @@
-"""tinynet's own GPU kernels (CuPy RawKernels), for a training step captured into a CUDA graph
-(``tinynet/models/graph.py``): ``gemm``, the matrix products, which CuPy cannot do during capture (cuBLAS);
-``softmax_crossentropy``, the loss and its gradient in one launch instead of about fifteen; ``running_means``,
-a batch's loss and accuracy added to the epoch's running means in one launch instead of about nineteen."""
+"""tinynet's own GPU kernels (CuPy RawKernels, and one ElementwiseKernel), for a training step captured into a
+CUDA graph (``tinynet/models/graph.py``), where every kernel costs the GPU a few microseconds however little it
+computes. Each stands beside the readable code it equals, with a NumPy model of its index arithmetic:
+``gemm``, the matrix products, which CuPy cannot do during capture (cuBLAS); ``batches``, a mini-batch cut from
+the data in one launch instead of five; ``softmax_crossentropy``, the loss and its gradient in one launch instead
+of about fifteen; ``relu``, ReLU's backward in one launch instead of three; ``running_means``, a batch's loss and
+accuracy added to the epoch's running means in one launch instead of about nineteen."""

@@ -4,6 +4,7 @@ import math
 import numpy
 
 from tinynet import backend
+from tinynet.kernels import batches as kernel
 from tinynet.utils import random
 
 
@@ -23,6 +24,7 @@ class Batches:
         self.order = backend.to_device(numpy.arange(x.shape[0]), dtype=xp.int64)  # the samples, in this epoch's order
         self.offsets = backend.to_device(numpy.arange(batch_size), dtype=xp.int64)  # 0, 1, ..., batch_size - 1
         self.position = backend.zeros((), "int64")  # where in ``order`` the next batch starts
+        self.blocks_done = backend.zeros((), "int32")  # batch_compiled's count of its finished blocks (CuPy)
 
     def new_epoch(self):
         """A new random order of the samples (drawn on the host, copied once), from the first batch."""
@@ -38,9 +40,18 @@ class Batches:
     def batch(self, step):
         """Batch ``step``: the rows order[position : position + size] of x and of y; position moves past them."""
         xp, size = backend.xp(), self.size(step)
+        if backend.get_backend() == "cupy" and kernel.fits(self.x, self.y):
+            return self.batch_compiled(size)  # on a GPU: the lines below, as one kernel
         rows = xp.take(self.order, self.position + self.offsets[:size])  # this step's samples
         self.position += size
         return xp.take(self.x, rows, axis=0), xp.take(self.y, rows, axis=0)
+
+    # --- the same, compiled (CuPy only): on a GPU the three lines above are five kernels (position + offsets,
+    # three takes, position += size); tinynet/kernels/batches.py does exactly their copies in one.
+    def batch_compiled(self, size):
+        """``batch``'s lines in one kernel launch: the ``size`` rows of x and y from ``position`` on, and
+        ``position`` moved past them, as the readable lines do, bit for bit."""
+        return kernel.gather_batch(self.x, self.y, self.order, self.position, self.blocks_done, size)
 
 
 def slices(n, batch_size):
