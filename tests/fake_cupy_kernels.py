@@ -130,6 +130,10 @@ def module(kernels=None):
             cupy.made.append(self)
 
         def __call__(self, *args):
+            inputs = len(split_params(self.in_params))
+            if len(args) == inputs:  # outputs left out: CuPy makes them, shaped and typed like the inputs
+                first = next(arg for arg in args if isinstance(arg, numpy.ndarray))
+                args = (*args, *(numpy.empty_like(first) for _ in split_params(self.out_params)))
             if len(args) != len(self.params):
                 raise TypeError(f"{self.name} takes {len(self.params)} arguments "
                                 f"({self.in_params} -> {self.out_params}), got {len(args)}")

@@ -7,10 +7,6 @@ it stands. An ElementwiseKernel's ``operation`` is only the body of a loop: CuPy
 (cupy/_core/_kernel.pyx, ``_get_elementwise_kernel_code``), and ``elementwise_source`` below writes the same one.
 NVRTC's log is in the failure message.
 """
-import ctypes
-import ctypes.util
-import importlib
-import os
 import re
 import sys
 from pathlib import Path
@@ -19,111 +15,20 @@ import numpy
 import pytest
 
 import fake_cupy_kernels
-from tinynet.kernels import gemm, running_means, softmax_crossentropy
+import nvrtc as nvrtc_module
+from nvrtc import ARCH, INSTALL, CompileError, assert_compiles, compile_cuda, load_nvrtc
+from tinynet.kernels import batches, gemm, relu, running_means, softmax_crossentropy
 from tinynet.optimizers import rmsprop
 
 pytestmark = pytest.mark.host_only("compiles CUDA C on the host")
 
-INSTALL = "pip install nvidia-cuda-nvrtc-cu12 (NVIDIA's CUDA compiler library; no GPU needed)"
-ARCH = "-arch=compute_90"  # PTX for the H100/H200 generation: any GPU of it or later runs it
 CUPY_OPTIONS = ("--std=c++17",)  # what CuPy adds to every compilation (core.pyx, assemble_cupy_compiler_options)
 C_NAMES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "bool": "bool"}
-
-
-# --- NVRTC through ctypes --------------------------------------------------------------------------------------
-
-def find_nvrtc():
-    """The path of libnvrtc: from the ``nvidia-cuda-nvrtc-cu12`` wheel, else the system's, else the one CuPy
-    finds (with the ``cuda-pathfinder`` package CuPy 14 uses); None if there is none."""
-    try:
-        package = importlib.import_module("nvidia.cuda_nvrtc")
-        for folder in package.__path__:  # a namespace package: no __file__
-            found = [path for path in sorted((Path(folder) / "lib").glob("libnvrtc.so*"))
-                     if "builtins" not in path.name and ".alt." not in path.name]  # libnvrtc.so.12 itself
-            if found:
-                return str(found[0])
-    except ImportError:
-        pass
-    system = ctypes.util.find_library("nvrtc")
-    if system:
-        return system
-    try:
-        from cuda.pathfinder import load_nvidia_dynamic_lib
-        return load_nvidia_dynamic_lib("nvrtc").abs_path
-    except Exception:  # not installed, or no NVRTC where it looks
-        return None
 
 
 @pytest.fixture(scope="module")
 def nvrtc():
     return load_nvrtc()
-
-
-def load_nvrtc():
-    """NVRTC's library, loaded; a skip saying how to install it (a failure in CI: nothing skips silently there)."""
-    path = find_nvrtc()
-    if path is None:
-        message = f"NVRTC not found: {INSTALL}."
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} CI is set, so the CUDA compile checks fail instead of skipping.")
-        pytest.skip(message)
-    lib = ctypes.CDLL(path)
-    lib.nvrtcGetErrorString.restype = ctypes.c_char_p
-    return lib
-
-
-class CompileError(Exception):
-    """NVRTC refused the source; ``log`` is what it said."""
-    def __init__(self, result, log):
-        super().__init__(f"NVRTC: {result}\n{log}")
-        self.log = log
-
-
-def compile_cuda(lib, source, options, name_expressions=()):
-    """PTX for ``source``, and {name expression: its lowered (mangled) name}, as CuPy's RawModule compiles them;
-    CompileError with NVRTC's log if it refuses."""
-    def check(result, what):
-        if result != 0:
-            raise CompileError(f"{what}: {lib.nvrtcGetErrorString(result).decode()}", log)
-
-    log = ""
-    program = ctypes.c_void_p()
-    check(lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"tinynet.cu", 0, None, None), "create")
-    try:
-        for name in name_expressions:
-            check(lib.nvrtcAddNameExpression(program, name.encode()), f"add name {name}")
-        encoded = [option.encode() for option in options]
-        result = lib.nvrtcCompileProgram(program, len(encoded), (ctypes.c_char_p * len(encoded))(*encoded))
-        size = ctypes.c_size_t()
-        lib.nvrtcGetProgramLogSize(program, ctypes.byref(size))
-        buffer = ctypes.create_string_buffer(size.value)
-        lib.nvrtcGetProgramLog(program, buffer)
-        log = buffer.value.decode(errors="replace")
-        check(result, "compile")
-        lowered = {}
-        for name in name_expressions:
-            mangled = ctypes.c_char_p()
-            check(lib.nvrtcGetLoweredName(program, name.encode(), ctypes.byref(mangled)), f"lowered name {name}")
-            lowered[name] = mangled.value.decode()
-        lib.nvrtcGetPTXSize(program, ctypes.byref(size))
-        ptx = ctypes.create_string_buffer(size.value)
-        check(lib.nvrtcGetPTX(program, ptx), "PTX")
-        return ptx.value.decode(), lowered, log
-    finally:
-        lib.nvrtcDestroyProgram(ctypes.byref(program))
-
-
-def assert_compiles(lib, what, source, options, name_expressions=()):
-    """compile_cuda, with NVRTC's log and the numbered source in the failure message; a warning fails too."""
-    numbered = "\n".join(f"{i:4} {line}" for i, line in enumerate(source.splitlines(), 1))
-    try:
-        ptx, lowered, log = compile_cuda(lib, source, options, name_expressions)
-    except CompileError as error:
-        pytest.fail(f"NVRTC refuses {what} (options {' '.join(options)}):\n{error}\n--- the source:\n{numbered}",
-                    pytrace=False)
-    if "warning" in log:
-        pytest.fail(f"NVRTC warns on {what}:\n{log}\n--- the source:\n{numbered}", pytrace=False)
-    return ptx, lowered
 
 
 # --- what tinynet hands CuPy, caught by a fake cupy -------------------------------------------------------------
@@ -206,7 +111,8 @@ public:
 # --- the checks -------------------------------------------------------------------------------------------------
 
 # Each module of tinynet/kernels with a RawModule (its ``_module()`` makes it), by path.
-RAW_MODULES = {"tinynet/kernels/gemm.py": gemm, "tinynet/kernels/running_means.py": running_means,
+RAW_MODULES = {"tinynet/kernels/batches.py": batches, "tinynet/kernels/gemm.py": gemm,
+               "tinynet/kernels/running_means.py": running_means,
                "tinynet/kernels/softmax_crossentropy.py": softmax_crossentropy}
 
 
@@ -220,12 +126,12 @@ def test_each_raw_module_compiles_for_float_and_double_doing_float_math_in_float
     module = cupy.made[-1]
     options = module.options + CUPY_OPTIONS + (ARCH,)
     assert "--fmad=false" in options  # each product and sum rounded apart, as the NumPy models do
-    assert {name.split("<")[1] for name in module.name_expressions} == {"float>", "double>"}
+    assert {"float", "double"} <= set(re.findall(r"\w+", " ".join(name.split("<")[1] for name in module.name_expressions)))
     ptx, lowered = assert_compiles(nvrtc, path, module.code, options, module.name_expressions)
     entries = dict(re.findall(r"\.entry (\w+)\((.*?)\n}", ptx, re.S))
     for name, mangled in lowered.items():
         assert mangled in entries, f"{name} ({mangled}) is not a kernel in the PTX"
-        if name.endswith("<float>"):
+        if "double" not in name:  # a kernel of floats only
             assert ".f64" not in entries[mangled], f"{name} computes in double"
             if not re.search(r"\b(exp|log)\(", module.code):
                 assert "fma" not in entries[mangled], f"{name} fuses a multiply-add"
@@ -245,6 +151,17 @@ def test_rmsprop_elementwise_kernel_compiles(nvrtc, cupy, dtype):
     source = elementwise_source(kernel, call)
     assert f"typedef {C_NAMES[dtype]} T;" in source
     ptx, _ = assert_compiles(nvrtc, f"RMSprop's ElementwiseKernel for {dtype}", source,
+                             kernel.options + CUPY_OPTIONS + (ARCH,))
+    assert f".entry {kernel.name}(" in ptx
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_backward_elementwise_kernel_compiles(nvrtc, cupy, dtype):
+    kernel = relu._kernel.__wrapped__()  # without the module's cache
+    kernel(numpy.ones(3, dtype), numpy.ones(3, dtype))  # as relu_backward calls it: x, dy
+    assert (kernel.in_params, kernel.out_params, kernel.operation, kernel.name) == relu.RELU_BACKWARD
+    source = elementwise_source(kernel, kernel.calls[-1])
+    ptx, _ = assert_compiles(nvrtc, f"ReLU's backward ElementwiseKernel for {dtype}", source,
                              kernel.options + CUPY_OPTIONS + (ARCH,))
     assert f".entry {kernel.name}(" in ptx
 
@@ -281,7 +198,7 @@ def test_an_undeclared_name_expression_fails(nvrtc):
 def test_every_cuda_source_in_tinynet_is_compiled_here():
     """A new kernel (RawModule, RawKernel, ElementwiseKernel, ReductionKernel) must get its check in this file."""
     root = Path(__file__).resolve().parents[1]
-    made_here = {*RAW_MODULES, "tinynet/optimizers/rmsprop.py"}
+    made_here = {*RAW_MODULES, "tinynet/optimizers/rmsprop.py", "tinynet/kernels/relu.py"}
     pattern = re.compile(r"cupy\.(RawModule|RawKernel|ElementwiseKernel|ReductionKernel|fuse)\b")
     found = {str(path.relative_to(root)) for path in (root / "tinynet").rglob("*.py")
              if pattern.search(path.read_text())}
@@ -289,7 +206,7 @@ def test_every_cuda_source_in_tinynet_is_compiled_here():
 
 
 def test_without_nvrtc_the_checks_skip_saying_how_to_install_and_fail_in_ci(monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "find_nvrtc", lambda: None)
+    monkeypatch.setattr(nvrtc_module, "find_nvrtc", lambda: None)
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match=re.escape(INSTALL)):
         load_nvrtc()

@@ -107,7 +107,7 @@ NAMES = [name(a, b) for a in DTYPES for b in DTYPES]  # every pair of dtypes
 def _module():
     """The compiled kernel (CuPy, on first use), for each pair of dtypes."""
     import cupy
-    return cupy.RawModule(code=SOURCE, name_expressions=NAMES)
+    return cupy.RawModule(code=SOURCE, options=("--fmad=false",), name_expressions=NAMES)
 
 
 def row(a):
