@@ -38,11 +38,12 @@ import functools
 
 import numpy
 
-BLOCK = 256  # threads in the one block; a power of two, for the tree that halves it
+from tinynet.kernels import block_sum
+
+BLOCK = block_sum.BLOCK  # threads in the one block
 NOT_YET = -1  # first_bad before any batch's loss was NaN or infinite: running_means.NOT_YET (a test checks)
 
-SOURCE = r"""
-#define BLOCK 256
+SOURCE = block_sum.SOURCE + r"""
 #define NOT_YET -1  // first_bad before any non-finite loss (tinynet/metrics/running_means.py)
 
 // argmax_i row[i] over C classes, as NumPy's argmax: the first index of the largest value, and a NaN counts
@@ -81,13 +82,7 @@ __global__ void running_means_add(const T* loss, const T* y, const T* y_hat, int
         hits += argmax_row(y_hatr, C) == argmax_row(yr, C);  // 1 when the predicted class is the true one
     }
     partial[t] = hits;
-    __syncthreads();  // every thread's count is in shared memory
-    for (int half = BLOCK / 2; half > 0; half /= 2) {  // the tree: 256 counts -> 128 -> ... -> 1
-        if (t < half) {
-            partial[t] += partial[t + half];  // thread t adds the count of thread t + half
-        }
-        __syncthreads();  // this level is done before the next reads it
-    }
+    block_sum(partial, t);  // partial[0]: the total (block_sum.py)
     if (t == 0) {
         T l = *loss, n_T = (T)n;  // N as a T, as NumPy converts the Python int in `loss * n`
         *total_loss += l * n_T;  // total_loss += loss * N
@@ -174,17 +169,13 @@ def model_running_means_add(loss, y, y_hat, total_loss, total_accuracy, samples,
         start = r[active] * classes  # row r starts at r * C
         hit = model_argmax_rows(Y_HAT, start, classes) == model_argmax_rows(Y, start, classes)
         hits[active] += hit.astype(numpy.int32)
-    partial = hits.copy()  # partial[t] = hits
-    half = BLOCK // 2
-    while half > 0:  # the tree: thread t < half adds partial[t + half]
-        partial[:half] = partial[:half] + partial[half:2 * half]
-        half //= 2
+    summed = block_sum.model_block_sum(hits)  # the tree, in its order: the hits of the batch
     # thread 0
     with numpy.errstate(invalid="ignore", over="ignore"):  # a NaN or inf loss: the kernel does not stop either
         l, n_T = T(numpy.asarray(loss)[()]), T(n)
         total_loss[...] = total_loss + l * n_T  # total_loss += loss * N
         if with_accuracy:
-            accuracy = T(partial[0]) / n_T  # hits / N
+            accuracy = T(summed) / n_T  # hits / N
             total_accuracy[...] = total_accuracy + accuracy * n_T  # total_accuracy += accuracy * N
     samples[...] = samples + n
     if not numpy.isfinite(l) and first_bad == NOT_YET:  # this batch's loss is the first not finite

@@ -33,10 +33,11 @@ import functools
 
 import numpy
 
-BLOCK = 256  # threads in the one block; a power of two, for the tree that halves it
+from tinynet.kernels import block_sum
 
-SOURCE = r"""
-#define BLOCK 256
+BLOCK = block_sum.BLOCK  # threads in the one block
+
+SOURCE = block_sum.SOURCE + r"""
 
 // Softmax crossentropy on the logits, forward and backward in one launch (module docstring: the formulas).
 //   z, y:   (R, C) row-major: logits and targets; entry (n, i) at [n * C + i]. R rows (the batch, times any
@@ -76,13 +77,7 @@ __global__ void softmax_crossentropy(const T* z, const T* y, T* p, T* dz, T* los
         }
     }
     partial[t] = acc;
-    __syncthreads();  // every thread's sum is in shared memory
-    for (int half = BLOCK / 2; half > 0; half /= 2) {  // the tree: 256 sums -> 128 -> ... -> 1
-        if (t < half) {
-            partial[t] += partial[t + half];  // thread t adds the sum of thread t + half
-        }
-        __syncthreads();  // this level is done before the next reads it
-    }
+    block_sum(partial, t);  // partial[0]: the total (block_sum.py)
     if (t == 0) {
         *loss = -partial[0] / n_batch;  // L = -(sum_n sum_i y log p) / N
     }
@@ -166,10 +161,6 @@ def model_softmax_crossentropy(y, z):
                 DZ[start + i] = (pi - Y[start + i]) / n_batch  # dz = (p - y) / N
                 a = a + Y[start + i] * log_p  # acc += y * log p (product, then sum, each rounded)
             acc[active] = a
-        partial = acc.copy()  # partial[t] = acc
-        half = BLOCK // 2
-        while half > 0:  # the tree: thread t < half adds partial[t + half]
-            partial[:half] = partial[:half] + partial[half:2 * half]
-            half //= 2
-        loss = -partial[0] / n_batch  # thread 0: L = -(sum) / N
+        summed = block_sum.model_block_sum(acc)  # the tree, in its order
+        loss = -summed / n_batch  # thread 0: L = -(sum) / N
     return P.reshape(z.shape), DZ.reshape(z.shape), numpy.asarray(loss, dtype=dtype)
