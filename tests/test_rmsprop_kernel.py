@@ -3,11 +3,13 @@ the threads over the concatenated index space, resolving each index to a tensor 
 does) equals ``update_step`` applied per parameter, bit for bit; the CUDA source compiles with NVRTC (no GPU
 needed) to a kernel whose argument table has the layout NumPy gives it; RMSprop on CuPy makes one launch for
 all its parameters; on a GPU, the kernel itself, and inside a captured CUDA graph."""
+import re
+
 import numpy
 import pytest
 
 from conftest import BACKENDS_UNDER_TEST
-from test_softmax_crossentropy_kernel import nvrtc_compile
+from nvrtc import nvrtc_compile
 from tinynet import backend
 from tinynet.kernels import rmsprop as kernel
 from tinynet.optimizers import RMSprop, rmsprop
@@ -154,7 +156,6 @@ def test_the_cuda_source_compiles_and_its_table_is_numpys():
     assert kernel.TABLE.itemsize == 8 * (4 * kernel.MAX_TENSORS + 1) == 2056
     assert [kernel.TABLE.fields[name][1] for name in ("w", "g", "v", "start")] == [0, 512, 1024, 1536]
     ptx = nvrtc_compile(kernel.SOURCE, [f"{kernel.KERNEL}<{t}>" for t in kernel.DTYPES.values()])
-    import re
     entries = dict(re.findall(r"\.entry (\w+)\((.*?)\n}", ptx, re.S))
     assert len(entries) == 2
     for name, body in entries.items():
@@ -181,8 +182,9 @@ def test_on_cupy_apply_is_one_launch_for_all_parameters(monkeypatch):
     calls = []
     optimizer = RMSprop(LR, RHO, EPS)
     monkeypatch.setattr(backend, "get_backend", lambda: "cupy")
-    monkeypatch.setattr(kernel, "function", lambda dtype: pretend_launch(dtype, calls, optimizer, grads))
-    monkeypatch.setattr(RMSprop, "update", None)  # every parameter fits: no kernel of its own
+    every_gradient = [g for grads in steps for g in grads]
+    monkeypatch.setattr(kernel, "function", lambda dtype: pretend_launch(dtype, calls, optimizer, every_gradient))
+    monkeypatch.setattr(RMSprop, "update", None)  # every parameter fits: none is updated by a kernel of its own
     for grads in steps:
         optimizer.apply(grads, ws)
     assert [(dtype, block) for dtype, _, block, _ in calls] == [(numpy.float32, (kernel.BLOCK,))] * 2

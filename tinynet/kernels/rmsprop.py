@@ -83,9 +83,9 @@ __global__ void rmsprop_all(const Tensors<T> tensors, int count, T lr, T rho, T 
         }
         long long j = i - tensors.start[k];  // element j of tensor k
         T g = tensors.g[k][j];
-        T g2 = fabs(g) < root_tiny ? (T)0 : g * g;       // g**2, flushed to zero
+        T g2 = fabs(g) < root_tiny ? (T)0 : g * g;          // g**2, flushed to zero
         T vi = rho * tensors.v[k][j] + one_minus_rho * g2;  // v = rho * v + (1 - rho) * g**2
-        vi = vi < tiny ? (T)0 : vi;                       // flush to zero
+        vi = vi < tiny ? (T)0 : vi;                         // flush to zero
         tensors.v[k][j] = vi;
         tensors.w[k][j] = tensors.w[k][j] - (lr * g) / sqrt(vi + eps);  // w = w - lr * g / sqrt(v + eps)
     }
