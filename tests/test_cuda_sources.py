@@ -18,6 +18,7 @@ import fake_cupy_kernels
 import nvrtc as nvrtc_module
 from nvrtc import ARCH, INSTALL, CompileError, assert_compiles, compile_cuda, load_nvrtc
 from tinynet.kernels import batches, gemm, relu, running_means, softmax_crossentropy
+from tinynet.kernels import rmsprop as rmsprop_kernels
 from tinynet.optimizers import rmsprop
 
 pytestmark = pytest.mark.host_only("compiles CUDA C on the host")
@@ -112,7 +113,7 @@ public:
 
 # Each module of tinynet/kernels with a RawModule (its ``_module()`` makes it), by path.
 RAW_MODULES = {"tinynet/kernels/batches.py": batches, "tinynet/kernels/gemm.py": gemm,
-               "tinynet/kernels/running_means.py": running_means,
+               "tinynet/kernels/rmsprop.py": rmsprop_kernels, "tinynet/kernels/running_means.py": running_means,
                "tinynet/kernels/softmax_crossentropy.py": softmax_crossentropy}
 
 

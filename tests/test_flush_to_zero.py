@@ -5,6 +5,7 @@ import pytest
 
 from conftest import host
 from tinynet import backend
+from tinynet.kernels import rmsprop as kernel
 from tinynet.layers import Dense
 from tinynet.losses import SoftmaxCrossentropy
 from tinynet.models import Sequential
@@ -62,8 +63,18 @@ def test_a_confident_models_step_computes_no_subnormal(monkeypatch):
         real_update(w, g, v, lr, rho, eps)
         seen.setdefault("v", []).append(host(v))
 
+    real_update_all = kernel.rmsprop_all
+
+    def watched_update_all(tensors, lr, rho, eps):  # on CuPy, RMSprop.apply updates all parameters at once
+        for _, g, _ in tensors:
+            seen.setdefault("g", []).append(host(g))
+            seen.setdefault("g**2", []).append(host(rmsprop.squared(g)))
+        real_update_all(tensors, lr, rho, eps)
+        seen.setdefault("v", []).extend(host(v) for _, _, v in tensors)
+
     monkeypatch.setattr(SoftmaxCrossentropy, "backward", watched_backward)
     monkeypatch.setattr(rmsprop, "compiled_update_step", lambda name: watched_update)
+    monkeypatch.setattr(kernel, "rmsprop_all", watched_update_all)
     loss = model.train_on_batch(x, y)
     assert abs(loss) < 1e-8  # confident and right
     assert seen["p"].shape == (N, 10) and len(seen["v"]) == 2  # kernel and bias

@@ -19,6 +19,7 @@ import warnings
 import numpy
 
 from tinynet import arguments, backend
+from tinynet.kernels import rmsprop as kernel
 from tinynet.optimizers.optimizer import Optimizer
 
 
@@ -38,6 +39,19 @@ class RMSprop(Optimizer):
 
     def build_slot(self, param):
         return backend.xp().zeros_like(param)  # v starts at 0
+
+    def apply(self, grads, params):
+        """On CuPy, every parameter's ``update`` in one kernel launch (tinynet/kernels/rmsprop.py: why, and
+        how), the same operations bit for bit; elsewhere ``Optimizer.apply``: ``update`` of each in turn."""
+        if backend.get_backend() != "cupy":
+            return super().apply(grads, params)
+        self.build(params, grads)  # the same checks first
+        tensors = list(zip(self.params, grads, self.slots))
+        kernel.rmsprop_all([t for t in tensors if kernel.fits(*t)], self.learning_rate, self.rho, self.epsilon)
+        for w, g, v in tensors:
+            if not kernel.fits(w, g, v):  # mixed dtypes, or not contiguous: a kernel of its own
+                self.update(w, g, v)
+        self.iterations += 1
 
     def update(self, w, g, v):
         """w and its running mean v of g**2, in place: ``update_step``, compiled on NumPy and CuPy."""
