@@ -46,9 +46,15 @@ class Optimizer:
     def apply(self, grads, params):
         """One update of every parameter w, in place, from its gradient g and its state."""
         self.build(params, grads)  # first call: the state of each; later: the same arrays, or an error
-        for w, g, slot in zip(self.params, grads, self.slots):
+        left = self.update_at_once(self.params, grads, self.slots)  # on a GPU, all in one kernel (RMSprop)
+        for w, g, slot in left:
             self.update(w, g, slot)
         self.iterations += 1
+
+    def update_at_once(self, params, grads, slots):
+        """A compiled update of many parameters at once, where an optimizer has one: returns the (w, g, slot)
+        it left to ``update``, one by one (here: all of them)."""
+        return zip(params, grads, slots)
 
     def update(self, w, g, slot):
         raise NotImplementedError(f"{type(self).__name__} must define update(w, g, slot): one parameter's update.")

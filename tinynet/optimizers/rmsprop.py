@@ -40,18 +40,15 @@ class RMSprop(Optimizer):
     def build_slot(self, param):
         return backend.xp().zeros_like(param)  # v starts at 0
 
-    def apply(self, grads, params):
-        """On CuPy, every parameter's ``update`` in one kernel launch (tinynet/kernels/rmsprop.py: why, and
-        how), the same operations bit for bit; elsewhere ``Optimizer.apply``: ``update`` of each in turn."""
+    def update_at_once(self, params, grads, slots):
+        """On CuPy, the update of every parameter in one kernel launch (tinynet/kernels/rmsprop.py: why, and
+        how), the same operations as ``update`` bit for bit; returns the (w, g, v) it leaves to ``update``:
+        those it cannot take (mixed dtypes, not contiguous), and on NumPy and strict all of them."""
+        tensors = list(zip(params, grads, slots))
         if backend.get_backend() != "cupy":
-            return super().apply(grads, params)
-        self.build(params, grads)  # the same checks first
-        tensors = list(zip(self.params, grads, self.slots))
+            return tensors
         kernel.rmsprop_all([t for t in tensors if kernel.fits(*t)], self.learning_rate, self.rho, self.epsilon)
-        for w, g, v in tensors:
-            if not kernel.fits(w, g, v):  # mixed dtypes, or not contiguous: a kernel of its own
-                self.update(w, g, v)
-        self.iterations += 1
+        return [t for t in tensors if not kernel.fits(*t)]
 
     def update(self, w, g, v):
         """w and its running mean v of g**2, in place: ``update_step``, compiled on NumPy and CuPy."""
