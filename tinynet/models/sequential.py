@@ -139,7 +139,8 @@ class Sequential:
         self.history = History(params={"verbose": verbose, "epochs": epochs, "steps": data.steps})
         for epoch in range(epochs):
             saved = rollback.snapshot(self)  # what a non-finite loss rolls back to
-            data.new_epoch(), means.reset()
+            data.new_epoch()  # a new order of the samples
+            means.reset()
             with EpochProgress(epoch, epochs, data.steps, means, verbose,
                                on_failure=lambda what: rollback.undo(self, saved, what, epoch)) as progress:
                 for step in range(data.steps):
