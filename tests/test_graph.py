@@ -326,3 +326,23 @@ def test_a_nan_mid_epoch_stops_fit_naming_the_step_and_rolls_back_as_eager_fit_d
     assert errors[0] == errors[1]
     assert re.match(r"The loss became nan at epoch 1, step 6: training stopped, and the weights "
                     r"were rolled back to where epoch 1 began", errors[1]), errors[1]
+
+
+def test_nothing_is_read_back_inside_an_epoch_between_the_tenths_of_a_second(on_fake_gpu, monkeypatch):
+    """The running means and the non-finite flag are read at the epoch's end, and otherwise at most every
+    READ_EVERY seconds: here the clock stands still, so once per epoch each, however many steps."""
+    from tinynet.callbacks import progress
+    from tinynet.metrics import running_means
+    reads = {"read": 0, "first_non_finite": 0}
+    for name in reads:
+        original = getattr(running_means.RunningMeans, name)
+
+        def counted(self, name=name, original=original):
+            reads[name] += 1
+            return original(self)
+        monkeypatch.setattr(running_means.RunningMeans, name, counted)
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: 0.0)
+    model = new_model()
+    on_fake_gpu(model)
+    model.fit(*data(), epochs=2, verbose=0)  # 4 steps an epoch: warm-up, capture, replay, eager
+    assert reads == {"read": 2, "first_non_finite": 2}
