@@ -3,6 +3,7 @@ model (``model_gemm`` walks blocks, threads and tiles as the kernel does); ``gem
 kernel, its grid and arguments) through a fake cupy that checks each launch against SOURCE and runs the model
 (tests/fake_cupy_kernels.py); on a GPU, the kernels themselves."""
 import dataclasses
+import functools
 import re
 import subprocess
 import sys
@@ -79,21 +80,34 @@ def test_importing_the_kernels_and_the_graph_module_imports_no_cupy():
 # arguments against SOURCE's signatures and its grid against the output, then run the model ---------------
 
 def gemm_on_the_cpu(name, args):
-    """What kernel ``name`` writes into C, from what it is given on a GPU: flat memory and the sizes M, N, K."""
+    """What kernel ``name`` writes into C, from what it is given on a GPU: flat memory and the sizes M, N, K. Its
+    pointers are (A, B, C), or (A, B, bias or mask, C) for a kernel with those hooks (None: NULL)."""
     *pointers, m, n, k = args
-    a, b, *bias, c = pointers
-    a = a.reshape((k, m) if name == "gemm_tn" else (m, k))  # the stored matrices, as SOURCE's strides read them
-    b = b.reshape((n, k) if name == "gemm_nt" else (k, n))
-    c.reshape(m * n)[:] = gemm.model_gemm(name, a, b, *(x.reshape(n) for x in bias)).reshape(-1)
+    a, b, *extra, c = pointers
+    a_row, _, _, b_col = gemm.STRIDES[name]
+    a = a.reshape((k, m) if a_row == "1" else (m, k))  # the stored matrices, as SOURCE's strides read them
+    b = b.reshape((n, k) if b_col == "K" else (k, n))
+    hooks = gemm.HOOKS[name]
+    given = {}
+    for x in extra:
+        if "bias" in hooks:
+            given["bias"] = None if x is None else x.reshape(n)
+        else:  # ReLU's mask, laid out as the operand it masks
+            given["mask"] = None if x is None else x.reshape(a.shape if "a_mask" in hooks else b.shape)
+    rows = m + ("ones_row" in hooks)
+    c.reshape(rows * n)[:] = gemm.model_gemm(name, a, b, **given).reshape(-1)
 
 
-def tiles(args):
-    """The grid SOURCE's mapping needs for C (M, N): blockIdx.x walks M's tiles, blockIdx.y N's."""
+def tiles(name, args):
+    """The grid SOURCE's mapping needs for C (rows, N), rows = M (+ 1 for the row of ones): blockIdx.x walks the
+    row tiles, blockIdx.y N's."""
     m, n = int(args[-3]), int(args[-2])
-    return -(-m // gemm.TILE), -(-n // gemm.TILE)  # ceil(M / TILE), ceil(N / TILE)
+    rows = m + ("ones_row" in gemm.HOOKS[name])
+    return -(-rows // gemm.TILE), -(-n // gemm.TILE)  # ceil(rows / TILE), ceil(N / TILE)
 
 
-GEMM_ON_THE_CPU = {name: fake_cupy_kernels.CpuKernel(grid=tiles, block=(gemm.TILE, gemm.TILE), run=gemm_on_the_cpu)
+GEMM_ON_THE_CPU = {name: fake_cupy_kernels.CpuKernel(grid=functools.partial(tiles, name),
+                                                     block=(gemm.TILE, gemm.TILE), run=gemm_on_the_cpu)
                    for name in gemm.KERNELS}
 
 
