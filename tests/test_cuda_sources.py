@@ -127,7 +127,8 @@ def test_each_raw_module_compiles_for_float_and_double_doing_float_math_in_float
     module = cupy.made[-1]
     options = module.options + CUPY_OPTIONS + (ARCH,)
     assert "--fmad=false" in options  # each product and sum rounded apart, as the NumPy models do
-    assert {"float", "double"} <= set(re.findall(r"\w+", " ".join(name.split("<")[1] for name in module.name_expressions)))
+    template_args = " ".join(name.split("<")[1] for name in module.name_expressions)
+    assert {"float", "double"} <= set(re.findall(r"\w+", template_args))
     ptx, lowered = assert_compiles(nvrtc, path, module.code, options, module.name_expressions)
     entries = dict(re.findall(r"\.entry (\w+)\((.*?)\n}", ptx, re.S))
     for name, mangled in lowered.items():

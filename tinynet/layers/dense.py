@@ -95,7 +95,8 @@ class Dense(Layer):
     # On a GPU every line above is a kernel: forward 2 (z = x W + b, then the ReLU), backward 4 (ReLU's mask,
     # dW, db, dx). tinynet/kernels/gemm.py folds the ReLU into the product that makes z and the mask into the
     # products that read dz, and sums db as one more row of dW's product: forward 1 kernel, backward 2 (1 for
-    # a model's first layer). Everywhere else (NumPy, strict, CuPy's eager fit and predict) the lines above run.
+    # a model's first layer). Everywhere else (NumPy, strict; on CuPy, predict, evaluate and eager steps) the
+    # lines above run.
     def forward_compiled(self, x):
         """``forward``'s two lines, z = x W + b and y = max(z, 0), as one kernel: y is bit for bit theirs (the
         same sum, then NumPy's maximum, NaN included)."""
@@ -124,6 +125,7 @@ def fused_with_relu(layer, a):
     """True where ``forward_compiled`` and ``backward_compiled`` stand in for ``forward``'s and ``backward``'s
     readable lines: on CuPy inside ``backend.own_gemm()``, for a layer whose linear part is Dense's z = x W + b
     (Conv2D borrows Dense's forward and backward, with its own linear part), followed by exactly ReLU, on arrays
-    of a dtype the kernels take. A function, not a method, as Conv2D has no methods of Dense but these two."""
+    of a dtype the kernels take. A function, not a method: Conv2D runs Dense's forward and backward, but has no
+    other method of Dense."""
     return (backend.own_gemm_active() and type(layer.activation) is ReLU
             and type(layer).forward_linear is Dense.forward_linear and gemm.fits(a, layer.params["kernel"]))
