@@ -46,8 +46,9 @@ SOURCE = r"""
 // What a kernel adds to the plain product C = A B, around the one tile loop below; each is off (0) unless the
 // kernel turns it on. Prologue hooks change how an operand's entry is read as it is loaded into the tile,
 // epilogue hooks what is written from the sum:
-//   a_mask   prologue  A(m, k) is read as A(m, k) * (a_mask(m, k) > 0), the mask stored as A is: ReLU's backward
-//                      dz = dy * (T)(x > 0) (tinynet/kernels/relu.py), computed as dz's entry is loaded
+//   a_mask   prologue  A(m, k) is read as A(m, k) * (T)(a_mask(m, k) > 0), a_mask read at A(m, k)'s offset (laid
+//                      out as A is): ReLU's backward dz = dy * (T)(x > 0) (tinynet/kernels/relu.py), computed
+//                      as each entry of dz is loaded, never stored
 //   b_mask   prologue  the same for B(k, n)
 //   ones_row prologue  A gets one more row, m = M, of ones: C gets row M = sum_k 1 * B(k, n), B's column sums
 //   bias     epilogue  C[m, n] = acc + bias[n]
@@ -104,8 +105,9 @@ __device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_ro
         int ka = k0 + tx, kb = k0 + ty;  // the k of the A entry and of the B entry this thread loads
         long long ia = (long long)m * a_row + (long long)ka * a_col;  // where A(m, k0 + tx) is
         long long ib = (long long)kb * b_row + (long long)n * b_col;  // where B(k0 + ty, n) is
+        // As[ty][tx] = A(m, k0 + tx) through a_mask; 1 in the row of ones (M <= m < rows); 0 outside the matrix
         As[ty][tx] = (ka >= K) ? (T)0 : (m < M) ? masked(A, hooks.a_mask, ia) : (m < rows) ? (T)1 : (T)0;
-        Bs[ty][tx] = (kb < K && n < N) ? masked(B, hooks.b_mask, ib) : (T)0;
+        Bs[ty][tx] = (kb < K && n < N) ? masked(B, hooks.b_mask, ib) : (T)0;  // B(k0 + ty, n) through b_mask
         __syncthreads();  // the whole tile is loaded
         for (int k = 0; k < TILE; k++) {
             acc += As[ty][k] * Bs[k][tx];  // C[m, n] += A(m, k0 + k) B(k0 + k, n)
