@@ -127,7 +127,8 @@ def test_each_raw_module_compiles_for_float_and_double_doing_float_math_in_float
     module = cupy.made[-1]
     options = module.options + CUPY_OPTIONS + (ARCH,)
     assert "--fmad=false" in options  # each product and sum rounded apart, as the NumPy models do
-    assert {"float", "double"} <= set(re.findall(r"\w+", " ".join(name.split("<")[1] for name in module.name_expressions)))
+    template_args = " ".join(name.split("<")[1] for name in module.name_expressions)
+    assert {"float", "double"} <= set(re.findall(r"\w+", template_args))
     ptx, lowered = assert_compiles(nvrtc, path, module.code, options, module.name_expressions)
     entries = dict(re.findall(r"\.entry (\w+)\((.*?)\n}", ptx, re.S))
     for name, mangled in lowered.items():
@@ -139,9 +140,12 @@ def test_each_raw_module_compiles_for_float_and_double_doing_float_math_in_float
 
 
 def test_gemm_makes_each_kernel_for_float_and_double(cupy):
+    """The plain products, and Dense's fused steps (forward with ReLU; [dW; db] and dx through ReLU's mask)."""
     gemm._module.__wrapped__()
     names = cupy.made[-1].name_expressions
-    assert sorted(names) == sorted(f"{k}<{t}>" for k in gemm.KERNELS for t in ("float", "double"))
+    kernels = ("gemm_nn", "gemm_tn", "gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_tn_db", "gemm_nt_mask")
+    assert sorted(names) == sorted(f"{k}<{t}>" for k in kernels for t in ("float", "double"))
+    assert set(kernels) == set(fake_cupy_kernels.kernel_signatures(gemm.SOURCE))  # each a __global__ of SOURCE
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

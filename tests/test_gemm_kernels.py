@@ -2,7 +2,9 @@
 model (``model_gemm`` walks blocks, threads and tiles as the kernel does); ``gemm.matmul``'s Python (which
 kernel, its grid and arguments) through a fake cupy that checks each launch against SOURCE and runs the model
 (tests/fake_cupy_kernels.py); on a GPU, the kernels themselves."""
+import contextlib
 import dataclasses
+import functools
 import re
 import subprocess
 import sys
@@ -14,6 +16,9 @@ import fake_cupy_kernels
 from conftest import BACKENDS_UNDER_TEST
 from tinynet import backend
 from tinynet.kernels import gemm
+from tinynet.layers import Conv2D, Dense
+from tinynet.layers.dense import fused_with_relu
+from tinynet.utils import set_random_seed
 
 SHAPES = [(1, 1, 1), (33, 785, 17), (32, 40, 16), (17, 16, 33), (5, 0, 3)]  # (M, K, N): odd, exact tiles, K = 0
 
@@ -59,13 +64,152 @@ def test_the_model_sums_k_in_order_rounding_each_step_in_float32():
     assert numpy.array_equal(gemm.model_gemm("gemm_nn", a, b), acc)
 
 
+# --- the fused kernels of Dense + ReLU: each equals the readable computation it replaces, through the models ----
+
+FUSED_SHAPES = [(1, 1, 1), (33, 785, 17), (7, 40, 33), (32, 784, 512)]  # (batch, in, units): ragged, batch 7, MNIST
+SPECIAL = [-numpy.inf, -2.0, -0.0, 0.0, 3.0, numpy.inf, numpy.nan]
+
+
+def assert_same_bits(a, b):
+    """Equal entry for entry, NaN where NaN and -0 where -0 (NaN's payload aside: a GPU's NaN is its own)."""
+    assert a.dtype == b.dtype and a.shape == b.shape
+    numpy.testing.assert_array_equal(numpy.isnan(a), numpy.isnan(b))
+    numpy.testing.assert_array_equal(numpy.signbit(a) | numpy.isnan(a), numpy.signbit(b) | numpy.isnan(b))
+    numpy.testing.assert_array_equal(a, b)
+
+
+def odd(array, seed):
+    """``array`` with NaN, inf, -inf, -0 and 0 sprinkled in (a copy), at most a few of each."""
+    array = array.copy()
+    flat = array.reshape(-1)
+    rng = numpy.random.default_rng(seed)
+    for value in SPECIAL:
+        flat[rng.integers(0, flat.size, size=max(1, flat.size // 200))] = value
+    return array
+
+
+def layer_operands(batch, units_in, units, dtype, seed=0):
+    """x (batch, in), W (in, units), b (units,), and dy (batch, units): a Dense layer's forward and backward."""
+    rng = numpy.random.default_rng(seed)
+    x, w = operands(batch, units_in, units, dtype, seed)
+    return x, w, rng.standard_normal(units).astype(dtype), rng.standard_normal((batch, units)).astype(dtype)
+
+
+def readable_relu_backward(z, dy):
+    """ReLU.backward's readable line on NumPy: dz = dy * astype(z > 0, dy.dtype)."""
+    with numpy.errstate(invalid="ignore"):  # inf * 0, as the GPU computes it without a word
+        return dy * (z > 0).astype(dy.dtype)
+
+
+def tile_order_sum(dz):
+    """sum_k dz[k, n] for k = 0, 1, ... in order, each sum rounded: how gemm_tn_db sums its row of ones."""
+    acc = numpy.zeros(dz.shape[1], dz.dtype)
+    with numpy.errstate(invalid="ignore"):  # inf + -inf
+        for row in dz:
+            acc = acc + row
+    return acc
+
+
+@pytest.mark.host_only("the kernels' NumPy model")
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_the_relu_epilogue_is_numpys_maximum_on_odd_numbers(dtype):
+    """NaN stays NaN (CUDA's fmaxf would give 0); -0 becomes +0, as NumPy's maximum(-0.0, 0.0) returns its second
+    argument; a subnormal stays."""
+    z = numpy.array(SPECIAL + [numpy.finfo(dtype).smallest_subnormal, -numpy.finfo(dtype).smallest_subnormal], dtype)
+    assert_same_bits(gemm.model_relu(z), numpy.maximum(z, 0.0))
+    assert not numpy.signbit(numpy.maximum(dtype(-0.0), 0.0))  # the fact relu() matches: +0, not -0
+    assert numpy.isnan(gemm.model_relu(z)[SPECIAL.index(numpy.nan)])
+
+
+@pytest.mark.host_only("the kernels' NumPy model")
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_the_mask_prologue_is_relus_readable_backward_on_odd_numbers(dtype):
+    """masked(): dy * (T)(z > 0) for every special z against every special dy: a product with 0 or 1, so -2
+    masked off is -0 and inf masked off is NaN, as the readable line gives (and as tinynet/kernels/relu.py does)."""
+    z, dy = (v.reshape(-1) for v in numpy.meshgrid(numpy.array(SPECIAL, dtype), numpy.array(SPECIAL, dtype)))
+    with numpy.errstate(invalid="ignore"):
+        dz = gemm.model_masked(dy, z, numpy.arange(dy.size))
+    assert_same_bits(dz, readable_relu_backward(z, dy))
+    off_inf, off_negative = (z <= 0) & (dy == numpy.inf), (z <= 0) & (dy == -2.0)  # masked off: z <= 0
+    assert off_inf.any() and numpy.isnan(dz[off_inf]).all()  # inf * 0 = NaN, not 0
+    assert off_negative.any() and numpy.signbit(dz[off_negative]).all() and (dz[off_negative] == 0).all()  # -0
+
+
+@pytest.mark.host_only("the kernels' NumPy model")
+def test_relus_output_is_the_same_mask_as_its_input():
+    """ReLU's backward reads its input z only as z > 0; the fused forward leaves it y = max(z, 0) instead: the
+    same mask on every number, NaN (NaN > 0 is false, and y is NaN) and -0 (y is +0) included."""
+    z = numpy.array(SPECIAL + [1e-45, -1e-45], numpy.float32)
+    y = gemm.model_relu(z)
+    numpy.testing.assert_array_equal(y > 0, z > 0)
+    dy = numpy.array(SPECIAL[::-1] + [5.0, -5.0], numpy.float32)
+    assert_same_bits(readable_relu_backward(y, dy), readable_relu_backward(z, dy))
+
+
+@pytest.mark.host_only("the kernels' NumPy model")
+@pytest.mark.parametrize("batch, units_in, units", FUSED_SHAPES)
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_gemm_bias_relu_is_gemm_bias_then_numpys_maximum_bit_for_bit(batch, units_in, units, use_bias):
+    """One kernel, y = max(x W + b, 0), equals the two readable steps on the kernels' models: z by gemm_bias (or
+    gemm_nn without bias), then maximum(z, 0.0); x with NaN, inf and -0 in it, so z has NaN and infinities."""
+    x, w, b, _ = layer_operands(batch, units_in, units, numpy.float32)
+    x = odd(x, seed=1)
+    b = b if use_bias else None
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        z = gemm.model_gemm("gemm_bias", x, w, b) if use_bias else gemm.model_gemm("gemm_nn", x, w)
+    y = gemm.model_gemm("gemm_bias_relu", x, w, b)
+    assert_same_bits(y, numpy.maximum(z, 0.0))
+    assert numpy.isnan(z).any() and numpy.isnan(y).any()  # NaN went through, as maximum lets it
+
+
+@pytest.mark.host_only("the kernels' NumPy model")
+@pytest.mark.parametrize("batch, units_in, units, dtype", [(*shape, numpy.float32) for shape in FUSED_SHAPES] +
+                         [(*shape, numpy.float64) for shape in FUSED_SHAPES[:2]])
+def test_gemm_tn_db_is_dw_and_db_of_the_readable_dz(batch, units_in, units, dtype):
+    """[dW; db] = [x, 1]^T dz in one kernel, dz = dy * (z > 0) read through the mask: dW bit for bit gemm_tn on
+    the readable dz; db exactly the in-order sum of dz's columns, and numpy's sum to rounding. z and dy hold NaN,
+    inf and -0; the mask is z itself or the y = max(z, 0) the fused forward leaves: the same numbers."""
+    x, w, b, dy = layer_operands(batch, units_in, units, dtype)
+    z = odd(gemm.model_gemm("gemm_bias", x, w, b), seed=2)
+    dy = odd(dy, seed=3)
+    dz = readable_relu_backward(z, dy)
+    c = gemm.model_gemm("gemm_tn_db", x, dy, mask=z)
+    assert c.shape == (units_in + 1, units)
+    assert_same_bits(c[:units_in], gemm.model_gemm("gemm_tn", x, dz))  # dW = x^T dz   (in, units)
+    assert_same_bits(c[units_in], tile_order_sum(dz))  # db = 1^T dz, in the tile loop's order
+    with numpy.errstate(invalid="ignore"):  # inf + -inf
+        pairwise = dz.sum(axis=0)  # cupy.sum's order is its own again: to rounding only
+    numpy.testing.assert_allclose(c[units_in], pairwise, rtol=1e-5 if dtype == numpy.float32 else 1e-12,
+                                  atol=1e-5 * batch ** 0.5)  # NaN where numpy's sum has NaN
+    assert_same_bits(gemm.model_gemm("gemm_tn_db", x, dy, mask=gemm.model_relu(z)), c)
+    plain = gemm.model_gemm("gemm_tn_db", x, dy)  # no mask: dz = dy
+    assert_same_bits(plain[:units_in], gemm.model_gemm("gemm_tn", x, dy))
+    assert_same_bits(plain[units_in], tile_order_sum(dy))
+
+
+@pytest.mark.host_only("the kernels' NumPy model")
+@pytest.mark.parametrize("batch, units_in, units", FUSED_SHAPES)
+def test_gemm_nt_mask_is_dx_of_the_readable_dz(batch, units_in, units):
+    """dx = dz W^T in one kernel, dz read through ReLU's mask: bit for bit gemm_nt on the readable dz."""
+    x, w, b, dy = layer_operands(batch, units_in, units, numpy.float32)
+    z, dy = odd(gemm.model_gemm("gemm_bias", x, w, b), seed=4), odd(dy, seed=5)
+    w_stored = numpy.ascontiguousarray(w)  # W (in, units) = B stored (N, K): dx = dz W^T
+    dx = gemm.model_gemm("gemm_nt_mask", dy, w_stored, mask=z)
+    assert_same_bits(dx, gemm.model_gemm("gemm_nt", readable_relu_backward(z, dy), w_stored))
+    assert_same_bits(gemm.model_gemm("gemm_nt_mask", dy, w_stored, mask=gemm.model_relu(z)), dx)
+    assert_same_bits(gemm.model_gemm("gemm_nt_mask", dy, w_stored), gemm.model_gemm("gemm_nt", dy, w_stored))
+
+
 @pytest.mark.host_only("reads the kernels' CUDA source")
-def test_the_cuda_source_passes_the_strides_the_model_uses():
+def test_the_cuda_source_passes_the_strides_and_hooks_the_model_uses():
     calls = dict(re.findall(r"__global__ void (\w+)\(.*?\n\s*gemm_tile<T>\(([^;]*)\);", gemm.SOURCE, re.S))
     assert sorted(calls) == sorted(gemm.KERNELS)
     for name, args in calls.items():
         a_row, a_col, b_row, b_col = (s.strip() for s in args.split(",")[1:3] + args.split(",")[4:6])
         assert (a_row, a_col, b_row, b_col) == gemm.STRIDES[name], name
+    bodies = dict(re.findall(r"__global__ void (\w+)\(.*?\{(.*?)\n\}", gemm.SOURCE, re.S))
+    for name, body in bodies.items():  # the hooks each kernel turns on, as the model turns them on
+        assert tuple(re.findall(r"hooks\.(\w+) = ", body)) == gemm.HOOKS[name], name
 
 
 @pytest.mark.host_only("imports no CuPy")
@@ -79,21 +223,34 @@ def test_importing_the_kernels_and_the_graph_module_imports_no_cupy():
 # arguments against SOURCE's signatures and its grid against the output, then run the model ---------------
 
 def gemm_on_the_cpu(name, args):
-    """What kernel ``name`` writes into C, from what it is given on a GPU: flat memory and the sizes M, N, K."""
+    """What kernel ``name`` writes into C, from what it is given on a GPU: flat memory and the sizes M, N, K. Its
+    pointers are (A, B, C), or (A, B, bias or mask, C) for a kernel with those hooks (None: NULL)."""
     *pointers, m, n, k = args
-    a, b, *bias, c = pointers
-    a = a.reshape((k, m) if name == "gemm_tn" else (m, k))  # the stored matrices, as SOURCE's strides read them
-    b = b.reshape((n, k) if name == "gemm_nt" else (k, n))
-    c.reshape(m * n)[:] = gemm.model_gemm(name, a, b, *(x.reshape(n) for x in bias)).reshape(-1)
+    a, b, *extra, c = pointers
+    a_row, _, _, b_col = gemm.STRIDES[name]
+    a = a.reshape((k, m) if a_row == "1" else (m, k))  # the stored matrices, as SOURCE's strides read them
+    b = b.reshape((n, k) if b_col == "K" else (k, n))
+    hooks = gemm.HOOKS[name]
+    given = {}
+    for x in extra:
+        if "bias" in hooks:
+            given["bias"] = None if x is None else x.reshape(n)
+        else:  # ReLU's mask, laid out as the operand it masks
+            given["mask"] = None if x is None else x.reshape(a.shape if "a_mask" in hooks else b.shape)
+    rows = m + ("ones_row" in hooks)
+    c.reshape(rows * n)[:] = gemm.model_gemm(name, a, b, **given).reshape(-1)
 
 
-def tiles(args):
-    """The grid SOURCE's mapping needs for C (M, N): blockIdx.x walks M's tiles, blockIdx.y N's."""
+def tiles(name, args):
+    """The grid SOURCE's mapping needs for C (rows, N), rows = M (+ 1 for the row of ones): blockIdx.x walks the
+    row tiles, blockIdx.y N's."""
     m, n = int(args[-3]), int(args[-2])
-    return -(-m // gemm.TILE), -(-n // gemm.TILE)  # ceil(M / TILE), ceil(N / TILE)
+    rows = m + ("ones_row" in gemm.HOOKS[name])
+    return -(-rows // gemm.TILE), -(-n // gemm.TILE)  # ceil(rows / TILE), ceil(N / TILE)
 
 
-GEMM_ON_THE_CPU = {name: fake_cupy_kernels.CpuKernel(grid=tiles, block=(gemm.TILE, gemm.TILE), run=gemm_on_the_cpu)
+GEMM_ON_THE_CPU = {name: fake_cupy_kernels.CpuKernel(grid=functools.partial(tiles, name),
+                                                     block=(gemm.TILE, gemm.TILE), run=gemm_on_the_cpu)
                    for name in gemm.KERNELS}
 
 
@@ -209,6 +366,55 @@ def test_the_fake_kernels_refuse_what_a_gpu_would_misread(cpu_cupy):
         gemm._module().get_function("gemm_nn<int>")
 
 
+@pytest.mark.host_only("a fake cupy of NumPy arrays")
+@pytest.mark.parametrize("batch, units_in, units", [(1, 1, 1), (33, 785, 17), (7, 40, 33), (32, 16, 16)])
+@pytest.mark.parametrize("dtype, ctype", [(numpy.float32, "float"), (numpy.float64, "double")])
+def test_dense_relus_wrappers_launch_one_kernel_each_and_equal_the_readable_steps(cpu_cupy, batch, units_in, units,
+                                                                                  dtype, ctype):
+    """dense_relu, weight_gradients, input_gradient: one launch each, with the arguments SOURCE declares and the
+    grid that covers their output ((32, 16, 16): the row of ones is a tile row of its own), equal to the readable
+    steps on the models: y = max(z, 0); dW, dx from dz = dy * (z > 0), read through the mask y; db in tile order."""
+    x, w, b, dy = layer_operands(batch, units_in, units, dtype)
+    z = gemm.model_gemm("gemm_bias", x, w, b)
+    dz = readable_relu_backward(z, dy)
+    y = gemm.dense_relu(x, w, b)
+    assert_same_bits(y, numpy.maximum(z, 0.0))
+    dw, db = gemm.weight_gradients(x, dy, y)
+    assert dw.shape == (units_in, units) and db.shape == (units,) and dw.base is db.base  # views of one C
+    assert dw.flags.c_contiguous and db.flags.c_contiguous
+    assert_same_bits(dw, gemm.model_gemm("gemm_tn", x, dz))
+    assert_same_bits(db, tile_order_sum(dz))
+    dx = gemm.input_gradient(dy, w, y)
+    assert_same_bits(dx, gemm.model_gemm("gemm_nt", dz, w))
+    block = (gemm.TILE, gemm.TILE)
+    assert cpu_cupy.launches == [
+        (f"gemm_bias_relu<{ctype}>", (-(-batch // 16), -(-units // 16)), block),  # y (batch, units)
+        (f"gemm_tn_db<{ctype}>", (-(-(units_in + 1) // 16), -(-units // 16)), block),  # [dW; db] (in + 1, units)
+        (f"gemm_nt_mask<{ctype}>", (-(-batch // 16), -(-units_in // 16)), block)]  # dx (batch, in)
+
+
+@pytest.mark.host_only("a fake cupy of NumPy arrays")
+def test_dense_wrappers_without_bias_or_mask_pass_null_and_copy_strided_views(cpu_cupy):
+    """A Dense without bias, or without ReLU (its dz is dy): NULL (None) for what is missing, and the products are
+    the plain ones; a strided dy (a view of every other column) is copied, not read as if packed."""
+    x, w, _, dy = layer_operands(9, 20, 5, numpy.float32)
+    assert_same_bits(gemm.dense_relu(x, w), numpy.maximum(gemm.model_gemm("gemm_nn", x, w), 0.0))
+    strided = numpy.repeat(dy, 2, axis=1)[:, ::2]  # dy's values, not C-contiguous
+    dw, db = gemm.weight_gradients(x, strided)
+    assert_same_bits(dw, gemm.model_gemm("gemm_tn", x, dy))
+    assert_same_bits(db, tile_order_sum(dy))
+    assert_same_bits(gemm.input_gradient(strided, w), gemm.model_gemm("gemm_nt", dy, w))
+    assert [name for name, _, _ in cpu_cupy.launches] == ["gemm_bias_relu<float>", "gemm_tn_db<float>",
+                                                          "gemm_nt_mask<float>"]
+
+
+@pytest.mark.host_only("dtypes only")
+def test_fits_takes_float32_or_float64_arrays_of_one_dtype():
+    a32, a64 = numpy.zeros(2, numpy.float32), numpy.zeros(2, numpy.float64)
+    assert gemm.fits(a32, a32, None) and gemm.fits(a64, a64)
+    assert not gemm.fits(a32, a64) and not gemm.fits(numpy.zeros(2, numpy.float16))
+
+
 # Defined only where the suite runs on cupy (a GPU: benchmarks/gpu_check.sh), so CI neither skips nor fakes it.
 if "cupy" in BACKENDS_UNDER_TEST:
     def test_the_kernels_equal_cupy_matmul_on_a_gpu(backend_name):
@@ -227,6 +433,33 @@ if "cupy" in BACKENDS_UNDER_TEST:
         x, w = (cupy.asarray(v) for v in operands(33, 785, 17, numpy.float32))
         numpy.testing.assert_allclose(gemm.matmul(x, w, bias).get(), (x @ w + bias).get(), rtol=1e-5, atol=1e-4)
 
+    def test_the_fused_dense_kernels_equal_the_readable_steps_on_a_gpu(backend_name):
+        """Bit for bit: y = max(x W + b, 0) the GPU's gemm_bias then cupy.maximum, and the model; dW, db, dx the
+        models on the readable dz (and dW, dx the GPU's gemm_tn, gemm_nt on ReLU's kernel's dz); NaN, inf and -0 in
+        x and dy."""
+        if backend_name != "cupy":
+            return
+        import cupy
+        from tinynet.kernels import relu
+        for batch, units_in, units in [(1, 1, 1), (33, 785, 17), (7, 40, 33), (32, 16, 16)]:
+            x, w, b, dy = layer_operands(batch, units_in, units, numpy.float32)
+            x, dy = odd(x, seed=1), odd(dy, seed=3)
+            gx, gw, gb, gdy = (cupy.asarray(v) for v in (x, w, b, dy))
+            z = gemm.model_gemm("gemm_bias", x, w, b)
+            dz = readable_relu_backward(z, dy)
+            y = gemm.dense_relu(gx, gw, gb)
+            assert_same_bits(y.get(), numpy.maximum(z, 0.0))
+            gz = gemm.matmul(gx, gw, gb)
+            assert_same_bits(y.get(), cupy.maximum(gz, 0.0).get())
+            dw, db = gemm.weight_gradients(gx, gdy, y)
+            dx = gemm.input_gradient(gdy, gw, y)
+            assert_same_bits(dw.get(), gemm.model_gemm("gemm_tn", x, dz))
+            assert_same_bits(db.get(), tile_order_sum(dz))
+            assert_same_bits(dx.get(), gemm.model_gemm("gemm_nt", dz, w))
+            gdz = relu.relu_backward(gz, gdy)  # ReLU's own kernel, from z
+            assert_same_bits(dw.get(), gemm.matmul(gx.T, gdz).get())
+            assert_same_bits(dx.get(), gemm.matmul(gdz, gw.T).get())
+
 
 def test_backend_matmul_is_the_at_operator_except_on_cupy_inside_own_gemm(backend_name):
     """NumPy and strict: bit for bit ``a @ b`` (+ bias), inside ``own_gemm()`` too; the flag is restored."""
@@ -243,3 +476,129 @@ def test_backend_matmul_is_the_at_operator_except_on_cupy_inside_own_gemm(backen
         numpy.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     else:
         assert numpy.array_equal(got, expected)
+
+
+# --- Dense's fused steps wired in: on the CPU, the backend pretends to be CuPy inside own_gemm() (its arrays stay
+# NumPy's), and the fake cupy's kernels run the models; every launch is counted ---------------------------------
+
+@contextlib.contextmanager
+def pretending_cupy_inside_own_gemm(monkeypatch):
+    """``backend.get_backend()`` says 'cupy' and ``own_gemm()`` is on: what the captured step sees on a GPU."""
+    with monkeypatch.context() as patch:
+        patch.setattr(backend, "_name", "cupy")
+        with backend.own_gemm():
+            yield
+
+
+def dense(units, activation, inputs, use_bias=True, seed=0):
+    set_random_seed(seed)
+    layer = Dense(units, activation=activation, use_bias=use_bias)
+    layer.build((None, inputs))
+    if use_bias:  # a bias that is not zero, so that adding it counts
+        layer.params["bias"] = numpy.random.default_rng(seed).standard_normal(units).astype(numpy.float32)
+    return layer
+
+
+@pytest.mark.host_only("a fake cupy of NumPy arrays")
+@pytest.mark.parametrize("batch, use_bias", [(7, True), (32, True), (7, False)])
+def test_dense_relu_layers_are_one_launch_forward_two_backward_and_one_for_a_first_layer(cpu_cupy, monkeypatch,
+                                                                                        batch, use_bias):
+    """Two Dense(relu) layers (the first a model's first layer) forward and backward, in five launches (were 2 + 2
+    forward, 4 + 3 backward: ReLU's forward and mask, cupy.sum's db), each output bit for bit the readable steps on
+    the kernels' models, db the tile-order sum; NaN, inf and -0 in x and dy."""
+    first, second = dense(17, "relu", 33, use_bias), dense(9, "relu", 17, use_bias, seed=1)
+    first.needs_input_gradient = False  # as Sequential sets it
+    rng = numpy.random.default_rng(2)
+    x = odd(rng.standard_normal((batch, 33)).astype(numpy.float32), seed=3)
+    dy = odd(rng.standard_normal((batch, 9)).astype(numpy.float32), seed=4)
+    with pretending_cupy_inside_own_gemm(monkeypatch):
+        y1 = first.forward(x, training=True)
+        y2 = second.forward(y1, training=True)
+        dy1 = second.backward(dy)
+        assert first.backward(dy1) is None
+    assert [name for name, _, _ in cpu_cupy.launches] == [
+        "gemm_bias_relu<float>", "gemm_bias_relu<float>",  # forward: one each
+        "gemm_tn_db<float>", "gemm_nt_mask<float>",  # the second layer's backward: [dW; db], dx
+        "gemm_tn_db<float>"]  # the first layer's: [dW; db], no dx
+    linear = "gemm_bias" if use_bias else "gemm_nn"
+    bias = (lambda layer: (layer.params["bias"],)) if use_bias else (lambda layer: ())
+    for layer, x_in, y_out, dy_in in [(first, x, y1, dy1), (second, y1, y2, dy)]:  # the readable steps, modelled
+        z = gemm.model_gemm(linear, x_in, layer.params["kernel"], *bias(layer))  # z = x W + b
+        assert_same_bits(y_out, numpy.maximum(z, 0.0))  # y = max(z, 0)
+        assert layer.activation.x is y_out and numpy.array_equal(y_out > 0, z > 0)  # ReLU keeps y: z's mask
+        dz = readable_relu_backward(z, dy_in)  # dz = dy * (z > 0)
+        assert_same_bits(layer.grads["kernel"], gemm.model_gemm("gemm_tn", x_in, dz))  # dW = x^T dz
+        if use_bias:
+            assert_same_bits(layer.grads["bias"], tile_order_sum(dz))  # db = 1^T dz, in order
+        else:
+            assert "bias" not in layer.grads
+    assert_same_bits(dy1, gemm.model_gemm("gemm_nt", readable_relu_backward(
+        gemm.model_gemm(linear, y1, second.params["kernel"], *bias(second)), dy), second.params["kernel"]))
+
+
+@pytest.mark.host_only("a fake cupy of NumPy arrays")
+@pytest.mark.parametrize("activation", [None, "softmax"])
+def test_a_dense_without_relu_sums_db_beside_dw_too(cpu_cupy, monkeypatch, activation):
+    """A Dense without activation, or the last layer on the logits path (Sequential calls its forward_linear and
+    backward_linear): z = x W + b is gemm_bias already; backward is dW and db in one launch, dx in another (were
+    3: gemm_tn, cupy.sum, gemm_nt)."""
+    layer = dense(10, activation, 20)
+    rng = numpy.random.default_rng(5)
+    x = rng.standard_normal((7, 20)).astype(numpy.float32)
+    dz = odd(rng.standard_normal((7, 10)).astype(numpy.float32), seed=6)
+    with pretending_cupy_inside_own_gemm(monkeypatch):
+        z = layer.forward_linear(x)
+        dx = layer.backward_linear(dz) if activation else layer.backward(dz)
+    assert [name for name, _, _ in cpu_cupy.launches] == ["gemm_bias<float>", "gemm_tn_db<float>",
+                                                          "gemm_nt_mask<float>"]
+    assert_same_bits(z, gemm.model_gemm("gemm_bias", x, layer.params["kernel"], layer.params["bias"]))
+    assert_same_bits(layer.grads["kernel"], gemm.model_gemm("gemm_tn", x, dz))
+    assert_same_bits(layer.grads["bias"], tile_order_sum(dz))
+    assert_same_bits(dx, gemm.model_gemm("gemm_nt", dz, layer.params["kernel"]))
+
+
+@pytest.mark.host_only("a fake cupy of NumPy arrays")
+def test_conv2d_borrows_denses_forward_but_not_its_fused_kernels(cpu_cupy, monkeypatch):
+    """Conv2D's forward is Dense's, with its own linear part (im2col): it keeps gemm_bias, then ReLU."""
+    set_random_seed(0)
+    conv = Conv2D(4, 3, activation="relu")
+    conv.build((None, 6, 6, 2))
+    x = numpy.random.default_rng(0).standard_normal((2, 6, 6, 2)).astype(numpy.float32)
+    with pretending_cupy_inside_own_gemm(monkeypatch):
+        assert not fused_with_relu(conv, x)
+        y = conv.forward(x, training=True)
+    assert y.shape == (2, 4, 4, 4) and (y >= 0).all()
+    assert [name for name, _, _ in cpu_cupy.launches] == ["gemm_bias<float>"]
+
+
+@pytest.mark.host_only("a fake cupy of NumPy arrays")
+def test_other_dtypes_and_other_activations_take_the_readable_lines(cpu_cupy, monkeypatch):
+    layer = dense(5, "relu", 4)
+    with pretending_cupy_inside_own_gemm(monkeypatch):
+        assert fused_with_relu(layer, numpy.zeros((3, 4), numpy.float32))
+        assert not fused_with_relu(layer, numpy.zeros((3, 4), numpy.float16))  # the kernels take float32, float64
+        assert not fused_with_relu(dense(5, "softmax", 4), numpy.zeros((3, 4), numpy.float32))
+        assert not fused_with_relu(dense(5, None, 4), numpy.zeros((3, 4), numpy.float32))
+    assert not fused_with_relu(layer, numpy.zeros((3, 4), numpy.float32))  # NumPy: never
+    assert cpu_cupy.launches == []
+
+
+def test_dense_inside_own_gemm_is_unchanged_off_cupy(backend_name):
+    """NumPy and strict: own_gemm() changes nothing in Dense(relu)'s forward and backward, bit for bit (on CuPy
+    the fused kernels run: equal to rounding)."""
+    from conftest import dev, host
+    rng = numpy.random.default_rng(7)
+    x, dy = dev(rng.standard_normal((7, 6))), dev(rng.standard_normal((7, 5)))
+    runs = []
+    for inside in (False, True):
+        layer = dense(5, "relu", 6)
+        layer.params = {key: dev(value) for key, value in layer.params.items()}
+        with backend.own_gemm() if inside else contextlib.nullcontext():
+            y = layer.forward(x, training=True)
+            dx = layer.backward(dy)
+        runs.append([host(v) for v in (y, dx, layer.grads["kernel"], layer.grads["bias"])])
+    for plain, inside in zip(*runs):
+        if backend_name == "cupy":
+            numpy.testing.assert_allclose(inside, plain, rtol=1e-5, atol=1e-5)
+        else:
+            assert numpy.array_equal(inside, plain)

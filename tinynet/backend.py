@@ -124,7 +124,7 @@ def matmul(a, b, bias=None):
     products. It is ``@`` everywhere but on CuPy inside ``own_gemm()``, where tinynet's kernels compute it
     (``tinynet/kernels/gemm.py``; ``x W + b`` in one kernel): a stream being captured into a CUDA graph
     refuses cuBLAS, which CuPy's ``@`` calls."""
-    if _own_gemm and _name == "cupy":
+    if own_gemm_active():
         from tinynet.kernels import gemm
         return gemm.matmul(a, b, bias)
     c = a @ b
@@ -141,6 +141,12 @@ def own_gemm():
         yield
     finally:
         _own_gemm = before
+
+
+def own_gemm_active():
+    """True inside ``own_gemm()`` on CuPy: where tinynet's kernels compute the matrix products (and Dense runs
+    its fused steps, ``Dense.forward_compiled``); False elsewhere, where nothing changes."""
+    return _own_gemm and _name == "cupy"
 
 
 def synchronize():

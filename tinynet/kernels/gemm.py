@@ -5,16 +5,28 @@ CUDA graph (CuPy issue #6290). The captured training step (``tinynet/models/grap
 matrix products here; everywhere else (predict, evaluate, ``jit_compile=False``) CuPy's ``@`` is used.
 ``tinynet.backend.matmul`` chooses. The kernels are compiled the first time one is called, on CuPy only.
 
-The family, four kernels around one tile loop (``gemm_tile``), each one line of math:
+The family, seven kernels around one tile loop (``gemm_tile``), each one line of math:
 
-    gemm_nn     C = A B        C[m, n] = sum_k A[m, k] B[k, n]        z = x W     (Dense forward)
-    gemm_tn     C = A^T B      C[m, n] = sum_k A[k, m] B[k, n]        dW = x^T dz
-    gemm_nt     C = A B^T      C[m, n] = sum_k A[m, k] B[n, k]        dx = dz W^T
-    gemm_bias   z = x W + b    z[m, n] = sum_k x[m, k] W[k, n] + b[n] (Dense forward, fused)
+    gemm_nn         C = A B        C[m, n] = sum_k A[m, k] B[k, n]          z = x W     (Dense forward)
+    gemm_tn         C = A^T B      C[m, n] = sum_k A[k, m] B[k, n]          dW = x^T dz
+    gemm_nt         C = A B^T      C[m, n] = sum_k A[m, k] B[n, k]          dx = dz W^T
+    gemm_bias       z = x W + b    z[m, n] = sum_k x[m, k] W[k, n] + b[n]   (Dense forward, fused)
+    gemm_bias_relu  y = max(x W + b, 0)                                     (Dense + ReLU forward, fused)
+    gemm_tn_db      [dW; db] = [x, 1]^T dz,  dz = dy * (mask > 0)           (Dense + ReLU backward, fused)
+    gemm_nt_mask    dx = dz W^T,             dz = dy * (mask > 0)           (Dense + ReLU backward, fused)
 
 Each kernel only says where A[m, k] and B[k, n] live in memory: element (m, k) of the left matrix is
 ``A[m * a_row + k * a_col]`` (its two strides, in elements), and the same for B. A transpose is nothing but
-swapped strides: A^T stored as the (K, M) array A has a_row = 1, a_col = M.
+swapped strides: A^T stored as the (K, M) array A has a_row = 1, a_col = M. And it says which of the tile
+loop's small hooks it turns on (``Hooks`` in SOURCE): a ReLU mask applied to an operand as it is loaded, a row
+of ones below A^T (whose row of C is the column sums of B: Dense's db), a bias added and a ReLU applied as C is
+written. The loop itself, and so the order of every sum, is the same for all seven.
+
+The last three are Dense's steps fused (``tinynet/layers/dense.py``, its ``forward_compiled`` and
+``backward_compiled``, on CuPy inside ``backend.own_gemm()``): in a step captured into a CUDA graph every kernel
+is a node costing a few microseconds, and a Dense(..., activation='relu') layer is then one kernel forward
+(was 2: the product, the ReLU) and two backward (was 4: ReLU's mask, dW, db, dx; one for a first layer, which
+needs no dx). The mask dz = dy * (mask > 0) is never stored: each product reads dz through it.
 
 ``model_gemm`` below walks the blocks, threads and tiles exactly as the kernel does, in NumPy, so the
 index arithmetic is tested on any machine (tests/test_gemm_kernels.py); on a GPU the kernels are compared
@@ -31,9 +43,44 @@ TILE = 16  # threads per block: TILE x TILE; each block computes one TILE x TILE
 SOURCE = r"""
 #define TILE 16
 
-// One TILE x TILE tile of C = A B (+ bias) per block of TILE x TILE threads:
-//   C[m, n] = sum_k A(m, k) B(k, n) (+ bias[n]),
+// What a kernel adds to the plain product C = A B, around the one tile loop below; each is off (0) unless the
+// kernel turns it on. Prologue hooks change how an operand's entry is read as it is loaded into the tile,
+// epilogue hooks what is written from the sum:
+//   a_mask   prologue  A(m, k) is read as A(m, k) * (T)(a_mask(m, k) > 0), a_mask read at A(m, k)'s offset (laid
+//                      out as A is): ReLU's backward dz = dy * (T)(x > 0) (tinynet/kernels/relu.py), computed
+//                      as each entry of dz is loaded, never stored
+//   b_mask   prologue  the same for B(k, n)
+//   ones_row prologue  A gets one more row, m = M, of ones: C gets row M = sum_k 1 * B(k, n), B's column sums
+//   bias     epilogue  C[m, n] = acc + bias[n]
+//   relu     epilogue  C[m, n] = max(acc (+ bias[n]), 0), as NumPy's maximum (relu() below)
+template <typename T>
+struct Hooks {
+    const T* a_mask;
+    const T* b_mask;
+    int ones_row;
+    const T* bias;
+    int relu;
+};
+
+// An operand's entry X[i] as the tile loop reads it: X[i], or X[i] * (T)(mask[i] > 0) where there is a mask:
+// the readable dy * astype(x > 0) entry by entry, a product with 1 or 0, not a choice, so that it keeps what that
+// product gives: -0 for a negative dy masked off, NaN for an infinite or NaN dy masked off (inf * 0).
+template <typename T>
+__device__ T masked(const T* X, const T* mask, long long i) {
+    return mask ? X[i] * (T)(mask[i] > 0) : X[i];
+}
+
+// y = max(z, 0) as NumPy's maximum(z, 0.0) computes it: NaN stays NaN (CUDA's fmaxf would return 0), and -0
+// becomes +0 (NumPy's maximum returns its second argument when the two are equal).
+template <typename T>
+__device__ T relu(T z) {
+    return (z > 0 || isnan(z)) ? z : (T)0;
+}
+
+// One TILE x TILE tile of C = A B, with the hooks above, per block of TILE x TILE threads:
+//   C[m, n] = sum_k A(m, k) B(k, n),
 //   A(m, k) = A[m * a_row + k * a_col],   B(k, n) = B[k * b_row + n * b_col]   (strides in elements)
+// C is (rows, N), row-major, rows = M, or M + 1 with the ones row.
 // Thread mapping: block (blockIdx.x, blockIdx.y) owns rows blockIdx.x * TILE ... + TILE - 1 and columns
 // blockIdx.y * TILE ... + TILE - 1 of C; thread (threadIdx.x, threadIdx.y) computes the one entry
 //   m = blockIdx.x * TILE + threadIdx.y,   n = blockIdx.y * TILE + threadIdx.x.
@@ -42,63 +89,110 @@ SOURCE = r"""
 // read neighbouring entries of B's row and write neighbouring entries of C's.
 // The K axis is walked one tile at a time: at tile k0 each thread loads ONE entry of A's tile and ONE of B's
 // into shared memory (As[ty][tx] = A(m, k0 + tx), Bs[ty][tx] = B(k0 + ty, n); zero outside the matrices, so
-// ragged edges add 0), all threads wait, then each adds its row of As times its column of Bs.
+// ragged edges add 0), all threads wait, then each adds its row of As times its column of Bs. The sum runs
+// over k = 0, 1, ..., K - 1 in order, whatever the hooks: they change what is loaded and what is written only.
 template <typename T>
-__device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_row, int b_col,
-                          const T* bias, T* C, int M, int N, int K) {
+__device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_row, int b_col, Hooks<T> hooks,
+                          T* C, int M, int N, int K) {
     __shared__ T As[TILE][TILE];
     __shared__ T Bs[TILE][TILE];
     int tx = threadIdx.x, ty = threadIdx.y;
     int m = blockIdx.x * TILE + ty;  // this thread's row of C
     int n = blockIdx.y * TILE + tx;  // this thread's column of C
+    int rows = M + hooks.ones_row;  // C's rows: A's M, and the row of ones if there is one
     T acc = 0;
     for (int k0 = 0; k0 < K; k0 += TILE) {
         int ka = k0 + tx, kb = k0 + ty;  // the k of the A entry and of the B entry this thread loads
-        As[ty][tx] = (m < M && ka < K) ? A[(long long)m * a_row + (long long)ka * a_col] : (T)0;  // A(m, k0 + tx)
-        Bs[ty][tx] = (kb < K && n < N) ? B[(long long)kb * b_row + (long long)n * b_col] : (T)0;  // B(k0 + ty, n)
+        long long ia = (long long)m * a_row + (long long)ka * a_col;  // where A(m, k0 + tx) is
+        long long ib = (long long)kb * b_row + (long long)n * b_col;  // where B(k0 + ty, n) is
+        // As[ty][tx] = A(m, k0 + tx) through a_mask; 1 in the row of ones (M <= m < rows); 0 outside the matrix
+        As[ty][tx] = (ka >= K) ? (T)0 : (m < M) ? masked(A, hooks.a_mask, ia) : (m < rows) ? (T)1 : (T)0;
+        Bs[ty][tx] = (kb < K && n < N) ? masked(B, hooks.b_mask, ib) : (T)0;  // B(k0 + ty, n) through b_mask
         __syncthreads();  // the whole tile is loaded
         for (int k = 0; k < TILE; k++) {
             acc += As[ty][k] * Bs[k][tx];  // C[m, n] += A(m, k0 + k) B(k0 + k, n)
         }
         __syncthreads();  // everyone is done with this tile before the next overwrites it
     }
-    if (m < M && n < N) {
-        C[(long long)m * N + n] = bias ? acc + bias[n] : acc;  // C is (M, N), row-major
+    if (m < rows && n < N) {
+        T c = hooks.bias ? acc + hooks.bias[n] : acc;
+        C[(long long)m * N + n] = hooks.relu ? relu(c) : c;  // C is (rows, N), row-major
     }
 }
 
 // C = A B:      C[m, n] = sum_k A[m, k] B[k, n];   A (M, K), B (K, N), C (M, N), all row-major.
 template <typename T>
 __global__ void gemm_nn(const T* A, const T* B, T* C, int M, int N, int K) {
-    gemm_tile<T>(A, K, 1, B, N, 1, (const T*)0, C, M, N, K);
+    Hooks<T> hooks = {};
+    gemm_tile<T>(A, K, 1, B, N, 1, hooks, C, M, N, K);
 }
 
 // C = A^T B:    C[m, n] = sum_k A[k, m] B[k, n];   A stored (K, M), B (K, N): A^T(m, k) = A[k * M + m].
 template <typename T>
 __global__ void gemm_tn(const T* A, const T* B, T* C, int M, int N, int K) {
-    gemm_tile<T>(A, 1, M, B, N, 1, (const T*)0, C, M, N, K);
+    Hooks<T> hooks = {};
+    gemm_tile<T>(A, 1, M, B, N, 1, hooks, C, M, N, K);
 }
 
 // C = A B^T:    C[m, n] = sum_k A[m, k] B[n, k];   A (M, K), B stored (N, K): B^T(k, n) = B[n * K + k].
 template <typename T>
 __global__ void gemm_nt(const T* A, const T* B, T* C, int M, int N, int K) {
-    gemm_tile<T>(A, K, 1, B, 1, K, (const T*)0, C, M, N, K);
+    Hooks<T> hooks = {};
+    gemm_tile<T>(A, K, 1, B, 1, K, hooks, C, M, N, K);
 }
 
 // z = x W + b:  z[m, n] = sum_k x[m, k] W[k, n] + b[n];   x (M, K), W (K, N), b (N,): one kernel, not two.
 template <typename T>
 __global__ void gemm_bias(const T* x, const T* W, const T* b, T* z, int M, int N, int K) {
-    gemm_tile<T>(x, K, 1, W, N, 1, b, z, M, N, K);
+    Hooks<T> hooks = {};
+    hooks.bias = b;
+    gemm_tile<T>(x, K, 1, W, N, 1, hooks, z, M, N, K);
+}
+
+// y = max(x W + b, 0):  y[m, n] = relu(sum_k x[m, k] W[k, n] + b[n]);   as gemm_bias, then ReLU on each entry
+// as it is written: Dense(activation='relu')'s forward in one kernel. b may be NULL (a Dense without bias).
+template <typename T>
+__global__ void gemm_bias_relu(const T* x, const T* W, const T* b, T* y, int M, int N, int K) {
+    Hooks<T> hooks = {};
+    hooks.bias = b;
+    hooks.relu = 1;
+    gemm_tile<T>(x, K, 1, W, N, 1, hooks, y, M, N, K);
+}
+
+// [dW; db] = [x, 1]^T dz,   dz = dy * (T)(mask > 0):  Dense's weight and bias gradients in one kernel.
+//   rows m < M:  dW[m, n] = sum_k x[k, m] dz[k, n]   (gemm_tn's A^T B, A = x stored (K, M) = (batch, in))
+//   row  m = M:  db[n]    = sum_k 1 * dz[k, n]       (a row of ones below A^T: the column sums of dz)
+// x (K, M), dy and mask (K, N) = (batch, units), C (M + 1, N). mask may be NULL: then dz = dy.
+template <typename T>
+__global__ void gemm_tn_db(const T* x, const T* dy, const T* mask, T* C, int M, int N, int K) {
+    Hooks<T> hooks = {};
+    hooks.b_mask = mask;
+    hooks.ones_row = 1;
+    gemm_tile<T>(x, 1, M, dy, N, 1, hooks, C, M, N, K);
+}
+
+// dx = dz W^T,   dz = dy * (T)(mask > 0):  dx[m, n] = sum_k dz[m, k] W[n, k];   dy and mask (M, K) =
+// (batch, units), W stored (N, K) = (in, units), dx (M, N): gemm_nt with dz read through ReLU's mask as it is
+// loaded. mask may be NULL: then dz = dy.
+template <typename T>
+__global__ void gemm_nt_mask(const T* dy, const T* W, const T* mask, T* dx, int M, int N, int K) {
+    Hooks<T> hooks = {};
+    hooks.a_mask = mask;
+    gemm_tile<T>(dy, K, 1, W, 1, K, hooks, dx, M, N, K);
 }
 """
 
-KERNELS = ("gemm_nn", "gemm_tn", "gemm_nt", "gemm_bias")
+KERNELS = ("gemm_nn", "gemm_tn", "gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_tn_db", "gemm_nt_mask")
 DTYPES = {"float32": "float", "float64": "double"}
 
 # Where each kernel finds A(m, k) and B(k, n): (a_row, a_col, b_row, b_col), as SOURCE passes them to
-# gemm_tile (tests/test_gemm_kernels.py checks the two agree).
+# gemm_tile; and which of gemm_tile's hooks it turns on (tests/test_gemm_kernels.py checks SOURCE agrees).
 STRIDES = {"gemm_nn": ("K", "1", "N", "1"), "gemm_tn": ("1", "M", "N", "1"),
-           "gemm_nt": ("K", "1", "1", "K"), "gemm_bias": ("K", "1", "N", "1")}
+           "gemm_nt": ("K", "1", "1", "K"), "gemm_bias": ("K", "1", "N", "1"),
+           "gemm_bias_relu": ("K", "1", "N", "1"), "gemm_tn_db": ("1", "M", "N", "1"),
+           "gemm_nt_mask": ("K", "1", "1", "K")}
+HOOKS = {"gemm_nn": (), "gemm_tn": (), "gemm_nt": (), "gemm_bias": ("bias",), "gemm_bias_relu": ("bias", "relu"),
+         "gemm_tn_db": ("b_mask", "ones_row"), "gemm_nt_mask": ("a_mask",)}
 
 
 @functools.cache
@@ -112,6 +206,16 @@ def _module():
 def kernel(name, dtype):
     """The RawKernel ``name`` (one of KERNELS) for arrays of ``dtype`` (float32 or float64)."""
     return _module().get_function(f"{name}<{DTYPES[numpy.dtype(dtype).name]}>")
+
+
+def launch(name, pointers, m, n, k, rows=None):
+    """Run kernel ``name`` on ``pointers`` (its array arguments, None for NULL) and the sizes M, N, K, with the
+    grid its thread mapping needs for a C of ``rows`` (M unless given) x N: blockIdx.x walks the row tiles,
+    blockIdx.y the column tiles. Nothing is launched for an empty C."""
+    rows = m if rows is None else rows
+    if rows and n:
+        grid = (math.ceil(rows / TILE), math.ceil(n / TILE))
+        kernel(name, pointers[0].dtype)(grid, (TILE, TILE), (*pointers, *map(numpy.int32, (m, n, k))))
 
 
 def matmul(a, b, bias=None):
@@ -133,10 +237,7 @@ def matmul(a, b, bias=None):
     if fused:
         bias = cupy.ascontiguousarray(bias)  # gemm_bias reads b[n] from flat memory: a strided view is copied
     c = cupy.empty((m, n), dtype=a.dtype)
-    if m and n:
-        args = (a, b, bias, c) if fused else (a, b, c)
-        grid = (math.ceil(m / TILE), math.ceil(n / TILE))  # blockIdx.x: M's tiles (M grows), blockIdx.y: N's
-        kernel("gemm_bias" if fused else name, a.dtype)(grid, (TILE, TILE), (*args, *map(numpy.int32, (m, n, k))))
+    launch("gemm_bias" if fused else name, (a, b, bias, c) if fused else (a, b, c), m, n, k)
     return c if bias is None or fused else c + bias
 
 
@@ -145,32 +246,105 @@ def _is_transposed(x):
     return x.flags.f_contiguous and not x.flags.c_contiguous
 
 
+# --- Dense's steps, fused (Dense.forward_compiled and backward_compiled, tinynet/layers/dense.py) -------------
+
+def fits(*arrays):
+    """True when the kernels take these arrays: all of one dtype, float32 or float64 (None, a missing bias or
+    mask, is left out). Anything else takes Dense's readable lines, on CuPy too."""
+    dtypes = {numpy.dtype(a.dtype).name for a in arrays if a is not None}
+    return len(dtypes) == 1 and dtypes <= set(DTYPES)
+
+
+def dense_relu(x, w, b=None):
+    """y = max(x W + b, 0) for CuPy arrays x (batch, in), W (in, units), b (units,) or None: ONE launch of
+    gemm_bias_relu. Bit for bit gemm_bias then NumPy's maximum(z, 0.0): the same sum, then relu() on it."""
+    import cupy
+    (m, k), n = x.shape, w.shape[1]
+    x, w = cupy.ascontiguousarray(x), cupy.ascontiguousarray(w)
+    b = None if b is None else cupy.ascontiguousarray(b)  # read as b[n] from flat memory
+    y = cupy.empty((m, n), dtype=x.dtype)
+    launch("gemm_bias_relu", (x, w, b, y), m, n, k)
+    return y
+
+
+def weight_gradients(x, dy, mask=None):
+    """(dL/dW, dL/db) from x (batch, in) and dz = dy * (mask > 0), or dz = dy when mask is None, both (batch,
+    units): ONE launch of gemm_tn_db, which writes both into one array C of (in + 1, units):
+        rows 0 .. in - 1:  C[:in] = x^T dz          dL/dW, (in, units)
+        row  in:           C[in]  = 1^T dz          dL/db, the column sums of dz: a row of ones below x^T
+    dW and db are views of C (its first ``in`` rows, and its last row), each C-contiguous.
+    db is summed over the batch in order, k = 0, 1, ..., as the tile loop adds every column, not in cupy.sum's
+    order: the two differ by rounding. The captured step and its eager warm-up both run this kernel, so the
+    graph's replays compute what the warm-up did."""
+    import cupy
+    (k, m), n = x.shape, dy.shape[1]
+    x, dy = cupy.ascontiguousarray(x), cupy.ascontiguousarray(dy)
+    mask = None if mask is None else cupy.ascontiguousarray(mask)  # read at dy's offsets
+    c = cupy.empty((m + 1, n), dtype=x.dtype)
+    launch("gemm_tn_db", (x, dy, mask, c), m, n, k, rows=m + 1)  # C has a row more than x^T
+    return c[:m], c[m]
+
+
+def input_gradient(dy, w, mask=None):
+    """dL/dx = dz W^T for dz = dy * (mask > 0), or dz = dy when mask is None, (batch, units), and W (in,
+    units): ONE launch of gemm_nt_mask, dz read through the mask as it is loaded, never stored."""
+    import cupy
+    (m, k), n = dy.shape, w.shape[0]
+    dy, w = cupy.ascontiguousarray(dy), cupy.ascontiguousarray(w)
+    mask = None if mask is None else cupy.ascontiguousarray(mask)
+    dx = cupy.empty((m, n), dtype=dy.dtype)
+    launch("gemm_nt_mask", (dy, w, mask, dx), m, n, k)
+    return dx
+
+
 # --- the same index arithmetic in NumPy: the kernel's model, for tests without a GPU ------------------
 
-def model_gemm(name, a, b, bias=None):
+def model_gemm(name, a, b, bias=None, mask=None):
     """What kernel ``name`` writes, computed by walking its grid as the GPU does: every block, and in each
     block all TILE x TILE threads at once (NumPy arrays of threadIdx), tile by tile along K. ``a`` and
-    ``b`` are the *stored* arrays the kernel is given (for gemm_tn, a is (K, M); for gemm_nt, b is (N, K))."""
-    m_, k_ = (a.shape[1], a.shape[0]) if name == "gemm_tn" else a.shape
-    n_ = b.shape[0] if name == "gemm_nt" else b.shape[1]
+    ``b`` are the *stored* arrays the kernel is given (for gemm_tn and gemm_tn_db, a is (K, M); for gemm_nt and
+    gemm_nt_mask, b is (N, K)); ``bias`` the bias of gemm_bias and gemm_bias_relu, ``mask`` the ReLU mask of
+    gemm_tn_db (shaped as b) and gemm_nt_mask (shaped as a); None: NULL."""
+    hooks = HOOKS[name]
+    a_t, b_t = STRIDES[name][0] == "1", STRIDES[name][3] == "K"  # A stored as (K, M), B stored as (N, K)
+    m_, k_ = (a.shape[1], a.shape[0]) if a_t else a.shape
+    n_ = b.shape[0] if b_t else b.shape[1]
+    rows = m_ + ("ones_row" in hooks)  # C's rows: one more for the row of ones
     sizes = {"M": m_, "N": n_, "K": k_, "1": 1}
     a_row, a_col, b_row, b_col = (sizes[s] for s in STRIDES[name])
     A, B = a.reshape(-1), b.reshape(-1)  # the kernel sees flat memory
-    C = numpy.full(m_ * n_, numpy.nan, dtype=a.dtype)  # NaN: an entry that no thread writes would show
+    a_mask = mask.reshape(-1) if "a_mask" in hooks and mask is not None else None
+    b_mask = mask.reshape(-1) if "b_mask" in hooks and mask is not None else None
+    C = numpy.full(rows * n_, numpy.nan, dtype=a.dtype)  # NaN: an entry that no thread writes would show
     ty, tx = numpy.indices((TILE, TILE))  # threadIdx.y, threadIdx.x of each thread in a block
-    zero = a.dtype.type(0)
-    for block_x in range(math.ceil(m_ / TILE)):  # blockIdx.x: a tile of rows
-        for block_y in range(math.ceil(n_ / TILE)):  # blockIdx.y: a tile of columns
-            m, n = block_x * TILE + ty, block_y * TILE + tx  # each thread's entry of C
-            acc = numpy.zeros((TILE, TILE), dtype=a.dtype)
-            for k0 in range(0, k_, TILE):
-                ka, kb = k0 + tx, k0 + ty
-                in_a, in_b = (m < m_) & (ka < k_), (kb < k_) & (n < n_)
-                As = numpy.where(in_a, A[numpy.where(in_a, m * a_row + ka * a_col, 0)], zero)  # As[ty][tx]
-                Bs = numpy.where(in_b, B[numpy.where(in_b, kb * b_row + n * b_col, 0)], zero)  # Bs[ty][tx]
-                for k in range(TILE):
-                    acc = acc + As[ty, k] * Bs[k, tx]  # acc += As[ty][k] * Bs[k][tx], rounded twice (no FMA)
-            inside = (m < m_) & (n < n_)
-            value = acc + bias[n % n_] if bias is not None else acc
-            C[(m * n_ + n)[inside]] = value[inside]
-    return C.reshape(m_, n_)
+    zero, one = a.dtype.type(0), a.dtype.type(1)
+    with numpy.errstate(invalid="ignore", over="ignore"):  # inf * 0, overflow: as the GPU computes them, silently
+        for block_x in range(math.ceil(rows / TILE)):  # blockIdx.x: a tile of rows
+            for block_y in range(math.ceil(n_ / TILE)):  # blockIdx.y: a tile of columns
+                m, n = block_x * TILE + ty, block_y * TILE + tx  # each thread's entry of C
+                acc = numpy.zeros((TILE, TILE), dtype=a.dtype)
+                for k0 in range(0, k_, TILE):
+                    ka, kb = k0 + tx, k0 + ty
+                    in_a, in_b = (m < m_) & (ka < k_), (kb < k_) & (n < n_)
+                    As = numpy.where(in_a, model_masked(A, a_mask, numpy.where(in_a, m * a_row + ka * a_col, 0)), zero)
+                    As = numpy.where((m >= m_) & (m < rows) & (ka < k_), one, As)  # the row of ones, if any
+                    Bs = numpy.where(in_b, model_masked(B, b_mask, numpy.where(in_b, kb * b_row + n * b_col, 0)), zero)
+                    for k in range(TILE):
+                        acc = acc + As[ty, k] * Bs[k, tx]  # acc += As[ty][k] * Bs[k][tx], rounded twice (no FMA)
+                inside = (m < rows) & (n < n_)
+                value = acc + bias[n % n_] if bias is not None else acc
+                value = model_relu(value) if "relu" in hooks else value
+                C[(m * n_ + n)[inside]] = value[inside]
+    return C.reshape(rows, n_)
+
+
+def model_masked(X, mask, i):
+    """SOURCE's masked(): X[i], or X[i] * (T)(mask[i] > 0), for arrays of flat indices i."""
+    if mask is None:
+        return X[i]
+    return X[i] * numpy.where(mask[i] > 0, X.dtype.type(1), X.dtype.type(0))
+
+
+def model_relu(z):
+    """SOURCE's relu(): z where z > 0 or z is NaN, else +0."""
+    return numpy.where((z > 0) | numpy.isnan(z), z, z.dtype.type(0))

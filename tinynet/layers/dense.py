@@ -4,7 +4,9 @@ import math
 import numpy
 
 from tinynet import activations, arguments, backend, initializers
+from tinynet.kernels import gemm
 from tinynet.layers.layer import Layer
+from tinynet.layers.relu import ReLU
 
 
 class Dense(Layer):
@@ -60,10 +62,14 @@ class Dense(Layer):
         return (*input_shape[:-1], self.units)
 
     def forward(self, x, training=False):
+        if fused_with_relu(self, x):
+            return self.forward_compiled(x)  # on a GPU, in the captured step: the two lines below as one kernel
         z = self.forward_linear(x)  # z = x W + b
         return z if self.activation is None else self.activation.forward(z)  # y = activation(z)
 
     def backward(self, dy):
+        if fused_with_relu(self, dy):
+            return self.backward_compiled(dy, mask=self.activation.x)  # on a GPU, in the captured step: 2 kernels
         dz = dy if self.activation is None else self.activation.backward(dy)  # dL/dz, back through the activation
         return self.backward_linear(dz)
 
@@ -75,6 +81,8 @@ class Dense(Layer):
 
     def backward_linear(self, dz):
         """From dL/dz, fill dL/dW and dL/db and return dL/dx (None for a model's first layer)."""
+        if backend.own_gemm_active() and gemm.fits(self.x, dz, *self.params.values()):
+            return self.backward_compiled(dz)  # on a GPU, in the captured step: dW and db in one kernel
         xp = backend.xp()
         self.grads["kernel"] = backend.matmul(self.x.T, dz)  # dL/dW = x.T @ dz      (in, units)
         if self.use_bias:
@@ -82,3 +90,42 @@ class Dense(Layer):
         if not self.needs_input_gradient:
             return None  # the model's first layer: dL/dx of the data is never used, so skip the product
         return backend.matmul(dz, self.params["kernel"].T)  # dL/dx = dz @ W.T      (batch, in)
+
+    # --- the same, compiled (CuPy, inside backend.own_gemm(): the captured training step and its eager warm-up).
+    # On a GPU every line above is a kernel: forward 2 (z = x W + b, then the ReLU), backward 4 (ReLU's mask,
+    # dW, db, dx). tinynet/kernels/gemm.py folds the ReLU into the product that makes z and the mask into the
+    # products that read dz, and sums db as one more row of dW's product: forward 1 kernel, backward 2 (1 for
+    # a model's first layer). Everywhere else (NumPy, strict; on CuPy, predict, evaluate and eager steps) the
+    # lines above run.
+    def forward_compiled(self, x):
+        """``forward``'s two lines, z = x W + b and y = max(z, 0), as one kernel: y is bit for bit theirs (the
+        same sum, then NumPy's maximum, NaN included)."""
+        self.x = x  # for dW, as forward_linear keeps it
+        b = self.params["bias"] if self.use_bias else None
+        y = gemm.dense_relu(x, self.params["kernel"], b)  # y = max(x W + b, 0)   (batch, units), one launch
+        # ReLU's backward reads its input z only as z > 0, and the kernel never stores z: the ReLU keeps y, whose
+        # y > 0 is z > 0 entry by entry (y = z where z > 0; elsewhere y is +0, or NaN where z is NaN: neither > 0).
+        self.activation.x = y
+        return y
+
+    def backward_compiled(self, dy, mask=None):
+        """``backward_linear(dz)`` for dz = dy * (mask > 0), ReLU's backward (``mask`` is its input, or the y
+        that stands for it), or for dz = dy when ``mask`` is None: dW and db in one kernel, dx in a second. dz
+        is never stored: each product reads dy through the mask as it loads it, as ReLU's backward computes it."""
+        dw, db = gemm.weight_gradients(self.x, dy, mask)  # [dL/dW; dL/db] = [x, 1]^T dz   (in + 1, units), one launch
+        self.grads["kernel"] = dw  # dL/dW = x.T @ dz   (in, units): the first rows
+        if self.use_bias:  # (a layer without bias gets its db row too, unused: cheaper than a kernel without it)
+            self.grads["bias"] = db  # dL/db = 1^T dz   (units,): the last row, summed over the batch in order
+        if not self.needs_input_gradient:
+            return None  # the model's first layer: no dL/dx
+        return gemm.input_gradient(dy, self.params["kernel"], mask)  # dL/dx = dz @ W.T   (batch, in), one launch
+
+
+def fused_with_relu(layer, a):
+    """True where ``forward_compiled`` and ``backward_compiled`` stand in for ``forward``'s and ``backward``'s
+    readable lines: on CuPy inside ``backend.own_gemm()``, for a layer whose linear part is Dense's z = x W + b
+    (Conv2D borrows Dense's forward and backward, with its own linear part), followed by exactly ReLU, on arrays
+    of a dtype the kernels take. A function, not a method: Conv2D runs Dense's forward and backward, but has no
+    other method of Dense."""
+    return (backend.own_gemm_active() and type(layer.activation) is ReLU
+            and type(layer).forward_linear is Dense.forward_linear and gemm.fits(a, layer.params["kernel"]))
