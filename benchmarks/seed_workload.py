@@ -288,9 +288,64 @@ def check_graph(data, device, seed, steps=200):
     identical = all(numpy.array_equal(a, b) for a, b in zip(graphed, same_kernels))
     relative = max(float(numpy.abs(a - b).max() / numpy.abs(b).max()) for a, b in zip(graphed, cublas))
     what = "tinynet's CUDA graph" if gpu else "the CPU (no CUDA graph: both eager)"
+    try:
+        nodes = graph_nodes(x, y, seed) if gpu else "the graph's nodes: counted on a GPU only"
+    except Exception as error:  # a diagnostic: it reports, the check above decides
+        nodes = f"the graph's nodes: not counted ({type(error).__name__}: {error})"
     return {"ok": identical, "text": f"graph vs eager, {math.ceil(n / 32)} steps from the same weights on {what}: "
             f"{'bit-identical' if identical else 'DIFFERENT'} to the eager step with the same kernels; "
-            f"{relative:.2e} largest relative difference from the eager step with {'cuBLAS' if gpu else 'NumPy'}"}
+            f"{relative:.2e} largest relative difference from the eager step with {'cuBLAS' if gpu else 'NumPy'}; "
+            f"{nodes}"}
+
+
+# CUgraphNodeType (CUDA driver API), the kinds a training step's graph may hold
+NODE_TYPES = {0: "kernel", 1: "memcpy", 2: "memset", 3: "host", 4: "child graph", 5: "empty", 10: "alloc",
+              11: "free"}
+
+
+def graph_nodes(x, y, seed):
+    """One of fit's steps (``Sequential.fit_step``, batch 32, with accuracy) captured as tinynet's graph.py
+    captures it (after a warm-up step, relaxed mode, tinynet's own matrix products), and its nodes counted by
+    the CUDA driver (cuGraphGetNodes, cuGraphNodeGetType): what each replay launches. CuPy's Graph keeps no
+    cudaGraph_t, so the capture is done here with CuPy's runtime calls, and the graph is never launched."""
+    import ctypes
+    import collections
+    import cupy
+    import tinynet
+    from tinynet.layers import Dense
+    from tinynet.metrics.running_means import RunningMeans
+    from tinynet.models import Sequential
+    from tinynet.models.batches import Batches
+    tinynet.utils.set_random_seed(seed)
+    model = Sequential([Dense(512, activation="relu", input_shape=(784,)), Dense(512, activation="relu"),
+                        Dense(10, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
+    data, means = Batches(tinynet.backend.to_device(x[:64]), tinynet.backend.to_device(y[:64]), 32, False), \
+        RunningMeans(model.metrics)
+    data.new_epoch()
+    stream, runtime = cupy.cuda.Stream(non_blocking=True), cupy.cuda.runtime
+    with tinynet.backend.own_gemm(), stream:
+        model.fit_step(data, 0, means)  # the warm-up: kernels compiled, the optimizer's state made
+        stream.synchronize()
+        runtime.streamBeginCapture(stream.ptr, runtime.streamCaptureModeRelaxed)
+        try:
+            model.fit_step(data, 1, means)  # recorded, not run
+        finally:
+            graph = runtime.streamEndCapture(stream.ptr)
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+        count = ctypes.c_size_t()
+        if driver.cuGraphGetNodes(ctypes.c_void_p(graph), None, ctypes.byref(count)) != 0:
+            return "the graph's nodes: cuGraphGetNodes failed"
+        nodes, kinds = (ctypes.c_void_p * count.value)(), collections.Counter()
+        driver.cuGraphGetNodes(ctypes.c_void_p(graph), nodes, ctypes.byref(count))
+        for node in nodes:
+            kind = ctypes.c_int()
+            driver.cuGraphNodeGetType(ctypes.c_void_p(node), ctypes.byref(kind))
+            kinds[NODE_TYPES.get(kind.value, f"type {kind.value}")] += 1
+    finally:
+        runtime.graphDestroy(graph)
+    return f"{count.value} nodes per step ({', '.join(f'{n} {kind}' for kind, n in kinds.most_common())})"
 
 
 def worker(args):
