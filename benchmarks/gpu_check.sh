@@ -16,7 +16,8 @@
 #   5. seed     benchmarks/seed_workload.py --device gpu --floor --check-graph: tinynet on CuPy (its CUDA
 #               graph) against PyTorch eager and PyTorch's CUDA graph on the same GPU, in the same run, at
 #               batch 32 (5 epochs), 128 and 512 (3 epochs); tinynet's graph against its eager step (200
-#               steps, bit-identical); and the matrix products alone
+#               steps, bit-identical), and the nodes of one captured step by kind (12 kernels expected for
+#               this model, counted in the code); and the matrix products alone
 # The dry run: install only checks imports; suite runs tests/test_backend.py and tests/test_relu.py on numpy;
 # parity only collects (on strict it takes ~40 s on 2 cores, and CI's suite runs it anyway); mnist runs
 # 1 epoch at batch 512 on the CPU; seed runs 1 epoch of 1,024 images on the CPU at batch 32 and 128, with
