@@ -14,8 +14,16 @@ arrays are NumPy arrays, and it has what the wrappers call:
        wholly outside it;
   then runs the kernel's CPU model (``CpuKernel.run``), which writes the outputs into the arrays given.
   Templates are named as CuPy wants them, ``"gemm_nn<float>"``, and must be among the module's name_expressions.
+  A struct passed by value (``const Tensors<T> tensors``) gets a NumPy array of size one whose dtype is the
+  struct's, from ``module(structs={"Tensors": dtype})`` (CuPy copies such an array's bytes into the arguments).
 - ``ElementwiseKernel(in_params, out_params, operation, name, options=...)``: checks each call's arguments against
-  its parameters and records them in ``calls``, by parameter name; it computes nothing.
+  its parameters and records them in ``calls``, by parameter name; it computes nothing, unless
+  ``module(elementwise={name: model})`` has a model for it: ``model(args)``, with the arguments by parameter name
+  (outputs included), writes the outputs.
+
+Every launch goes through ``module(on_launch=...)``, ``on_launch(name, run, writes)``: ``run()`` does the work
+(the model), ``writes`` are the arrays it writes (the non-const pointers, plus ``CpuKernel.writes(args)``: memory
+a kernel reaches through addresses); the default runs it at once. tests/cupy_on_the_cpu.py records launches there.
 
 Each RawModule and ElementwiseKernel made is kept in ``made``, and each kernel launch in ``launches``, so that a
 test can see what tinynet handed CuPy (tests/test_cuda_sources.py compiles exactly that with NVRTC).
@@ -40,10 +48,12 @@ class CpuKernel:
     """What the fake needs to know of one kernel beyond its signature: ``grid(args)``, the blocks it needs along
     x, y (, z) to cover its output for these arguments; ``block``, the block it must be launched with (None: any);
     ``run(name, args)``, its CPU model, writing the outputs (``name`` is the kernel's name without template
-    arguments; None: only check the call)."""
+    arguments; None: only check the call); ``writes(args)``, arrays it writes that are not among its pointer
+    arguments (None: none)."""
     grid: Callable
     block: tuple = None
     run: Callable = None
+    writes: Callable = None
 
 
 @dataclasses.dataclass
@@ -75,15 +85,18 @@ def parse_param(text):
     return Param(ctype, name, pointer, const)
 
 
-def module(kernels=None):
-    """A fake ``cupy`` module whose RawModules run ``kernels`` ({kernel name: CpuKernel}) on the CPU."""
-    kernels = kernels or {}
+def module(kernels=None, elementwise=None, structs=None, on_launch=None):
+    """A fake ``cupy`` module whose RawModules run ``kernels`` ({kernel name: CpuKernel}) on the CPU, and whose
+    ElementwiseKernels run ``elementwise`` ({name: model}) when it has one; ``structs``: {C struct name: NumPy
+    dtype}; ``on_launch(name, run, writes)``: each launch (the module's docstring says what it is given)."""
+    kernels, elementwise, structs = kernels or {}, elementwise or {}, structs or {}
+    on_launch = on_launch or (lambda name, run, writes: run())
     cupy = types.ModuleType("cupy")
     cupy.__doc__ = "A stand-in for CuPy's kernel calls (tests/fake_cupy_kernels.py): arrays are NumPy arrays."
     cupy.ndarray = numpy.ndarray
     cupy.float32, cupy.float64, cupy.int32 = numpy.float32, numpy.float64, numpy.int32
     cupy.asarray, cupy.ascontiguousarray = numpy.asarray, numpy.ascontiguousarray
-    cupy.empty, cupy.zeros = numpy.empty, numpy.zeros
+    cupy.empty, cupy.zeros, cupy.empty_like = numpy.empty, numpy.zeros, numpy.empty_like
     cupy.made, cupy.launches = [], []
 
     class RawModule:
@@ -104,7 +117,7 @@ def module(kernels=None):
             if len(args) != len(template):
                 raise ValueError(f"{name_expression!r}: {name} takes template arguments <{', '.join(template)}>")
             ctypes_ = dict(zip(template, args))  # {"T": "float"}
-            return RawKernel(name, name_expression, [dataclasses.replace(p, ctype=ctypes_.get(p.ctype, p.ctype))
+            return RawKernel(name, name_expression, [dataclasses.replace(p, ctype=instantiate(p.ctype, ctypes_))
                                                      for p in params])
 
     class RawKernel:
@@ -112,14 +125,16 @@ def module(kernels=None):
             self.name, self.name_expression, self.params = name, name_expression, params
 
         def __call__(self, grid, block, args, **unused):
-            check_arguments(self.name_expression, self.params, args)
+            check_arguments(self.name_expression, self.params, args, structs)
             model = kernels.get(self.name)
             if model is None:
                 raise NotImplementedError(f"no CpuKernel for {self.name}: pass one to fake_cupy_kernels.module")
             check_launch(self.name_expression, grid, block, model.block, model.grid(args))
             cupy.launches.append((self.name_expression, grid, block))
             if model.run is not None:
-                model.run(self.name, args)
+                writes = [arg for p, arg in zip(self.params, args) if p.pointer and not p.const and arg is not None]
+                writes += list(model.writes(args)) if model.writes else []
+                on_launch(self.name_expression, lambda: model.run(self.name, args), writes)
 
     class ElementwiseKernel:
         def __init__(self, in_params, out_params, operation, name="kernel", options=(), **unused):
@@ -131,9 +146,10 @@ def module(kernels=None):
 
         def __call__(self, *args):
             inputs = len(split_params(self.in_params))
+            given = len(args) > inputs
             if len(args) == inputs:  # outputs left out: CuPy makes them, shaped and typed like the inputs
                 first = next(arg for arg in args if isinstance(arg, numpy.ndarray))
-                args = (*args, *(numpy.empty_like(first) for _ in split_params(self.out_params)))
+                args = (*args, *(cupy.empty_like(first) for _ in split_params(self.out_params)))
             if len(args) != len(self.params):
                 raise TypeError(f"{self.name} takes {len(self.params)} arguments "
                                 f"({self.in_params} -> {self.out_params}), got {len(args)}")
@@ -150,7 +166,14 @@ def module(kernels=None):
             outs = [arg.shape for ((_, _, _), is_out), arg in zip(self.params, args) if is_out]
             if any(shape != numpy.broadcast_shapes(*shapes) for shape in outs):
                 raise ValueError(f"{self.name}: the outputs' shapes {outs} are not the inputs' {shapes}")
-            self.calls.append({name: arg for ((_, name, _), _), arg in zip(self.params, args)})
+            by_name = {name: arg for ((_, name, _), _), arg in zip(self.params, args)}
+            self.calls.append(by_name)
+            model = elementwise.get(self.name)
+            if model is not None:
+                outputs = args[inputs:]
+                on_launch(self.name, lambda: model(by_name), outputs if given else [])
+                return outputs[0] if len(outputs) == 1 else outputs
+            return None
 
     cupy.RawModule, cupy.ElementwiseKernel = RawModule, ElementwiseKernel
     return cupy
@@ -166,12 +189,25 @@ def split_params(text):
     return params
 
 
-def check_arguments(kernel, params, args):
+def instantiate(ctype, template_args):
+    """A parameter's C type with the template's arguments put in: ``T`` -> ``float``, ``Tensors<T>`` ->
+    ``Tensors<float>``."""
+    return re.sub(r"\b\w+\b", lambda word: template_args.get(word.group(), word.group()), ctype)
+
+
+def check_arguments(kernel, params, args, structs=None):
     """TypeError, naming the parameter, for each argument a GPU would misread (the module's docstring lists them)."""
     if len(args) != len(params):
         signature = ", ".join(f"{p.ctype}{'*' if p.pointer else ''} {p.name}" for p in params)
         raise TypeError(f"{kernel}({signature}) takes {len(params)} arguments, got {len(args)}")
     for p, arg in zip(params, args):
+        struct = p.ctype.partition("<")[0]
+        if not p.pointer and struct in (structs or {}):  # a struct by value: a NumPy array of size one, its bytes
+            if not (type(arg) is numpy.ndarray and arg.size == 1 and arg.dtype == structs[struct]):
+                raise TypeError(f"{kernel}: {p.name} is a {p.ctype} passed by value: it needs a NumPy array of "
+                                f"size one and dtype {structs[struct]}, got {type(arg).__name__} "
+                                f"{getattr(arg, 'dtype', '')}")
+            continue
         dtype = numpy.dtype(C_TYPES[p.ctype])
         if p.pointer:
             if arg is None:  # CuPy passes None as a NULL pointer
