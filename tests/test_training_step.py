@@ -255,16 +255,16 @@ def test_set_weights_given_a_dict_says_a_list():
         model.layers[0].set_weights({"kernel": np.ones((3, 2))})
 
 
-def test_a_nan_mid_epoch_stops_fit_naming_its_step_and_rolls_the_epoch_back():
-    """Step 6's batch (samples 40-47, unshuffled) holds numbers so large that its logits overflow. On CuPy this
-    step is a replay of the captured graph: the first bad step is noted on the device all the same."""
+def nan_at_step_6(watch=lambda model: None):
+    """Step 6's batch (samples 40-47, unshuffled) holds numbers so large that its logits overflow: fit stops,
+    naming step 6, with the epoch rolled back. ``watch(model)`` runs before fit; returns what it returned."""
     rng = np.random.default_rng(1)
     x, y = rng.random((100, 5), dtype="float32"), to_categorical(np.arange(100) % 3, 3)
     x[40:48] = 3e38
     set_random_seed(0)
     model = Sequential([Dense(8, activation="relu", input_shape=(5,)), Dense(3, activation="softmax")])
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-    before = model.get_weights()
+    watched, before = watch(model), model.get_weights()
     with pytest.raises(FloatingPointError, match=r"^The loss became nan at epoch 1, step 6: training stopped, "
                                                  r"and the weights were rolled back to where epoch 1 began"), \
             np.errstate(all="ignore"):
@@ -272,3 +272,9 @@ def test_a_nan_mid_epoch_stops_fit_naming_its_step_and_rolls_the_epoch_back():
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert model.optimizer.iterations == 0
+    return watched
+
+
+def test_a_nan_mid_epoch_stops_fit_naming_its_step_and_rolls_the_epoch_back():
+    """On CuPy step 6 is a replay of the captured graph: the first bad step is noted on the device all the same."""
+    nan_at_step_6()
