@@ -14,7 +14,7 @@
 #               unshuffled, the losses equal to float32 rounding
 #   4. mnist    examples/mnist.py --device gpu, 5 epochs
 #   5. seed     benchmarks/seed_workload.py --device gpu --floor --check-graph: tinynet on CuPy (its CUDA
-#               graph) against PyTorch eager and PyTorch's CUDA graph on the same GPU, in the same run, at
+#               graph; and tinynet-k8, eight steps per graph) against PyTorch eager and PyTorch's CUDA graph on the same GPU, in the same run, at
 #               batch 32 (5 epochs), 128 and 512 (3 epochs); tinynet's graph against its eager step (200
 #               steps, bit-identical), and the nodes of one captured step by kind (12 kernels expected for
 #               this model, counted in the code); and the matrix products alone

@@ -199,3 +199,24 @@ def test_rmsprops_per_parameter_kernel_on_the_cupy_path_equals_update_step(gpu):
     assert gpu.launches == ["tinynet_rmsprop_update"]
     np.testing.assert_array_equal(backend.to_numpy(w_dev), expected[0])
     np.testing.assert_array_equal(backend.to_numpy(optimizer.slots[0]), expected[1])
+
+
+def test_steps_per_execution_puts_three_steps_in_one_graph_and_learns_the_same(gpu, monkeypatch):
+    """compile(steps_per_execution=3): one graph of 36 kernels (three steps of 12). Epoch 1: batch 1 warms up,
+    batches 2-4 are captured and launched at once, batches 5-7 are eager (three full ones are not left); epoch 2:
+    two launches of three steps, then the batch of 8. The same History as NumPy's fit."""
+    x, y = data()
+    backend.set_backend("numpy")
+    numpy_model = mnist_like_model()
+    expected = numpy_model.fit(x, y, epochs=2, verbose=0, shuffle=False)
+    backend.set_backend("cupy")
+    model = mnist_like_model()
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"], steps_per_execution=3)
+    steps, made = watched(model, gpu, monkeypatch)
+    history = model.fit(x, y, epochs=2, verbose=0, shuffle=False)
+    step = made[0]
+    assert step.graph.kernels == CAPTURED_STEP * 3 and (step.warm_ups, step.replays) == (1, 1 + 2)
+    assert len(steps) == 1 + 3 + 3 + 1  # warm-up, the three recorded, the eager ones (epoch 1: 3, epoch 2: 1)
+    assert model.optimizer.iterations == numpy_model.optimizer.iterations == 14
+    for key, values in expected.history.items():
+        np.testing.assert_allclose(history.history[key], values, rtol=1e-5, err_msg=key)

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.host_only("a stand-in for CuPy's CUDA module, on NumPy 
 
 
 class FakeCuda:
-    """``cupy.cuda`` as graph.py uses it. Capturing records the one call of ``model.fit_step`` made while the
-    stream captures, then puts back every array it wrote (weights, optimizer state, the batch position, the
+    """``cupy.cuda`` as graph.py uses it. Capturing records the calls of ``model.fit_step`` made while the
+    stream captures (one per step it holds), then puts back every array it wrote (weights, optimizer state, the batch position, the
     running means): a captured step does not run. ``launch`` runs that call again with the very arguments it
     was given, the host's ``step`` included (a graph cannot see the host's later values), and leaves
     ``optimizer.iterations`` alone (a replay runs no Python)."""
@@ -36,7 +36,9 @@ class FakeCuda:
 
         def fit_step(data, step_, means):  # what capture sees of the step: its arguments
             if self.capturing:
-                self.recorded, self.saved = (step, data, step_, means), written_by_a_step(model, data, means)
+                if not self.recorded:  # what the recorded steps will write, as it was before them
+                    self.saved = written_by_a_step(model, data, means)
+                self.recorded.append((step, data, step_, means))
             return step(data, step_, means)
         model.fit_step = fit_step
 
@@ -83,11 +85,11 @@ class FakeStream:
     def begin_capture(self, mode=None):
         assert self.name == "side" and not self.cuda.capturing, "capture on the side stream, once"
         self.cuda.log.append(f"begin capture ({mode})")
-        self.cuda.capturing, self.cuda.recorded = True, None
+        self.cuda.capturing, self.cuda.recorded = True, []
 
     def end_capture(self):
         self.cuda.capturing = False
-        if self.cuda.recorded is not None:
+        if self.cuda.recorded:
             for array, copy in self.cuda.saved:
                 array[...] = copy  # what the step wrote, as it was: recorded, not run
         self.cuda.log.append("end capture")
@@ -99,10 +101,10 @@ class FakeGraph:
         self.cuda, self.recorded, self.launches = cuda, recorded, 0
 
     def launch(self, stream=None):
-        fit_step, data, step, means = self.recorded
         optimizer = self.cuda.model.optimizer
         iterations = optimizer.iterations
-        fit_step(data, step, means)  # the host's step as it was at capture: only the device moves on
+        for fit_step, data, step, means in self.recorded:
+            fit_step(data, step, means)  # the host's step as it was at capture: only the device moves on
         optimizer.iterations = iterations  # no Python runs in a replay
         self.launches += 1
         self.cuda.log.append(f"launch on {stream.name}")
@@ -346,3 +348,42 @@ def test_nothing_is_read_back_inside_an_epoch_between_the_tenths_of_a_second(on_
     on_fake_gpu(model)
     model.fit(*data(), epochs=2, verbose=0)  # 4 steps an epoch: warm-up, capture, replay, eager
     assert reads == {"read": 2, "first_non_finite": 2}
+
+
+def test_steps_per_execution_replays_several_steps_per_launch_and_learns_what_eager_fit_learns(on_fake_gpu):
+    """100 samples at batch 8: 12 full batches and one of 4. K = 4: batch 1 warms up, batches 2-5 are captured
+    and launched, 6-9 one replay, 10-12 eager (four full ones are not left), then the batch of 4; epoch 2: three
+    replays of four steps, then the batch of 4."""
+    x, y = data()
+    eager, captured = new_model(jit_compile=False), new_model()
+    captured.compile(loss="categorical_crossentropy", metrics=["accuracy"], steps_per_execution=4)
+    on_fake_gpu(captured)
+    made = []
+    training_step = graph.training_step
+    graph_step = lambda model: made.append(training_step(model)) or made[-1]  # noqa: E731
+    histories = []
+    for model in (eager, captured):
+        set_random_seed(5)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(graph, "training_step", graph_step)
+            histories.append(model.fit(x, y, batch_size=8, epochs=2, verbose=0).history)
+    assert histories[0] == histories[1]
+    assert all(np.array_equal(a, b) for a, b in zip(captured.get_weights(), eager.get_weights()))
+    step = made[1]
+    assert (step.warm_ups, step.replays, step.graph.launches) == (1, 2 + 3, 2 + 3)
+    assert captured.optimizer.iterations == eager.optimizer.iterations == 26
+
+
+@pytest.mark.parametrize("value, error", [(0, ValueError), (2.0, TypeError), ("4", TypeError)])
+def test_compile_checks_steps_per_execution(value, error):
+    with pytest.raises(error, match=r"steps_per_execution must be an integer of at least 1"):
+        new_model().compile(loss="mse", steps_per_execution=value)
+
+
+def test_steps_per_execution_is_kept_by_add_and_saved(tmp_path):
+    model = Sequential([Dense(4, input_shape=(3,))])
+    model.compile(loss="mse", steps_per_execution=8)
+    model.add(Dense(2))
+    assert model.steps_per_execution == 8
+    model.save(tmp_path / "m.npz")
+    assert load_model(tmp_path / "m.npz").steps_per_execution == 8

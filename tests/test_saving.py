@@ -596,6 +596,10 @@ BAD_SETTINGS = [
      "compile_config.metrics should be a list, got 'accuracy'" + COMPILE_FIX),
     (lambda h: h["compile_config"].pop("loss"),
      'compile_config.loss is missing' + COMPILE_FIX),
+    (lambda h: h["compile_config"].update(steps_per_execution=0),
+     'compile_config.steps_per_execution should be a whole number of at least 1, got 0' + COMPILE_FIX),
+    (lambda h: h["compile_config"].update(steps_per_execution=True),
+     'compile_config.steps_per_execution should be a whole number of at least 1, got True' + COMPILE_FIX),
 ]
 
 

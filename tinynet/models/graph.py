@@ -85,12 +85,14 @@ def cuda():
 class CapturedStep:
     """``step(data, step, means)`` does what ``model.fit_step(data, step, means)`` does, by replaying a CUDA
     graph of it for every batch as large as the first (the module's docstring says how). ``data`` and
-    ``means`` must be the same objects at every call (``fit``'s): the graph reads and writes their arrays."""
+    ``means`` must be the same objects at every call (``fit``'s): the graph reads and writes their arrays.
+    With ``compile(steps_per_execution=K)``, one graph holds K steps in a row: a launch does the step it was
+    called for and the next K - 1, and the calls for those find their step done (``self.done_ahead``)."""
 
     def __init__(self, model, required=False):
-        self.model, self.required = model, required
+        self.model, self.required, self.steps = model, required, model.steps_per_execution
         self.size = self.graph = self.stream = self.pool = None
-        self.warm_ups = self.replays = 0
+        self.warm_ups = self.replays = self.done_ahead = 0
         self.saved, self.problem = None, not_capturable(model)
         if self.problem is not None:
             self.give_up(f"{self.problem} cannot be captured into a CUDA graph: its step depends on state kept on "
@@ -99,8 +101,13 @@ class CapturedStep:
         self.saved = rollback.snapshot(model) if required else None  # what a failed capture goes back to
 
     def __call__(self, data, step, means):
+        if self.done_ahead:  # done by the last launch, with the steps before it
+            self.done_ahead -= 1
+            return None
         size = data.size(step)
-        if self.problem is not None or (self.size is not None and size != self.size):
+        whole = data.size(step + self.steps - 1) == size  # the K steps from this one are all of this size
+        if self.problem is not None or (self.size is not None and size != self.size) or \
+                (self.warm_ups == WARM_UP_STEPS and not whole):
             return self.model.fit_step(data, step, means)  # eager: nothing capturable, or a batch of another size
         self.size = size
         if self.graph is not None:
@@ -121,32 +128,34 @@ class CapturedStep:
         current.wait_event(self.stream.record())  # what follows on the current stream waits for the step
 
     def capture(self, data, step, means):
-        """Record the step, then launch the graph once: this batch's step."""
+        """Record the step (and the next K - 1), then launch the graph once: those batches' steps."""
         cuda_, optimizer = cuda(), self.model.optimizer
         iterations, pool = optimizer.iterations, cuda_.MemoryPool()
         try:
             with cuda_.using_allocator(pool.malloc), self.stream, backend.own_gemm():
                 self.stream.begin_capture(mode=cuda_.runtime.streamCaptureModeRelaxed)
                 try:
-                    self.model.fit_step(data, step, means)  # recorded, not run
+                    for later in range(step, step + self.steps):
+                        self.model.fit_step(data, later, means)  # recorded, not run
                 except BaseException:
                     end_quietly(self.stream)
                     raise
                 graph = self.stream.end_capture()
         except Exception as error:
-            optimizer.iterations = iterations  # the step did not run
+            optimizer.iterations = iterations  # the steps did not run
             self.give_up(f"{culprit(self.model, error)} failed while the training step was captured into a "
                          f"CUDA graph ({type(error).__name__}: {error})", RuntimeError, error)
             return self.model.fit_step(data, step, means)
-        optimizer.iterations = iterations  # the launch below counts the step
+        optimizer.iterations = iterations  # the launch below counts the steps
         self.graph, self.pool = graph, pool
         return self.replay()
 
     def replay(self):
-        """One step: one launch, on the current stream."""
+        """K steps (K = steps_per_execution, usually 1): one launch, on the current stream."""
         self.graph.launch(stream=cuda().get_current_stream())
-        self.model.optimizer.iterations += 1  # the step's Python counts this; a replay runs no Python
+        self.model.optimizer.iterations += self.steps  # the steps' Python counts these; a replay runs no Python
         self.replays += 1
+        self.done_ahead = self.steps - 1
 
     def give_up(self, reason, error_type, cause=None):
         """Train eagerly from now on, with one warning; under ``jit_compile=True``, an error instead (the

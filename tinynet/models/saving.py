@@ -66,7 +66,7 @@ def save_model(model, filepath, overwrite=True):
               "class_name": type(model).__name__, "config": {"name": model.name, "layers": layer_configs},
               "compile_config": None if model.loss is None else {"optimizer": _object_config(model.optimizer),
                   "loss": _object_config(model.loss), "metrics": [metric.name for metric in model.metrics],
-                  "jit_compile": model.jit_compile}}
+                  "jit_compile": model.jit_compile, "steps_per_execution": model.steps_per_execution}}
     weights = {f"{layer.name}/{key}": weight  # 'dense/kernel', 'dense/bias', 'dense_1/kernel', ...
                for layer in model.layers for key, weight in zip(layer.weights, layer.get_weights())}
     broken = [name for name, weight in weights.items() if not numpy.isfinite(weight).all()]
@@ -137,11 +137,16 @@ def load_model(filepath, custom_objects=None, compile=True):
             compiled = header.get("compile_config") if compile else None  # None: not compiled
             if compiled is not None:
                 _expect(compiled, "compile_config.", {"optimizer": dict, "loss": dict, "metrics": list,
-                                                      "jit_compile": None}, path, COMPILE_FIX)  # None: optional
+                                                      "jit_compile": None, "steps_per_execution": None},
+                        path, COMPILE_FIX)  # None: optional
                 jit_compile = compiled.get("jit_compile", "auto")  # absent in files written before it existed
                 if not (jit_compile is True or jit_compile is False or jit_compile == "auto"):
                     raise ModelFileError(f"{path}: compile_config.jit_compile should be 'auto', true or false, got "
                                          f"{abridged(compiled['jit_compile'])}{COMPILE_FIX}.")
+                steps = compiled.get("steps_per_execution", 1)  # absent in files written before it existed
+                if type(steps) is not int or steps < 1:
+                    raise ModelFileError(f"{path}: compile_config.steps_per_execution should be a whole number of "
+                                         f"at least 1, got {abridged(steps)}{COMPILE_FIX}.")
                 optimizer = _from_config(compiled["optimizer"], {**OPTIMIZERS, **custom},
                                          "compile_config.optimizer", path, COMPILE_FIX)
                 loss = _from_config(compiled["loss"], {**LOSSES, **custom}, "compile_config.loss", path, COMPILE_FIX)
@@ -165,7 +170,8 @@ def load_model(filepath, custom_objects=None, compile=True):
         raise ModelFileError(f"{path}: {MISMATCH}: {e}") from e
     if compiled is not None:
         try:
-            model.compile(optimizer=optimizer, loss=loss, metrics=compiled["metrics"], jit_compile=jit_compile)
+            model.compile(optimizer=optimizer, loss=loss, metrics=compiled["metrics"], jit_compile=jit_compile,
+                          steps_per_execution=steps)
         except (TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: compile_config.metrics: {str(e).rstrip('.')}{COMPILE_FIX}.") from e
     return model

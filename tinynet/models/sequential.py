@@ -35,7 +35,8 @@ class Sequential:
             if self.layers[0].input_shape is not None:
                 self.build(self.layers[0].input_shape)
             if self.loss is not None:
-                self.compile(self.optimizer, self.loss, self.metrics, self.jit_compile)  # the last layer changed
+                self.compile(self.optimizer, self.loss, self.metrics, self.jit_compile,
+                             self.steps_per_execution)  # the last layer changed
         except Exception:  # the model stays as it was
             self.layers.pop()
             layer.name = given
@@ -65,11 +66,13 @@ class Sequential:
     def output_shape(self):
         return self.layers[-1].output_shape if self.built else None
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto"):
-        """Choose the optimizer, loss and metrics, by object or Keras name, and ``jit_compile`` (CUDA graphs on
-        CuPy: models/graph.py). A model ending in a softmax, with crossentropy, trains on the logits z."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto", steps_per_execution=1):
+        """Choose the optimizer, loss and metrics, by object or Keras name, and ``jit_compile`` and
+        ``steps_per_execution`` (CUDA graphs on CuPy, and the steps each holds: models/graph.py). A model ending
+        in a softmax, with crossentropy, trains on the logits z."""
         self.optimizer, self.loss = optimizers.get(optimizer), losses.get(loss)
         self.metrics, self.jit_compile = metrics_module.get_list(metrics), graph.check_jit_compile(jit_compile)
+        self.steps_per_execution = arguments.integer(steps_per_execution, "steps_per_execution")
         self.train_loss = losses.loss_on_logits(self.loss, self.layers[-1]) if self.layers else self.loss
         self.loss_applies_softmax = self.train_loss is not self.loss  # the last layer stops before its softmax
 
