@@ -21,7 +21,8 @@ model then starts from the seed's initial weights.
 Each system runs in a fresh process of its own, one after the other (so one
 system's threads, caches or flush-to-zero setting never touch another's), and
 the table compares per-epoch medians. ``tinynet-k8`` is tinynet compiled with ``steps_per_execution=8``
-(on a GPU, eight steps per CUDA graph launch; on the CPU the same as ``tinynet``). ``torch-graph`` is PyTorch's fastest way
+(on a GPU, eight steps per CUDA graph launch; on the CPU the same as ``tinynet``), at the first batch size
+only. ``torch-graph`` is PyTorch's fastest way
 to run such a step, written as PyTorch's CUDA-graph documentation shows it (whole-network capture): static
 input buffers, ``RMSprop(capturable=True)``, three warm-up steps on a side stream (real steps of the timed
 model, before the clock starts), ``torch.cuda.graph``, then per batch a gather into the buffers and a
@@ -327,14 +328,20 @@ def graph_nodes(x, y, seed):
         RunningMeans(model.metrics)
     data.new_epoch()
     stream, runtime = cupy.cuda.Stream(non_blocking=True), cupy.cuda.runtime
+    stream.wait_event(cupy.cuda.get_current_stream().record())  # after the uploads above, as graph.py waits
     with tinynet.backend.own_gemm(), stream:
         model.fit_step(data, 0, means)  # the warm-up: kernels compiled, the optimizer's state made
         stream.synchronize()
         runtime.streamBeginCapture(stream.ptr, runtime.streamCaptureModeRelaxed)
         try:
             model.fit_step(data, 1, means)  # recorded, not run
-        finally:
-            graph = runtime.streamEndCapture(stream.ptr)
+        except BaseException:
+            try:
+                runtime.streamEndCapture(stream.ptr)  # leave capture mode; the error that matters is this one
+            except Exception:
+                pass
+            raise
+        graph = runtime.streamEndCapture(stream.ptr)
     try:
         driver = ctypes.CDLL("libcuda.so.1")
         count = ctypes.c_size_t()
@@ -432,7 +439,8 @@ def main(argv=None):
             print(f"{system:>10}: skipped, not installed ({INSTALL[system]})", flush=True)
             continue
         command = [sys.executable, __file__, "--worker", system, "--device", args.device,
-                   "--epochs", str(args.epochs), "--seed", str(args.seed), "--batch-sizes", args.batch_sizes]
+                   "--epochs", str(args.epochs), "--seed", str(args.seed),
+                   "--batch-sizes", str(sizes[0]) if system in STEPS_PER_EXECUTION else args.batch_sizes]
         command += ["--data-dir", args.data_dir] * bool(args.data_dir) + ["--profile"] * args.profile
         command += ["--limit", str(args.limit)] * bool(args.limit)
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # its errors go to our stderr

@@ -78,6 +78,7 @@ __global__ void gather_batch(const TX* x, const TY* y, const long long* order, l
         __threadfence();  // this block's read of position comes before its count
         int before = atomicAdd(blocks_done, 1);  // how many blocks had finished before this one
         if (before == (int)gridDim.x - 1) {  // the last block: every block has read position
+            __threadfence();  // what the count says (all have read) is ordered before the write below
             *position = p + size;  // position += size
             *blocks_done = 0;  // ready for the next launch
         }
