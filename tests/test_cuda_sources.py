@@ -8,6 +8,7 @@ it stands. An ElementwiseKernel's ``operation`` is only the body of a loop: CuPy
 NVRTC's log is in the failure message.
 """
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -111,6 +112,9 @@ public:
 
 # --- the checks -------------------------------------------------------------------------------------------------
 
+KERNEL_MODULES = sorted(path.stem for path in (Path(__file__).resolve().parents[1] / "tinynet" / "kernels").glob("*.py")
+                        if path.stem != "__init__")
+
 # Each module of tinynet/kernels with a RawModule (its ``_module()`` makes it), by path.
 RAW_MODULES = {"tinynet/kernels/batches.py": batches, "tinynet/kernels/gemm.py": gemm,
                "tinynet/kernels/rmsprop.py": rmsprop_kernels, "tinynet/kernels/running_means.py": running_means,
@@ -208,6 +212,16 @@ def test_every_cuda_source_in_tinynet_is_compiled_here():
     found = {str(path.relative_to(root)) for path in (root / "tinynet").rglob("*.py")
              if pattern.search(path.read_text())}
     assert found == made_here, f"compile these in tests/test_cuda_sources.py: {sorted(found - made_here)}"
+
+
+def test_importing_tinynet_and_its_kernels_imports_no_cupy():
+    """The kernels are compiled on first use, on CuPy only: importing tinynet, every kernel module and the
+    modules that use them (layers, losses, optimizers, metrics, models) needs no CuPy."""
+    modules = ", ".join(["tinynet", "tinynet.models.graph", "tinynet.models.batches", "tinynet.metrics.running_means",
+                         *(f"tinynet.kernels.{name}" for name in KERNEL_MODULES)])
+    code = f"import sys, {modules}; print('cupy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_without_nvrtc_the_checks_skip_saying_how_to_install_and_fail_in_ci(monkeypatch):
