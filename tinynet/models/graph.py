@@ -105,10 +105,11 @@ class CapturedStep:
             self.done_ahead -= 1
             return None
         size = data.size(step)
-        whole = data.size(step + self.steps - 1) == size  # the K steps from this one are all of this size
-        if self.problem is not None or (self.size is not None and size != self.size) or \
-                (self.warm_ups == WARM_UP_STEPS and not whole):
-            return self.model.fit_step(data, step, means)  # eager: nothing capturable, or a batch of another size
+        other_size = self.size is not None and size != self.size  # the epoch's last, smaller batch
+        # a capture or a replay does K steps: fewer than K batches of this size are left from here
+        too_few = self.warm_ups == WARM_UP_STEPS and data.size(step + self.steps - 1) != size
+        if self.problem is not None or other_size or too_few:
+            return self.model.fit_step(data, step, means)  # eager
         self.size = size
         if self.graph is not None:
             return self.replay()
