@@ -8,8 +8,9 @@
 # does not stop the later ones, and the exit status is 1 if any step failed:
 #   1. install  what the device lacks, from .carry/wheels (nothing if it is all importable already)
 #   2. suite    the whole test suite on cupy: TINYNET_TEST_BACKENDS=cupy python -m pytest (4 workers with
-#               pytest-xdist where installed), less tests/test_backend_parity.py (step 3) and
-#               tests/test_gpu_check.py (which runs this script)
+#               pytest-xdist where installed), less tests/test_backend_parity.py (step 3),
+#               tests/test_gpu_check.py (which runs this script), the browser test, and
+#               tests/test_kernel_sources_on_the_cpu.py (the kernels' C run on the CPU: not what a GPU is for)
 #   3. parity   tests/test_backend_parity.py: NumPy and CuPy from the same seed and initial weights, 100 steps
 #               unshuffled, the losses equal to float32 rounding
 #   4. mnist    examples/mnist.py --device gpu, 5 epochs
@@ -95,7 +96,7 @@ else
     XDIST=$([ "$WORKERS" != 0 ] && "$PY" -c 'import xdist' >/dev/null 2>&1 && echo "-n $WORKERS --dist loadfile")
     # left out: the parity test (step 3), this script's own test, and the browser test (the device has no
     # Chromium, and the page runs on the CPU: CI runs that one)
-    SUITE="TINYNET_TEST_BACKENDS=cupy OPENBLAS_NUM_THREADS=4 $PY -m pytest -q -rfEs --durations=10 -p no:cacheprovider ${XDIST:-} --ignore=tests/test_backend_parity.py --ignore=tests/test_gpu_check.py --ignore=tests/test_draw_browser.py tests"
+    SUITE="TINYNET_TEST_BACKENDS=cupy OPENBLAS_NUM_THREADS=4 $PY -m pytest -q -rfEs --durations=10 -p no:cacheprovider ${XDIST:-} --ignore=tests/test_backend_parity.py --ignore=tests/test_gpu_check.py --ignore=tests/test_draw_browser.py --ignore=tests/test_kernel_sources_on_the_cpu.py tests"
     PARITY="TINYNET_TEST_BACKENDS=cupy $PY -m pytest -q -rfEs -p no:cacheprovider tests/test_backend_parity.py"
     MNIST="$PY examples/mnist.py --device gpu --epochs 5 --data-dir \"\$TINYNET_DATA_DIR\""
     SEED="$PY benchmarks/seed_workload.py --device gpu --floor --check-graph --data-dir \"\$TINYNET_DATA_DIR\""

@@ -14,7 +14,8 @@ and which counts the kernels a GPU would run (tests/test_cupy_path_on_the_cpu.py
   and copying host data in (``cupy.asarray(numpy_array)``) in ``device.uploads``.
 - ``RawModule`` and ``ElementwiseKernel`` are tests/fake_cupy_kernels.py's (arguments checked against the C
   signatures, launches against the grids), each launch running the kernel's NumPy model from tinynet/kernels
-  (``kernels_on_the_cpu``, ``ELEMENTWISE``): one launch each.
+  (``kernels_on_the_cpu``, ``ELEMENTWISE``), or with ``module(device, sources=...)`` its CUDA C compiled for the
+  CPU (tests/cuda_on_the_cpu.py): one launch each.
 - ``cupy.cuda``: streams (``with stream:`` makes one current), events, memory pools, and graph capture. While a
   stream captures (``begin_capture``, relaxed mode only, as tinynet/models/graph.py asks), each launch on it is
   recorded as a node of the graph, with what it needs to run again into the same arrays (the same inputs, which
@@ -131,9 +132,10 @@ class Device:
         raise ValueError(f"address {address:#x} ({nbytes} bytes) lies in no live device array")
 
 
-def module(device):
+def module(device, sources=None):
     """A fake ``cupy`` module on ``device`` (the module's docstring says what it does). Each call makes a new
-    ``ndarray`` class: array_api_compat caches what it learns per class."""
+    ``ndarray`` class: array_api_compat caches what it learns per class. ``sources``: None runs each kernel's
+    NumPy model; a schedule (``"forward"``, ...) runs its CUDA C, compiled for the CPU (tests/cuda_on_the_cpu.py)."""
     class ndarray(numpy.ndarray):  # noqa: N801  cupy's name
         __module__ = "cupy"
 
@@ -329,7 +331,7 @@ def module(device):
         device.launch(name, plain(list(writes)), run, lambda _: run)
 
     cupy = fake_cupy_kernels.module(kernels_on_the_cpu(device), elementwise=ELEMENTWISE, structs={"Tensors": rmsprop.TABLE},
-                                    on_launch=on_launch)
+                                    on_launch=on_launch, sources=sources)
     cupy.__doc__ = "CuPy on the CPU (tests/cupy_on_the_cpu.py): NumPy's arrays, each kernel counted."
     cupy.__version__ = VERSION
     cupy.ndarray = ndarray

@@ -21,6 +21,10 @@ arrays are NumPy arrays, and it has what the wrappers call:
   ``module(elementwise={name: model})`` has a model for it: ``model(args)``, with the arguments by parameter name
   (outputs included), writes the outputs.
 
+With ``module(sources="forward")`` (or ``"reverse"``, ``"shuffle <seed>"``), a launch runs the kernel's CUDA C
+itself, compiled for the CPU by tests/cuda_on_the_cpu.py with its threads in that order, instead of its model;
+ElementwiseKernels too. The checks above are made all the same.
+
 Every launch goes through ``module(on_launch=...)``, ``on_launch(name, run, writes)``: ``run()`` does the work
 (the model), ``writes`` are the arrays it writes (the non-const pointers, plus ``CpuKernel.writes(args)``: memory
 a kernel reaches through addresses); the default runs it at once. tests/cupy_on_the_cpu.py records launches there.
@@ -85,10 +89,11 @@ def parse_param(text):
     return Param(ctype, name, pointer, const)
 
 
-def module(kernels=None, elementwise=None, structs=None, on_launch=None):
+def module(kernels=None, elementwise=None, structs=None, on_launch=None, sources=None):
     """A fake ``cupy`` module whose RawModules run ``kernels`` ({kernel name: CpuKernel}) on the CPU, and whose
     ElementwiseKernels run ``elementwise`` ({name: model}) when it has one; ``structs``: {C struct name: NumPy
-    dtype}; ``on_launch(name, run, writes)``: each launch (the module's docstring says what it is given)."""
+    dtype}; ``on_launch(name, run, writes)``: each launch; ``sources``: None to run the models, or a schedule to
+    run the kernels' CUDA C (the module's docstring says what each does)."""
     kernels, elementwise, structs = kernels or {}, elementwise or {}, structs or {}
     on_launch = on_launch or (lambda name, run, writes: run())
     cupy = types.ModuleType("cupy")
@@ -103,6 +108,7 @@ def module(kernels=None, elementwise=None, structs=None, on_launch=None):
         def __init__(self, code, options=(), name_expressions=None, **unused):
             self.code, self.options, self.name_expressions = code, tuple(options), tuple(name_expressions or ())
             self.signatures = kernel_signatures(code)
+            self.compiled = None  # the CUDA C compiled for the CPU, when ``sources`` asks for it (on first use)
             cupy.made.append(self)
 
         def get_function(self, name_expression):
@@ -118,11 +124,20 @@ def module(kernels=None, elementwise=None, structs=None, on_launch=None):
                 raise ValueError(f"{name_expression!r}: {name} takes template arguments <{', '.join(template)}>")
             ctypes_ = dict(zip(template, args))  # {"T": "float"}
             return RawKernel(name, name_expression, [dataclasses.replace(p, ctype=instantiate(p.ctype, ctypes_))
-                                                     for p in params])
+                                                     for p in params], self)
 
     class RawKernel:
-        def __init__(self, name, name_expression, params):
+        def __init__(self, name, name_expression, params, raw_module):
             self.name, self.name_expression, self.params = name, name_expression, params
+            self.raw_module = raw_module
+
+        def run_source(self, grid, block, args):
+            """The kernel's CUDA C, run on the CPU (tests/cuda_on_the_cpu.py) on ``args`` seen as plain arrays."""
+            import cuda_on_the_cpu
+            module_ = self.raw_module
+            if module_.compiled is None:
+                module_.compiled = cuda_on_the_cpu.RawModule(module_.code, module_.name_expressions, structs)
+            module_.compiled.get_function(self.name_expression)(grid, block, [as_plain(a) for a in args], sources)
 
         def __call__(self, grid, block, args, **unused):
             check_arguments(self.name_expression, self.params, args, structs)
@@ -131,10 +146,11 @@ def module(kernels=None, elementwise=None, structs=None, on_launch=None):
                 raise NotImplementedError(f"no CpuKernel for {self.name}: pass one to fake_cupy_kernels.module")
             check_launch(self.name_expression, grid, block, model.block, model.grid(args))
             cupy.launches.append((self.name_expression, grid, block))
-            if model.run is not None:
+            if model.run is not None or sources:
                 writes = [arg for p, arg in zip(self.params, args) if p.pointer and not p.const and arg is not None]
                 writes += list(model.writes(args)) if model.writes else []
-                on_launch(self.name_expression, lambda: model.run(self.name, args), writes)
+                run = (lambda: self.run_source(grid, block, args)) if sources else lambda: model.run(self.name, args)
+                on_launch(self.name_expression, run, writes)
 
     class ElementwiseKernel:
         def __init__(self, in_params, out_params, operation, name="kernel", options=(), **unused):
@@ -169,6 +185,11 @@ def module(kernels=None, elementwise=None, structs=None, on_launch=None):
             by_name = {name: arg for ((_, name, _), _), arg in zip(self.params, args)}
             self.calls.append(by_name)
             model = elementwise.get(self.name)
+            if sources:
+                import cuda_on_the_cpu
+                compiled = cuda_on_the_cpu.ElementwiseKernel(self.in_params, self.out_params, self.operation,
+                                                             self.name)
+                model = lambda by_name: compiled(*[as_plain(a) for a in by_name.values()])  # noqa: E731
             if model is not None:
                 outputs = args[inputs:]
                 on_launch(self.name, lambda: model(by_name), outputs if given else [])
@@ -177,6 +198,11 @@ def module(kernels=None, elementwise=None, structs=None, on_launch=None):
 
     cupy.RawModule, cupy.ElementwiseKernel = RawModule, ElementwiseKernel
     return cupy
+
+
+def as_plain(x):
+    """An array seen as a plain NumPy array (a view of the same memory); anything else as it is."""
+    return x.view(numpy.ndarray) if isinstance(x, numpy.ndarray) and type(x) is not numpy.ndarray else x
 
 
 def split_params(text):

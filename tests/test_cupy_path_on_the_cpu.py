@@ -55,8 +55,19 @@ def gpu(monkeypatch, backend_name):
       kernel compiled for the stand-in outlives the test, and none from before is used.
     backend.set_backend('cupy') itself is not patched: it checks gpu_problem() against the stand-in (version 14,
     one device, a kernel that answers). After the test: NumPy again, sys.modules as it was."""
+    yield from on_the_cupy_path(monkeypatch, sources=None)
+
+
+@pytest.fixture
+def gpu_running_cuda_c(monkeypatch, backend_name):
+    """As ``gpu``, but each kernel runs its CUDA C, compiled for the CPU (tests/cuda_on_the_cpu.py), its threads
+    in reverse order (a missing __syncthreads() then reads stale shared memory)."""
+    yield from on_the_cupy_path(monkeypatch, sources="reverse")
+
+
+def on_the_cupy_path(monkeypatch, sources):
     device = cupy_on_the_cpu.Device()
-    cupy = cupy_on_the_cpu.module(device)
+    cupy = cupy_on_the_cpu.module(device, sources=sources)
     monkeypatch.setitem(sys.modules, "cupy", cupy)
     monkeypatch.setattr(backend, "is_backend_array", lambda x: isinstance(x, cupy.ndarray))
     cupy_on_the_cpu.clear_kernel_caches()
@@ -76,9 +87,9 @@ def mnist_like_model(jit_compile="auto", units=64, inputs=784):
     return model
 
 
-def data(n=200, seed=1):
+def data(n=200, seed=1, inputs=784):
     rng = np.random.default_rng(seed)
-    return rng.random((n, 784), dtype=np.float32), to_categorical(rng.integers(0, 10, n), 10)
+    return rng.random((n, inputs), dtype=np.float32), to_categorical(rng.integers(0, 10, n), 10)
 
 
 def watched(model, device, monkeypatch):
@@ -125,6 +136,29 @@ def test_fit_on_the_cupy_path_learns_what_numpy_fit_learns_replaying_the_graph(g
         assert type(got) is np.ndarray
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert len(steps) == 2 + 2  # the warm-up, the capture, and each epoch's last batch: the rest were replays
+
+
+def test_fit_on_the_cupy_path_running_each_kernels_cuda_c_learns_what_numpy_fit_learns(gpu_running_cuda_c,
+                                                                                        monkeypatch):
+    """The test above with every kernel's CUDA C run (compiled for the CPU, threads in reverse order), not its
+    model: the code a GPU would run, in the graph a GPU would replay. A smaller model (40-24-24-10), as each
+    thread is run one by one."""
+    x, y = data(inputs=40)
+    validation = data(64, seed=2, inputs=40)
+    backend.set_backend("numpy")
+    numpy_model = mnist_like_model(units=24, inputs=40)
+    set_random_seed(5)
+    expected = numpy_model.fit(x, y, epochs=2, verbose=0, validation_data=validation)
+    backend.set_backend("cupy")
+    model = mnist_like_model(units=24, inputs=40)
+    steps, made = watched(model, gpu_running_cuda_c, monkeypatch)
+    set_random_seed(5)
+    history = model.fit(x, y, epochs=2, verbose=0, validation_data=validation)
+    assert made[0].graph.kernels == CAPTURED_STEP and made[0].replays == 1 + 4 + 6
+    for key, values in expected.history.items():
+        np.testing.assert_allclose(history.history[key], values, rtol=1e-5, err_msg=key)
+    for got, want in zip(model.get_weights(), numpy_model.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
 def test_the_graph_holds_the_12_kernels_the_docs_count_and_an_eager_step_launches_22(gpu, monkeypatch):
