@@ -4,14 +4,17 @@ that what a GPU would run, and not a transcription of it, is tested on any machi
 Each kernel's NumPy model (``model_*`` in tinynet/kernels) is written by hand after its C, so it can agree with
 itself while the C has an index wrong. Here the C itself runs. ``PRELUDE`` gives the source what CUDA gives it:
 - ``threadIdx``, ``blockIdx``, ``blockDim``, ``gridDim``: globals, set before a thread runs;
-- ``__shared__`` is ``static``: one array per kernel, shared by the threads of the block that is running (blocks
-  run one after another, each to its end);
+- ``__shared__ T name[...];`` is rewritten (``shared_memory``, on its one line) into a reference to an array that
+  each block gets anew, from malloc, filled with a poison (0xFF bytes: NaN, -1; or 0x7F: 3.4e38, 2139062143), as
+  CUDA's shared memory is undefined when a block starts: a read of an entry no thread of the block wrote shows,
+  and AddressSanitizer sees the array's bounds (blocks run one after another, each to its end);
 - ``__syncthreads()``: each thread of a block is a *fiber*, a stack of its own on which it runs until it reaches
   ``__syncthreads()`` or its end; then the next thread runs. When every thread has reached the barrier, all go on.
   So the threads of a block run one at a time, in the order ``schedule`` says, between barriers;
 - ``atomicAdd``: a plain read-add-write (one thread runs at a time); ``__threadfence()``: nothing to order;
-- ``exp``, ``log``, ``sqrt``, ``fabs``, ``isnan``, ``isfinite``: C++'s (the host's libm: exp and log may differ from CUDA's in
-  the last bit; sqrt, division, products and sums are IEEE-rounded on both, and ``-ffp-contract=off`` keeps
+  ``__ldcg`` (a load that bypasses the L1 cache): a load;
+- ``exp``, ``log``, ``sqrt``, ``fabs``, ``isnan``, ``isfinite``: C++'s (the host's libm: exp and log may differ from CUDA's by
+  a few units in the last place, CUDA's expf being within 2; sqrt, division, products and sums are IEEE-rounded on both, and ``-ffp-contract=off`` keeps
   every product and sum rounded by itself, as ``--fmad=false`` does on the GPU).
 
 What running the C finds that a model cannot:
@@ -22,9 +25,13 @@ What running the C finds that a model cannot:
 - a read or write outside an array: run the tests with AddressSanitizer (``ASAN``; tests/test_kernel_sources_on_
   the_cpu.py does so in a subprocess), and the first such access stops the process naming the line of C.
 
-What it cannot find: anything about warps (none of tinynet's kernels uses a warp's shuffles or votes), memory
-ordering between blocks running at once (blocks run one after another here; ``schedule`` orders them too), the
-GPU's limits on registers and shared memory, and speed.
+What it cannot find: anything about warps (none of tinynet's kernels uses a warp's shuffles or votes); races
+within one phase between barriers (a thread runs a whole phase uninterrupted, so two threads' plain ``+=`` on one
+address both count; in tinynet's kernels only thread 0 reads and writes a shared total); memory ordering between
+blocks running at once (blocks run one after another here; ``schedule`` orders them too); an out-of-bounds access
+to a kernel's own local array after its first ``__syncthreads()`` (AddressSanitizer forgets a fiber's stack at each
+switch; tinynet's kernels have no local arrays); the GPU's limits on registers, shared memory and the 4 KB of
+kernel arguments; the module's compile options other than ``--fmad=false`` (refused); and speed.
 
 A launch takes CuPy's arguments as CuPy's RawKernel does: ``kernel(grid, block, args)``, an array for each
 pointer (its address is passed; ``None`` is NULL), a NumPy scalar for each value (its bytes are passed), and a
@@ -32,7 +39,9 @@ NumPy array of size one for a struct passed by value. Arrays are NumPy arrays (h
 """
 import ctypes
 import hashlib
+import itertools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -54,6 +63,7 @@ PRELUDE = r"""
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 #include <sys/mman.h>
@@ -66,8 +76,8 @@ dim3 threadIdx, blockIdx, blockDim, gridDim;  // CUDA's built-ins: set by the sc
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static  // one array, shared by the threads of the one block that runs at a time
 using std::exp; using std::log; using std::sqrt; using std::fabs; using std::isnan; using std::isinf; using std::isfinite;
+using std::min; using std::max;
 
 #if defined(__SANITIZE_ADDRESS__)  // tell AddressSanitizer which stack is in use when a fiber switches
 extern "C" void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, size_t size);
@@ -78,6 +88,7 @@ namespace cuda_on_the_cpu {
 enum State { RUNNABLE, AT_BARRIER, DONE };
 struct Thread { ucontext_t context; State state; dim3 index; void* stack; };
 const size_t STACK = 256 * 1024;  // bytes of stack per thread (mapped lazily: only the pages touched cost)
+const size_t GUARD = 4096;        // a page below each stack that may not be touched
 Thread* threads = nullptr;        // one per thread of a block, reused by every block and launch
 unsigned capacity = 0;
 Thread* running = nullptr;        // the thread that runs now
@@ -85,6 +96,8 @@ ucontext_t scheduler;             // where a thread returns to at a barrier and 
 void (*body)(void*) = nullptr;    // the kernel call every thread makes, and its data
 void* body_data = nullptr;
 unsigned long long random_state = 0;
+unsigned long long block_serial = 0;  // a new number for each block of each launch: its shared memory is new
+int poison = 0xFF;                    // the byte that fills a block's shared memory before it runs
 
 unsigned next_random() {  // a 64-bit LCG (Knuth's MMIX constants): the shuffled schedules
     random_state = random_state * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -190,10 +203,11 @@ int run_grid(const unsigned* grid, const unsigned* block, int schedule, unsigned
         if (!more) return 2;
         threads = more;
         for (unsigned i = capacity; i < count; i++) {
-            void* stack = mmap(nullptr, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                               -1, 0);
-            if (stack == MAP_FAILED) return 2;
-            threads[i].stack = stack;
+            // a stack, and below it a page that may not be touched: an overflow stops at once, not in a neighbour
+            char* mapped = (char*)mmap(nullptr, GUARD + STACK, PROT_READ | PROT_WRITE,
+                                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (mapped == MAP_FAILED || mprotect(mapped, GUARD, PROT_NONE) != 0) return 2;
+            threads[i].stack = mapped + GUARD;
             capacity = i + 1;
         }
     }
@@ -205,6 +219,8 @@ int run_grid(const unsigned* grid, const unsigned* block, int schedule, unsigned
     for (unsigned long long k = 0; k < blocks && result == 0; k++) {
         unsigned b = block_order[k];
         blockIdx = {b % grid[0], (b / grid[0]) % grid[1], b / (grid[0] * grid[1])};
+        block_serial++;
+        poison = schedule == 0 ? 0xFF : schedule == 1 ? 0x7F : (next_random() & 1 ? 0xFF : 0x7F);
         result = run_block(count, schedule, order);
     }
     free(order);
@@ -232,14 +248,44 @@ int launch(void (*kernel)(P...), const unsigned* grid, const unsigned* block, vo
 }
 }  // namespace cuda_on_the_cpu
 
+namespace {  // internal linkage: each library its own arrays
+// `__shared__ T name[N];` becomes `T (&name)[N] = shared_array<T[N], ID>();`: the block's array, new for each block
+template <typename A, int ID> A& shared_array() {
+    static A* storage = nullptr;
+    static unsigned long long serial = ~0ULL;
+    if (serial != cuda_on_the_cpu::block_serial) {
+        free(storage);
+        storage = static_cast<A*>(malloc(sizeof(A)));
+        memset(static_cast<void*>(storage), cuda_on_the_cpu::poison, sizeof(A));
+        serial = cuda_on_the_cpu::block_serial;
+    }
+    return *storage;
+}
+}  // namespace
+
 inline void __syncthreads() { cuda_on_the_cpu::syncthreads(); }
 inline void __threadfence() {}  // one thread runs at a time: every write is seen at once
 template <typename T> T atomicAdd(T* address, T value) { T old = *address; *address = old + value; return old; }
+template <typename T> T __ldcg(const T* address) { return *address; }  // a load that bypasses L1: a load here
 // --- the kernel's source --------------------------------------------------------------------------------------
 """
 
 ERRORS = {1: "a __syncthreads() that not every thread of the block reached (some threads ended while others "
              "waited there): undefined behaviour on a GPU", 2: "no memory for the threads' stacks"}
+
+
+SHARED = re.compile(r"__shared__\s+([A-Za-z_][\w:<>, ]*?)\s+([A-Za-z_]\w*)\s*((?:\[[^\]]+\])*)\s*;")
+
+
+def shared_memory(code):
+    """``code`` with each ``__shared__ T name[...];`` made ``T (&name)[...] = shared_array<T[...], id>();`` (on the
+    same line): the array of the block that runs, poisoned (the module's docstring). Any other form is refused."""
+    ids = itertools.count()
+    code = SHARED.sub(lambda m: f"{m[1]} (&{m[2]}){m[3]} = shared_array<{m[1]}{m[3]}, {next(ids)}>();", code)
+    if "__shared__" in code:
+        raise ValueError("a __shared__ declaration that is not `__shared__ T name[...];` (one variable, no "
+                         "initialiser): tests/cuda_on_the_cpu.py cannot give it a block's shared memory")
+    return code
 
 
 def compiler():
@@ -318,7 +364,7 @@ class RawModule:
                           f'args, int schedule, unsigned long long seed) {{\n    return cuda_on_the_cpu::launch('
                           f'&{name}, grid, block, args, schedule, seed);\n}}\n'
                           for i, name in enumerate(self.entry_names))
-        self.library = build(PRELUDE + code + "\n// --- one entry point per name expression\n" + entries)
+        self.library = build(PRELUDE + shared_memory(code) + "\n// --- one entry point per name expression\n" + entries)
 
     def get_function(self, name_expression):
         if name_expression not in self.entry_names:
@@ -351,7 +397,7 @@ class RawKernel:
             raise RuntimeError(f"{self.name_expression}, grid {grid}, block {block}: {ERRORS[result]}")
 
 
-C_TYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "bool": "bool"}
+C_TYPES = {numpy.dtype(dtype).name: c for c, dtype in fake_cupy_kernels.C_TYPES.items()}  # float32: "float", ...
 
 
 class ElementwiseKernel:
@@ -377,13 +423,13 @@ class ElementwiseKernel:
         for j, (((ctype, name, _), is_out), arg) in enumerate(zip(params, args)):
             c_type = types.get(ctype) or C_TYPES[numpy.dtype(ctype).name]
             if isinstance(arg, numpy.ndarray):
-                unpack.append(f"    {c_type}* _raw_{name} = *static_cast<{c_type}**>(args[{j}]);")
+                unpack.append(f"    {c_type}* _raw_{name} = *static_cast<{c_type}**>(_args[{j}]);")
                 bind.append(f"        {'' if is_out else 'const '}{ctype}& {name} = _raw_{name}[i];")
             else:
-                unpack.append(f"    const {c_type} {name} = *static_cast<const {c_type}*>(args[{j}]);")
+                unpack.append(f"    const {c_type} {name} = *static_cast<const {c_type}*>(_args[{j}]);")
         typedefs = "".join(f"typedef {c} {ctype};\n" for ctype, c in types.items())
-        return (f"{PRELUDE}{typedefs}\nextern \"C\" void tinynet_elementwise(void** args, long long n) {{\n"
-                + "\n".join(unpack) + "\n    for (long long i = 0; i < n; i++) {\n" + "\n".join(bind)
+        return (f"{PRELUDE}{typedefs}\nextern \"C\" void tinynet_elementwise(void** _args, long long _n) {{\n"
+                + "\n".join(unpack) + "\n    for (long long i = 0; i < _n; i++) {\n" + "\n".join(bind)
                 + f"\n{self.operation}\n    }}\n}}\n")
 
     def __call__(self, *args):
@@ -392,7 +438,9 @@ class ElementwiseKernel:
         arrays = [a for a in args if isinstance(a, numpy.ndarray)]
         if len({a.shape for a in arrays}) != 1:
             raise ValueError(f"{self.name}: the arrays' shapes differ: {[a.shape for a in arrays]}")
-        work = [numpy.ascontiguousarray(a) if isinstance(a, numpy.ndarray) else a for a in args]
+        types = {ctype: a.dtype for (ctype, _, _), a in zip(self.ins + self.outs, args) if isinstance(a, numpy.ndarray)}
+        work = [numpy.ascontiguousarray(a) if isinstance(a, numpy.ndarray)  # a scalar: as CuPy casts it, to its type
+                else (types.get(ctype) or numpy.dtype(ctype)).type(a) for (ctype, _, _), a in zip(self.ins + self.outs, args)]
         keep = []
         pointers = (ctypes.c_void_p * len(work))(*[
             argument(fake_cupy_kernels.Param("", "", isinstance(a, numpy.ndarray), False), a, keep) for a in work])

@@ -135,6 +135,9 @@ def module(kernels=None, elementwise=None, structs=None, on_launch=None, sources
             """The kernel's CUDA C, run on the CPU (tests/cuda_on_the_cpu.py) on ``args`` seen as plain arrays."""
             import cuda_on_the_cpu
             module_ = self.raw_module
+            if set(module_.options) != {"--fmad=false"}:  # what -ffp-contract=off on the CPU stands for
+                raise NotImplementedError(f"{self.name}: tests/cuda_on_the_cpu.py runs kernels compiled with "
+                                          f"--fmad=false only, got {module_.options}")
             if module_.compiled is None:
                 module_.compiled = cuda_on_the_cpu.RawModule(module_.code, module_.name_expressions, structs)
             module_.compiled.get_function(self.name_expression)(grid, block, [as_plain(a) for a in args], sources)

@@ -74,6 +74,14 @@ __global__ void neighbour(const float* x, float* out, int n) {
     out[t] = shared[(t + 1) % n];
 }
 
+// Block 1 reads shared memory that only block 0 wrote: undefined on a GPU, poison here.
+__global__ void unwritten(float* out) {
+    __shared__ float shared[4];
+    if (blockIdx.x == 0) shared[threadIdx.x] = 7;
+    __syncthreads();
+    out[blockIdx.x * 4 + threadIdx.x] = shared[threadIdx.x];
+}
+
 // A barrier only the first two threads reach.
 __global__ void divergent(float* out) {
     if (threadIdx.x < 2) __syncthreads();
@@ -110,6 +118,13 @@ def test_a_missing_syncthreads_reads_stale_shared_memory_in_some_schedule(harnes
         assert all(numpy.array_equal(o, numpy.roll(x, -1)) for o in outputs) == agree
 
 
+def test_shared_memory_that_no_thread_of_the_block_wrote_reads_as_poison(harness):
+    for schedule in SCHEDULES:
+        out = numpy.zeros(8, numpy.float32)
+        harness.get_function("unwritten")((2,), (4,), (out,), schedule)
+        assert (out[:4] == 7).all() and (numpy.isnan(out[4:]).all() or (out[4:] > 1e38).all())  # 0xFF or 0x7F
+
+
 def test_a_barrier_that_not_every_thread_reaches_is_an_error(harness):
     with pytest.raises(RuntimeError, match="not every thread of the block reached"):
         harness.get_function("divergent")((1,), (4,), (numpy.zeros(4, numpy.float32),))
@@ -129,7 +144,9 @@ def test_every_index_and_every_kind_of_argument_arrives_as_cuda_gives_them(harne
 
 # --- tinynet's kernels: the C writes what the model writes, in every schedule --------------------------------
 
-GEMM_SHAPES = [(1, 1, 1), (33, 70, 17), (17, 5, 33)]  # (M, K, N): one entry; ragged tiles on every axis
+# (M, K, N): one entry; ragged tiles on every axis; K split in 4 and in 10 (gemm.splits), the last block of each
+# tile adding the partial sums, and the counters reused by the next product of the shape
+GEMM_SHAPES = [(1, 1, 1), (33, 70, 17), (17, 5, 33), (17, 300, 5), (33, 785, 17)]
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
@@ -293,22 +310,23 @@ module.get_function("one_too_far")((1,), (1,), (x, numpy.zeros(1, numpy.float32)
 """
 
 
-def test_under_address_sanitizer_a_read_one_past_an_array_stops_the_process_naming_the_line():
+def test_under_address_sanitizer_a_read_one_past_an_array_stops_the_process_naming_the_line(tmp_path):
     """The check below finds what it looks for: a kernel that reads x[n] of an array of n is stopped."""
     done = subprocess.run([sys.executable, "-c", OUT_OF_BOUNDS], capture_output=True, text=True,
-                          env=asan_environment(), cwd=Path(__file__).parent.parent, timeout=300)
+                          env={**asan_environment(), "TMPDIR": str(tmp_path)},  # it aborts: no cleanup
+                          cwd=Path(__file__).parent.parent, timeout=300)
     assert done.returncode != 0 and "heap-buffer-overflow" in done.stderr and "one_too_far" in done.stderr, \
         done.stderr[-3000:]
 
 
-def test_under_address_sanitizer_no_kernel_reads_or_writes_outside_its_arrays():
+def test_under_address_sanitizer_no_kernel_reads_or_writes_outside_its_arrays(tmp_path):
     """This file's tests, and the whole fit on the CuPy path running the kernels' C, run again in a subprocess
     with AddressSanitizer: any access outside an array would stop it, naming the kernel's line."""
     tests = [f"{__file__}", "-k", "not address_sanitizer",
              str(Path(__file__).parent / "test_cupy_path_on_the_cpu.py") + "::"
              "test_fit_on_the_cupy_path_running_each_kernels_cuda_c_learns_what_numpy_fit_learns"]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--capture=sys", "-p", "no:cacheprovider", *tests],
-                          capture_output=True, text=True, env=asan_environment(),
+                          capture_output=True, text=True, env={**asan_environment(), "TMPDIR": str(tmp_path)},
                           cwd=Path(__file__).parent.parent, timeout=600)
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
     assert "AddressSanitizer" not in done.stderr, done.stderr[-5000:]
