@@ -11,6 +11,7 @@ Layers, losses, metrics and optimizers take arrays of the active backend, as
 back with ``host(y)`` before NumPy's assertions. ``fit``, ``predict``,
 ``evaluate``, ``train_on_batch`` and ``set_weights`` take NumPy: the public API.
 """
+import contextlib
 import os
 import sys
 import types
@@ -60,6 +61,18 @@ def dev(x, dtype="float32"):
 def host(x):
     """A backend array -> a NumPy copy, for NumPy's assertions."""
     return backend.to_numpy(x)
+
+
+@contextlib.contextmanager
+def on_numpy():
+    """``with on_numpy():`` tinynet on NumPy, then back to the backend that was active: a test on CuPy computes
+    its reference with the readable lines on the host."""
+    before = backend.get_backend()
+    backend.set_backend("numpy")
+    try:
+        yield
+    finally:
+        backend.set_backend(before)
 
 
 @pytest.fixture
@@ -225,7 +238,6 @@ def draw_example():
 
 def serving(server):
     """Run an http.server in a thread: a context manager that yields its URL, then shuts it down."""
-    import contextlib
     import threading
 
     @contextlib.contextmanager

@@ -7,7 +7,7 @@ import re
 import numpy
 import pytest
 
-from conftest import BACKENDS_UNDER_TEST
+from conftest import BACKENDS_UNDER_TEST, on_numpy
 from nvrtc import nvrtc_compile
 from tinynet import backend
 from tinynet.kernels import batches as kernel
@@ -28,11 +28,12 @@ def state(order, start=0):
 
 
 def readable_epoch(x, y, batch_size, seed):
-    """Every batch of one shuffled epoch, cut by Batches' readable lines (NumPy)."""
-    batches = Batches(x, y, batch_size, shuffle=True)
-    set_random_seed(seed)
-    batches.new_epoch()
-    return [batches.batch(step) for step in range(batches.steps)], batches.order.copy()
+    """Every batch of one shuffled epoch, cut by Batches' readable lines on NumPy (whatever the test's backend)."""
+    with on_numpy():
+        batches = Batches(x, y, batch_size, shuffle=True)
+        set_random_seed(seed)
+        batches.new_epoch()
+        return [batches.batch(step) for step in range(batches.steps)], batches.order.copy()
 
 
 @pytest.mark.host_only("the kernel's NumPy model: index arithmetic on the host")

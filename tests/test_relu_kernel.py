@@ -6,7 +6,7 @@ import re
 import numpy
 import pytest
 
-from conftest import BACKENDS_UNDER_TEST
+from conftest import BACKENDS_UNDER_TEST, on_numpy
 from nvrtc import nvrtc_compile
 from tinynet import backend
 from tinynet.kernels import relu as kernel
@@ -23,10 +23,10 @@ def grid(dtype):
 
 
 def readable(x, dy):
-    """ReLU.backward's readable line, on NumPy."""
+    """ReLU.backward's readable line, on NumPy (whatever the test's backend)."""
     layer = ReLU()
-    layer.forward(x)
-    with numpy.errstate(invalid="ignore"):  # inf * 0, as the GPU computes it without a word
+    with on_numpy(), numpy.errstate(invalid="ignore"):  # inf * 0, as the GPU computes it without a word
+        layer.forward(x)
         return layer.backward(dy)
 
 

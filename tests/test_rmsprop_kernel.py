@@ -8,7 +8,7 @@ import re
 import numpy
 import pytest
 
-from conftest import BACKENDS_UNDER_TEST
+from conftest import BACKENDS_UNDER_TEST, on_numpy
 from nvrtc import nvrtc_compile
 from tinynet import backend
 from tinynet.kernels import rmsprop as kernel
@@ -32,10 +32,11 @@ def gradients(shape, dtype, rng):
 
 
 def by_update_step(ws, gradient_steps, vs=None):
-    """``update_step`` applied to each parameter in turn, step after step (on NumPy): the definition."""
+    """``update_step`` applied to each parameter in turn, step after step (on NumPy, whatever the test's
+    backend): the definition."""
     ws = [w.copy() for w in ws]
     vs = [numpy.zeros_like(w) for w in ws] if vs is None else [v.copy() for v in vs]
-    with numpy.errstate(invalid="ignore"):
+    with on_numpy(), numpy.errstate(invalid="ignore"):
         for grads in gradient_steps:
             for w, g, v in zip(ws, grads, vs):
                 rmsprop.update_step(w, g, v, LR, RHO, EPS)
