@@ -14,16 +14,18 @@
 #   3. parity   tests/test_backend_parity.py: NumPy and CuPy from the same seed and initial weights, 100 steps
 #               unshuffled, the losses equal to float32 rounding
 #   4. mnist    examples/mnist.py --device gpu, 5 epochs
-#   5. seed     benchmarks/seed_workload.py --device gpu --floor --check-graph: tinynet on CuPy (its CUDA
-#               graph) against PyTorch eager and PyTorch's CUDA graph on the same GPU, in the same run, at
-#               batch 32 (5 epochs), 128 and 512 (3 epochs); tinynet-k8 (eight steps per graph) at batch 32;
+#   5. seed     benchmarks/seed_workload.py --device gpu --floor --check-graph --kernel-times: tinynet on CuPy
+#               (its CUDA graph) against PyTorch's CUDA graph and PyTorch eager on the same GPU, in the same run,
+#               at batch 32 (5 epochs), 128 and 512 (3 epochs); at batch 32 tinynet-nosplit (split-K off) and
+#               tinynet-k8 (eight steps per graph); each kernel of the step timed inside a graph;
 #               tinynet's graph against its eager step (200 steps, bit-identical), and the nodes of one
 #               captured step by kind (12 kernels expected for this model, counted on the CPU by
 #               tests/test_cupy_path_on_the_cpu.py); and the matrix products alone
 # The dry run: install only checks imports; suite runs tests/test_backend.py and tests/test_relu.py on numpy;
 # parity only collects (on strict it takes ~40 s on 2 cores, and CI's suite runs it anyway); mnist runs
 # 1 epoch at batch 512 on the CPU; seed runs 1 epoch of 1,024 images on the CPU at batch 32 and 128, with
-# tinynet-k8, torch-graph (eager replays: the CPU has no CUDA graphs) and the graph check (both eager on the CPU).
+# tinynet-nosplit, tinynet-k8, torch-graph (eager replays: the CPU has no CUDA graphs) and the graph check (both
+# eager on the CPU); the kernel times say they are measured on a GPU only.
 #
 # Where things are:
 #   $OUT              the report (report.md) and one log per step (N-step.log); default: a new temporary folder
@@ -86,7 +88,7 @@ if [ $DRY = 1 ]; then
     SUITE="TINYNET_TEST_BACKENDS=numpy $PY -m pytest -q -rfEs -p no:cacheprovider tests/test_backend.py tests/test_relu.py"
     PARITY="TINYNET_TEST_BACKENDS=numpy,strict $PY -m pytest -q -p no:cacheprovider --collect-only tests/test_backend_parity.py"
     MNIST="$PY examples/mnist.py --device cpu --epochs 1 --batch-size 512 --seed 0 --data-dir \"\$TINYNET_DATA_DIR\""
-    SEED="$PY benchmarks/seed_workload.py --device cpu --systems tinynet,tinynet-k8,torch,torch-graph --batch-sizes 32,128 --epochs 1 --limit 1024 --floor --check-graph --data-dir \"\$TINYNET_DATA_DIR\""
+    SEED="$PY benchmarks/seed_workload.py --device cpu --systems tinynet,torch-graph,torch,tinynet-nosplit,tinynet-k8 --batch-sizes 32,128 --epochs 1 --limit 1024 --floor --check-graph --kernel-times --data-dir \"\$TINYNET_DATA_DIR\""
 else
     MODE="on the GPU"
     # into the interpreter's own environment; if that is refused, into $SITE (added to PYTHONPATH below)
@@ -99,7 +101,7 @@ else
     SUITE="TINYNET_TEST_BACKENDS=cupy OPENBLAS_NUM_THREADS=4 $PY -m pytest -q -rfEs --durations=10 -p no:cacheprovider ${XDIST:-} --ignore=tests/test_backend_parity.py --ignore=tests/test_gpu_check.py --ignore=tests/test_draw_browser.py --ignore=tests/test_kernel_sources_on_the_cpu.py tests"
     PARITY="TINYNET_TEST_BACKENDS=cupy $PY -m pytest -q -rfEs -p no:cacheprovider tests/test_backend_parity.py"
     MNIST="$PY examples/mnist.py --device gpu --epochs 5 --data-dir \"\$TINYNET_DATA_DIR\""
-    SEED="$PY benchmarks/seed_workload.py --device gpu --floor --check-graph --data-dir \"\$TINYNET_DATA_DIR\""
+    SEED="$PY benchmarks/seed_workload.py --device gpu --floor --check-graph --kernel-times --data-dir \"\$TINYNET_DATA_DIR\""
 fi
 
 ROWS="" DETAILS="" FAILED=0 N=0

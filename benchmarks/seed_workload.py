@@ -21,8 +21,9 @@ model then starts from the seed's initial weights.
 Each system runs in a fresh process of its own, one after the other (so one
 system's threads, caches or flush-to-zero setting never touch another's), and
 the table compares per-epoch medians. ``tinynet-k8`` is tinynet compiled with ``steps_per_execution=8``
-(on a GPU, eight steps per CUDA graph launch; on the CPU the same as ``tinynet``), at the first batch size
-only. ``torch-graph`` is PyTorch's fastest way
+(on a GPU, eight steps per CUDA graph launch; on the CPU the same as ``tinynet``), and ``tinynet-nosplit`` is
+tinynet with split-K off (``gemm.BUSY_BLOCKS = 0``: each matrix product of the CUDA graph sums all of K in one
+block; on the CPU the same as ``tinynet``), each at the first batch size only. ``torch-graph`` is PyTorch's fastest way
 to run such a step, written as PyTorch's CUDA-graph documentation shows it (whole-network capture): static
 input buffers, ``RMSprop(capturable=True)``, three warm-up steps on a side stream (real steps of the timed
 model, before the clock starts), ``torch.cuda.graph``, then per batch a gather into the buffers and a
@@ -49,8 +50,9 @@ import time
 
 import numpy
 
-SYSTEMS = ("tinynet", "tinynet-k8", "tinynet-eager", "torch-ftz", "torch", "torch-graph", "keras")
+SYSTEMS = ("tinynet", "tinynet-k8", "tinynet-nosplit", "tinynet-eager", "torch-ftz", "torch", "torch-graph", "keras")
 STEPS_PER_EXECUTION = {"tinynet-k8": 8}  # tinynet-k8: compile(steps_per_execution=8), 8 steps per CUDA graph
+FIRST_SIZE_ONLY = ("tinynet-k8", "tinynet-nosplit")  # variants of tinynet, run at the first batch size only
 INSTALL = {"torch": "pip install torch==2.13.0", "torch-ftz": "pip install torch==2.13.0",
            "torch-graph": "pip install torch==2.13.0", "keras": "pip install tensorflow-cpu keras"}
 # 2*m*n*k per product: forward and dW for the three layers, dx for the last two (the input needs none)
@@ -302,6 +304,91 @@ def check_graph(data, device, seed, steps=200):
             f"{nodes}"}
 
 
+def kernel_times(launches=50, repeats=5, inputs=784, units=512, classes=10, batch=32):
+    """A table: each kernel of the seed model's captured step (batch 32), the GPU's time per launch inside a CUDA
+    graph, which is what a replay pays for it; the matrix products with split-K (gemm.splits) and without. Each
+    kernel's ``launches`` launches are captured into one graph (after one eager call: compiled, buffers made),
+    replayed once, then ``repeats`` replays are timed with CUDA events; the median, per launch. An empty kernel
+    gives the floor a node costs. The sizes are the seed model's unless given."""
+    import cupy
+    import tinynet
+    from tinynet.kernels import batches, gemm, rmsprop, running_means, softmax_crossentropy
+    tinynet.backend.set_backend("cupy")
+    rng = numpy.random.default_rng(0)
+    f = lambda *shape: cupy.asarray(rng.standard_normal(shape, dtype=numpy.float32))  # noqa: E731
+    i, u, c, b = inputs, units, classes, batch
+    x, w1, w2, w3, b1, b2, b3 = f(b, i), f(i, u), f(u, u), f(u, c), f(u), f(u), f(c)
+    h1, h2, z, d2, d1 = f(b, u), f(b, u), f(b, c), f(b, u), f(b, u)
+    y = cupy.asarray(numpy.eye(c, dtype=numpy.float32)[rng.integers(0, c, b)])
+    data_x, data_y, order = f(1024, i), f(1024, c), cupy.arange(1024, dtype=cupy.int64)
+    position, blocks_done = cupy.zeros((), cupy.int64), cupy.zeros((), cupy.int32)
+    loss, totals = cupy.zeros((), cupy.float32), [cupy.zeros((), cupy.float32) for _ in range(2)]
+    counts = [cupy.zeros((), cupy.int64) for _ in range(3)] + [cupy.zeros((), cupy.float32)]
+    params = [(w, cupy.zeros_like(w), cupy.zeros_like(w)) for w in (w1, b1, w2, b2, w3, b3)]
+    nothing = cupy.RawKernel("extern \"C\" __global__ void nothing() {}", "nothing")
+    products = {  # name: the call, (rows, n, k) of its C and K
+        f"gemm_bias_relu: x W1 + b1, relu ({b}x{i} @ {i}x{u})": (lambda: gemm.dense_relu(x, w1, b1), (b, u, i)),
+        f"gemm_bias_relu: h1 W2 + b2, relu ({b}x{u} @ {u}x{u})": (lambda: gemm.dense_relu(h1, w2, b2), (b, u, u)),
+        f"gemm_bias: h2 W3 + b3 ({b}x{u} @ {u}x{c})": (lambda: gemm.matmul(h2, w3, b3), (b, c, u)),
+        f"gemm_tn_db: [dW3; db3] ({u + 1}x{b} @ {b}x{c})": (lambda: gemm.weight_gradients(h2, z), (u + 1, c, b)),
+        f"gemm_nt_mask: dx3 ({b}x{c} @ {c}x{u})": (lambda: gemm.input_gradient(z, w3), (b, u, c)),
+        f"gemm_tn_db: [dW2; db2], mask ({u + 1}x{b} @ {b}x{u})": (lambda: gemm.weight_gradients(h1, d2, h2),
+                                                                   (u + 1, u, b)),
+        f"gemm_nt_mask: dx2, mask ({b}x{u} @ {u}x{u})": (lambda: gemm.input_gradient(d2, w2, h1), (b, u, u)),
+        f"gemm_tn_db: [dW1; db1], mask ({i + 1}x{b} @ {b}x{u})": (lambda: gemm.weight_gradients(x, d1, h1),
+                                                                   (i + 1, u, b))}
+    numbers = sum(w.size for w, _, _ in params)
+    others = {
+        "gather_batch: x, y of one batch": lambda: batches.gather_batch(data_x, data_y, order, position, blocks_done,
+                                                                        b),
+        f"softmax_crossentropy: p, dz, loss ({b}x{c})": lambda: softmax_crossentropy.softmax_crossentropy(y, z),
+        f"rmsprop_all: 6 parameters, {numbers:,} numbers": lambda: rmsprop.rmsprop_all(params, 0.001, 0.9, 1e-7),
+        "running_means_add: loss and accuracy": lambda: running_means.running_means_add(loss, y, z, *totals,
+                                                                                         *counts),
+        "an empty kernel (the floor of a node)": lambda: nothing((1,), (1,), ())}
+    stream = cupy.cuda.Stream(non_blocking=True)
+
+    def per_launch(call):
+        with stream:
+            call()  # eager: compiled, split-K's buffers made
+            stream.begin_capture(mode=cupy.cuda.runtime.streamCaptureModeRelaxed)
+            for _ in range(launches):
+                call()
+            graph = stream.end_capture()
+            graph.launch(stream=stream)
+            times = []
+            for _ in range(repeats):
+                start = stream.record()
+                graph.launch(stream=stream)
+                end = stream.record()
+                end.synchronize()
+                times.append(cupy.cuda.get_elapsed_time(start, end) * 1000 / launches)  # ms -> us per launch
+        return statistics.median(times)
+
+    lines = [f"kernel times inside a CUDA graph, microseconds per launch (median of {repeats} replays of "
+             f"{launches} launches), {i}-{u}-{u}-{c} at batch {b}:",
+             f"  {'':52} {'split-K (splits)':>16} {'one block':>10}"]
+    total_split = total_whole = 0.0
+    busy = gemm.BUSY_BLOCKS
+    for name, (call, (rows, n, k)) in products.items():
+        split = per_launch(call)
+        gemm.BUSY_BLOCKS = 0  # split-K off: one block sums all of K
+        try:
+            whole = per_launch(call)
+        finally:
+            gemm.BUSY_BLOCKS = busy
+        total_split, total_whole = total_split + split, total_whole + whole
+        lines.append(f"  {name:52} {split:10.1f} {f'({gemm.splits(rows, n, k)})':>5} {whole:10.1f}")
+    rest = 0.0
+    for name, call in others.items():
+        t = per_launch(call)
+        rest += t if "empty" not in name else 0.0
+        lines.append(f"  {name:52} {t:10.1f}")
+    lines.append(f"  {'the 12 kernels of a step, summed':52} {total_split + rest:10.1f} {'':5} "
+                 f"{total_whole + rest:10.1f}")
+    return "\n".join(lines)
+
+
 # CUgraphNodeType (CUDA driver API), the kinds a training step's graph may hold
 NODE_TYPES = {0: "kernel", 1: "memcpy", 2: "memset", 3: "host", 4: "child graph", 5: "empty", 10: "alloc",
               11: "free"}
@@ -368,6 +455,9 @@ def worker(args):
         for i, batch_size in enumerate(int(b) for b in getattr(args, "batch_sizes", "32").split(",")):
             epochs = args.epochs if i == 0 else min(args.epochs, 3)
             if args.worker.startswith("tinynet"):
+                if args.worker == "tinynet-nosplit":
+                    from tinynet.kernels import gemm
+                    gemm.BUSY_BLOCKS = 0  # split-K off: gemm.splits() is 1 for every product
                 profile = getattr(args, "profile", False) and i == 0
                 jit_compile = args.worker != "tinynet-eager" and "auto"  # tinynet-eager: False
                 seconds, accuracies = run_tinynet(data, epochs, args.seed, profile, args.device, batch_size,
@@ -397,7 +487,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--systems", default=None, help=f"comma-separated, from {', '.join(SYSTEMS)} "
-                        "(default: tinynet, torch-ftz, torch, keras on the CPU; tinynet, tinynet-k8, torch, torch-graph on a GPU)")
+                        "(default: tinynet, torch-ftz, torch, keras on the CPU; tinynet, torch-graph, torch, tinynet-nosplit, "
+                        "tinynet-k8 on a GPU)")
     parser.add_argument("--batch-sizes", default=None, help="comma-separated (default: 32 on the CPU, 32,128,512 "
                         "on a GPU); sizes after the first run min(--epochs, 3) epochs")
     parser.add_argument("--check-graph", action="store_true", help="also check tinynet's CUDA graph against its "
@@ -406,6 +497,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None, help="the MNIST folder (default: $TINYNET_DATA_DIR, else download)")
     parser.add_argument("--floor", action="store_true", help="also time the matrix products alone")
+    parser.add_argument("--kernel-times", action="store_true", help="also time each kernel of tinynet's captured "
+                        "step inside a CUDA graph, the products with split-K and without (a GPU only)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use only the first N training and validation images (a quick check, not the workload)")
     parser.add_argument("--profile", action="store_true", help="profile one extra tinynet epoch (to stderr)")
@@ -415,7 +508,7 @@ def main(argv=None):
         return worker(args)
 
     systems = args.systems or ("tinynet,torch-ftz,torch,keras" if args.device == "cpu" else
-                                  "tinynet,tinynet-k8,torch,torch-graph")
+                                  "tinynet,torch-graph,torch,tinynet-nosplit,tinynet-k8")
     unknown = sorted(set(systems.split(",")) - set(SYSTEMS))
     if unknown:
         parser.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
@@ -440,7 +533,7 @@ def main(argv=None):
             continue
         command = [sys.executable, __file__, "--worker", system, "--device", args.device,
                    "--epochs", str(args.epochs), "--seed", str(args.seed),
-                   "--batch-sizes", str(sizes[0]) if system in STEPS_PER_EXECUTION else args.batch_sizes]
+                   "--batch-sizes", str(sizes[0]) if system in FIRST_SIZE_ONLY else args.batch_sizes]
         command += ["--data-dir", args.data_dir] * bool(args.data_dir) + ["--profile"] * args.profile
         command += ["--limit", str(args.limit)] * bool(args.limit)
         done = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # its errors go to our stderr
@@ -486,6 +579,15 @@ def main(argv=None):
             print(f"matrix products alone on the {args.device.upper()}: {floor:.3f} s per epoch "
                   f"({STEP_FLOP * steps / floor / 1e9:.0f} GFLOP/s)"
                   + (f"; tinynet's median epoch is {ours / floor:.2f}x that" if ours else ""))
+    if args.kernel_times:
+        if args.device != "gpu":
+            print("kernel times: measured on a GPU only (--device gpu)")
+        else:
+            try:
+                print(kernel_times())
+            except Exception as error:  # a diagnostic: report it, and go on
+                print(f"kernel times: FAILED ({type(error).__name__}: {error})")
+                failed.append("kernel-times")
     return 1 if failed else 0
 
 

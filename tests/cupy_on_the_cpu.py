@@ -237,6 +237,12 @@ def module(device, sources=None):
         def all(self, *args, **kwargs):
             return numpy.all(self, *args, **kwargs)
 
+        def set(self, data):  # a copy from host memory into this array
+            if type(data) is not numpy.ndarray or data.shape != self.shape:
+                raise ValueError(f"set: a NumPy array of shape {self.shape} is needed")
+            device.upload()
+            plain(self)[...] = data
+
         # reads back to the host
         def get(self):
             device.read("get()")
@@ -360,6 +366,9 @@ class Cuda:
     def get_current_stream(self):
         return self.device.current_stream()
 
+    def get_elapsed_time(self, start, end):  # milliseconds between two events: no clock here
+        return 0.0
+
     def Stream(self, non_blocking=False):  # noqa: N802  cupy's name
         return Stream(self.device, "side")
 
@@ -387,7 +396,7 @@ class Stream:
         self.device.streams.pop()
 
     def record(self):
-        return types.SimpleNamespace(stream=self)  # an event: every launch here is already done
+        return types.SimpleNamespace(stream=self, synchronize=lambda: None)  # an event: every launch is done
 
     def wait_event(self, event):
         pass
@@ -517,6 +526,6 @@ ELEMENTWISE = {relu.RELU_BACKWARD[3]: relu_backward, rmsprop_optimizer.CUPY_KERN
 
 def clear_kernel_caches():
     """Forget every compiled kernel (each is made on first use, from whichever ``cupy`` was imported then)."""
-    for cached in (gemm._module, batches._module, relu._kernel, rmsprop._module, running_means._module,
+    for cached in (gemm._module, gemm._workspace, batches._module, relu._kernel, rmsprop._module, running_means._module,
                    softmax_crossentropy._module, rmsprop_optimizer.compiled_update_step):
         cached.cache_clear()

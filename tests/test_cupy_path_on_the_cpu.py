@@ -5,13 +5,17 @@ graph holds the 12 kernels docs/backends.md counts for the MNIST model, and a Na
 
 The seed model is 784-512-512-10; here 784-64-64-10 on 200 samples, since the kernels' NumPy models walk every
 block and thread: the same layers, so the same kernels. On a GPU, benchmarks/gpu_check.sh checks the real ones."""
+import importlib.util
+import itertools
 import re
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import conftest
 import cupy_on_the_cpu
 from test_training_step import nan_at_step_6
 from tinynet import backend
@@ -141,16 +145,16 @@ def test_fit_on_the_cupy_path_learns_what_numpy_fit_learns_replaying_the_graph(g
 def test_fit_on_the_cupy_path_running_each_kernels_cuda_c_learns_what_numpy_fit_learns(gpu_running_cuda_c,
                                                                                         monkeypatch):
     """The test above with every kernel's CUDA C run (compiled for the CPU, threads in reverse order), not its
-    model: the code a GPU would run, in the graph a GPU would replay. A smaller model (40-24-24-10), as each
-    thread is run one by one."""
-    x, y = data(inputs=40)
-    validation = data(64, seed=2, inputs=40)
+    model: the code a GPU would run, in the graph a GPU would replay. A smaller model (200-24-24-10), as each
+    thread is run one by one; its first layer's forward splits K in 3 (gemm.splits)."""
+    x, y = data(inputs=200)
+    validation = data(64, seed=2, inputs=200)
     backend.set_backend("numpy")
-    numpy_model = mnist_like_model(units=24, inputs=40)
+    numpy_model = mnist_like_model(units=24, inputs=200)
     set_random_seed(5)
     expected = numpy_model.fit(x, y, epochs=2, verbose=0, validation_data=validation)
     backend.set_backend("cupy")
-    model = mnist_like_model(units=24, inputs=40)
+    model = mnist_like_model(units=24, inputs=200)
     steps, made = watched(model, gpu_running_cuda_c, monkeypatch)
     set_random_seed(5)
     history = model.fit(x, y, epochs=2, verbose=0, validation_data=validation)
@@ -171,7 +175,9 @@ def test_the_graph_holds_the_12_kernels_the_docs_count_and_an_eager_step_launche
     model.fit(x, y, epochs=2, verbose=0, shuffle=False)
     warm_up, captured, last, last_again = steps
     assert captured == made[0].graph.kernels == CAPTURED_STEP and len(CAPTURED_STEP) == 12
-    assert warm_up == CAPTURED_STEP  # the warm-up runs the very kernels the graph will (inside own_gemm)
+    # the warm-up runs the very kernels the graph will (inside own_gemm), and zeroes the split-K counters of the
+    # first layer's forward (K = 784 is split: gemm.splits) once, for good: the graph holds no memset
+    assert [name for name in warm_up if name != "memset"] == CAPTURED_STEP and warm_up.count("memset") == 1
     assert last == last_again == EAGER_STEP and len(EAGER_STEP) == 22  # the batches of 8, eager
     at = [i for i, name in enumerate(gpu.launches) if name == cupy_on_the_cpu.GRAPH_LAUNCH]
     assert at == [*range(at[0], at[0] + 5), *range(at[5], at[5] + 6)]  # epoch 1: capture's launch, 4 replays
@@ -254,3 +260,52 @@ def test_steps_per_execution_puts_three_steps_in_one_graph_and_learns_the_same(g
     assert model.optimizer.iterations == numpy_model.optimizer.iterations == 14
     for key, values in expected.history.items():
         np.testing.assert_allclose(history.history[key], values, rtol=1e-5, err_msg=key)
+
+
+# --- the tests only a GPU runs, run here ------------------------------------------------------------------------
+
+GPU_ONLY = 'if "cupy" in BACKENDS_UNDER_TEST:'  # the tests written under this line exist only where CuPy is tested
+
+
+def gpu_only_tests():
+    """(file, test) for each test of tests/ defined only where the suite runs on cupy (under GPU_ONLY)."""
+    found = []
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        _, marker, rest = path.read_text().partition(GPU_ONLY)
+        found += [(path.name, name) for name in re.findall(r"^    def (test_\w+)\(", rest, re.M)] if marker else []
+    return found
+
+
+def parametrizations(test):
+    """Every combination of ``test``'s pytest.mark.parametrize arguments, as keyword dicts ([{}] if none)."""
+    combinations = [{}]
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name == "parametrize":
+            names = [n.strip() for n in mark.args[0].split(",")]
+            combinations = [{**c, **dict(zip(names, v if len(names) > 1 else (v,)))}
+                            for c, v in itertools.product(combinations, mark.args[1])]
+    return combinations
+
+
+def test_the_gpu_only_tests_are_found():
+    """One per kernel file, and two for the products."""
+    assert [file for file, _ in gpu_only_tests()] == [
+        "test_batches_kernel.py", "test_gemm_kernels.py", "test_gemm_kernels.py", "test_relu_kernel.py",
+        "test_rmsprop_kernel.py", "test_running_means_kernel.py", "test_softmax_crossentropy_kernel.py"]
+
+
+@pytest.mark.parametrize("file, name", gpu_only_tests())
+def test_each_gpu_only_test_passes_on_the_stand_in_running_the_kernels_cuda_c(gpu_running_cuda_c, monkeypatch, file,
+                                                                             name):
+    """The tests that only a GPU runs (benchmarks/gpu_check.sh), run here first: under the stand-in for CuPy, each
+    kernel its C compiled for the CPU. A test's own mistakes (a reference computed on the wrong backend, a CuPy
+    call the test needs) then show here, not in a GPU's few minutes. What they cannot show here: CUDA's exp and
+    log, and the real CuPy."""
+    monkeypatch.setattr(conftest, "BACKENDS_UNDER_TEST", (*conftest.BACKENDS_UNDER_TEST, "cupy"))
+    spec = importlib.util.spec_from_file_location(f"on_a_gpu_{Path(file).stem}", Path(__file__).parent / file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # with "cupy" among the backends under test: the GPU-only tests exist
+    test = getattr(module, name)
+    for arguments in parametrizations(test):
+        backend.set_backend("cupy")
+        test("cupy", **arguments)

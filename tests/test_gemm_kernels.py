@@ -5,6 +5,7 @@ kernel, its grid and arguments) through a fake cupy that checks each launch agai
 import contextlib
 import dataclasses
 import functools
+import itertools
 import re
 import sys
 
@@ -100,13 +101,21 @@ def readable_relu_backward(z, dy):
         return dy * (z > 0).astype(dy.dtype)
 
 
-def tile_order_sum(dz):
-    """sum_k dz[k, n] for k = 0, 1, ... in order, each sum rounded: how gemm_tn_db sums its row of ones."""
-    acc = numpy.zeros(dz.shape[1], dz.dtype)
+def tile_order_sum(dz, splits=1):
+    """sum_k dz[k, n] for k = 0, 1, ... in order, each sum rounded: how gemm_tn_db sums its row of ones; with
+    ``splits``, each split's range of k so, then the splits' sums in order (split-K)."""
+    per = -(-(-(-len(dz) // gemm.TILE)) // splits) * gemm.TILE  # rows of dz per split: ceil(tiles / splits) tiles
+    partial = []
     with numpy.errstate(invalid="ignore"):  # inf + -inf
-        for row in dz:
-            acc = acc + row
-    return acc
+        for start in range(0, max(len(dz), 1), per or 1):
+            acc = numpy.zeros(dz.shape[1], dz.dtype)
+            for row in dz[start:start + per]:
+                acc = acc + row
+            partial.append(acc)
+        total = partial[0]
+        for acc in partial[1:]:
+            total = total + acc
+    return total
 
 
 @pytest.mark.host_only("the kernels' NumPy model")
@@ -199,6 +208,40 @@ def test_gemm_nt_mask_is_dx_of_the_readable_dz(batch, units_in, units):
     assert_same_bits(gemm.model_gemm("gemm_nt_mask", dy, w_stored), gemm.model_gemm("gemm_nt", dy, w_stored))
 
 
+@pytest.mark.host_only("arithmetic on the host")
+def test_split_k_splits_the_seed_models_long_products_and_leaves_no_split_empty():
+    """The seed model at batch 32: the products whose C is a few blocks and whose K is long are split; each split
+    has at least MIN_TILES of K's tiles, and none is empty (a range past K would add a +0 partial sum)."""
+    assert gemm.splits(32, 512, 784) == 4  # the first layer's forward: 64 blocks, 49 tiles of K
+    assert gemm.splits(32, 512, 512) == 4  # the second layer's forward, and its dx
+    assert gemm.splits(32, 10, 512) == 8  # the output layer's forward: 2 blocks
+    assert gemm.splits(32, 512, 10) == 1  # the output layer's dx: K is one tile
+    assert gemm.splits(785, 512, 32) == 1  # [dW; db] of the first layer: 1,600 blocks
+    for rows, n, k in itertools.product((1, 16, 17, 32, 100, 1000), (1, 10, 512), (0, 1, 63, 64, 65, 784, 5000)):
+        count, tiles = gemm.splits(rows, n, k), -(-k // gemm.TILE)
+        per = -(-tiles // count)  # as SOURCE computes it
+        assert count == 1 or (per >= gemm.MIN_TILES and (count - 1) * per < tiles), (rows, n, k)
+
+
+@pytest.mark.host_only("the kernels' NumPy model")
+@pytest.mark.parametrize("name", gemm.KERNELS)
+@pytest.mark.parametrize("m, k, n", [(17, 300, 5), (33, 785, 17)])
+def test_each_split_model_is_the_product_its_unsplit_model_is_to_rounding(name, m, k, n):
+    """Split-K changes only the order of the sum: partial sums over ranges of K, then added in order. In float64
+    both equal the product to 1e-12; in float32 they differ by rounding only."""
+    count = gemm.splits(m, n, k)
+    assert count > 1
+    for dtype, rtol in ((numpy.float64, 1e-12), (numpy.float32, 1e-5)):
+        a, b = operands(m, k, n, dtype)
+        stored_a = numpy.ascontiguousarray(a.T) if gemm.STRIDES[name][0] == "1" else a  # A^T stored (K, M)
+        stored_b = numpy.ascontiguousarray(b.T) if gemm.STRIDES[name][3] == "K" else b
+        extra = {"bias": numpy.ones(n, dtype)} if "bias" in gemm.HOOKS[name] else {}
+        split = gemm.model_gemm(name, stored_a, stored_b, splits=count, **extra)
+        whole = gemm.model_gemm(name, stored_a, stored_b, **extra)
+        numpy.testing.assert_allclose(split, whole, rtol=rtol, atol=rtol * k ** 0.5)
+    assert not numpy.array_equal(split, whole)  # in float32 the order shows
+
+
 @pytest.mark.host_only("reads the kernels' CUDA source")
 def test_the_cuda_source_passes_the_strides_and_hooks_the_model_uses():
     calls = dict(re.findall(r"__global__ void (\w+)\(.*?\n\s*gemm_tile<T>\(([^;]*)\);", gemm.SOURCE, re.S))
@@ -215,9 +258,10 @@ def test_the_cuda_source_passes_the_strides_and_hooks_the_model_uses():
 # arguments against SOURCE's signatures and its grid against the output, then run the model ---------------
 
 def gemm_on_the_cpu(name, args):
-    """What kernel ``name`` writes into C, from what it is given on a GPU: flat memory and the sizes M, N, K. Its
-    pointers are (A, B, C), or (A, B, bias or mask, C) for a kernel with those hooks (None: NULL)."""
-    *pointers, m, n, k = args
+    """What kernel ``name`` writes into C, from what it is given on a GPU: flat memory, the sizes M, N, K and the
+    count of splits of K. Its pointers are (A, B, C), or (A, B, bias or mask, C) for a kernel with those hooks
+    (None: NULL), then split-K's partial and arrivals (which the model needs not: it adds the splits itself)."""
+    *pointers, _partial, _arrivals, m, n, k, count = args
     a, b, *extra, c = pointers
     a_row, _, _, b_col = gemm.STRIDES[name]
     a = a.reshape((k, m) if a_row == "1" else (m, k))  # the stored matrices, as SOURCE's strides read them
@@ -230,15 +274,20 @@ def gemm_on_the_cpu(name, args):
         else:  # ReLU's mask, laid out as the operand it masks
             given["mask"] = None if x is None else x.reshape(a.shape if "a_mask" in hooks else b.shape)
     rows = m + ("ones_row" in hooks)
-    c.reshape(rows * n)[:] = gemm.model_gemm(name, a, b, **given).reshape(-1)
+    c.reshape(rows * n)[:] = gemm.model_gemm(name, a, b, splits=int(count), **given).reshape(-1)
 
 
 def tiles(name, args):
     """The grid SOURCE's mapping needs for C (rows, N), rows = M (+ 1 for the row of ones): blockIdx.x walks the
-    row tiles, blockIdx.y N's."""
-    m, n = int(args[-3]), int(args[-2])
+    row tiles, blockIdx.y N's, blockIdx.z the splits of K."""
+    m, n, count = int(args[-4]), int(args[-3]), int(args[-1])
     rows = m + ("ones_row" in gemm.HOOKS[name])
-    return -(-rows // gemm.TILE), -(-n // gemm.TILE)  # ceil(rows / TILE), ceil(N / TILE)
+    return -(-rows // gemm.TILE), -(-n // gemm.TILE), count  # ceil(rows / TILE), ceil(N / TILE), splits
+
+
+def grid(rows, n, k):
+    """The grid gemm.launch gives a C of (rows, n) summed over k."""
+    return -(-rows // gemm.TILE), -(-n // gemm.TILE), gemm.splits(rows, n, k)
 
 
 GEMM_ON_THE_CPU = {name: fake_cupy_kernels.CpuKernel(grid=functools.partial(tiles, name),
@@ -252,9 +301,9 @@ def cpu_cupy(monkeypatch):
     and after, so that neither a real CuPy's kernels nor the fake's outlive the test."""
     cupy = fake_cupy_kernels.module(GEMM_ON_THE_CPU)
     monkeypatch.setitem(sys.modules, "cupy", cupy)
-    gemm._module.cache_clear()
+    gemm._module.cache_clear(), gemm._workspace.cache_clear()
     yield cupy
-    gemm._module.cache_clear()
+    gemm._module.cache_clear(), gemm._workspace.cache_clear()
 
 
 # (left, right) views of the stored a (M, K) and b (K, N) whose product is a @ b, and the kernel that computes it
@@ -277,7 +326,7 @@ def test_matmul_launches_the_kernel_of_each_view_and_equals_numpy(cpu_cupy, view
     c = gemm.matmul(left, right)
     assert c.shape == (m, n) and c.dtype == numpy.float32
     numpy.testing.assert_allclose(c, left @ right, rtol=1e-5, atol=1e-5 * max(k, 1) ** 0.5)
-    expected = [(f"{kernel}<float>", (-(-m // gemm.TILE), -(-n // gemm.TILE)), (gemm.TILE, gemm.TILE))]
+    expected = [(f"{kernel}<float>", grid(m, n, k), (gemm.TILE, gemm.TILE))]
     assert cpu_cupy.launches == (expected if m and n else [])  # nothing to launch for an empty C
 
 
@@ -333,27 +382,29 @@ def test_the_fake_kernels_refuse_what_a_gpu_would_misread(cpu_cupy):
     """So that a passing matmul test means something: each mistake a GPU would turn into garbage or a crash."""
     a, b = operands(4, 3, 2, numpy.float32)
     c = numpy.empty((4, 2), numpy.float32)
-    sizes = tuple(numpy.int32(s) for s in (4, 2, 3))
+    sizes = tuple(numpy.int32(s) for s in (4, 2, 3, 1))  # M, N, K, splits
     kernel = gemm.kernel("gemm_nn", numpy.float32)
-    kernel((1, 1), (16, 16), (a, b, c, *sizes))  # right: runs the model
+    kernel((1, 1), (16, 16), (a, b, c, None, None, *sizes))  # right: runs the model
     numpy.testing.assert_allclose(c, a @ b, rtol=1e-6)
     with pytest.raises(TypeError, match="M is a C int: pass numpy.int32"):
-        kernel((1, 1), (16, 16), (a, b, c, 4, 2, 3))  # Python ints: 64 bits each
-    with pytest.raises(TypeError, match="takes 6 arguments, got 5"):
-        kernel((1, 1), (16, 16), (a, b, c, *sizes[:2]))
+        kernel((1, 1), (16, 16), (a, b, c, None, None, 4, 2, 3, 1))  # Python ints: 64 bits each
+    with pytest.raises(TypeError, match="takes 9 arguments, got 8"):
+        kernel((1, 1), (16, 16), (a, b, c, None, None, *sizes[:3]))
     with pytest.raises(TypeError, match="A is a float\\*: it needs an array of float32, got float64"):
-        kernel((1, 1), (16, 16), (a.astype(numpy.float64), b, c, *sizes))
+        kernel((1, 1), (16, 16), (a.astype(numpy.float64), b, c, None, None, *sizes))
     with pytest.raises(TypeError, match="not C-contiguous"):
-        kernel((1, 1), (16, 16), (numpy.ascontiguousarray(a.T).T, b, c, *sizes))
+        kernel((1, 1), (16, 16), (numpy.ascontiguousarray(a.T).T, b, c, None, None, *sizes))
     with pytest.raises(ValueError, match="needs blocks of"):
-        kernel((1, 1), (32, 8), (a, b, c, *sizes))
+        kernel((1, 1), (32, 8), (a, b, c, None, None, *sizes))
     with pytest.raises(ValueError, match="leaves entries unwritten: 1 blocks along x, 3 needed"):
         kernel((1, 1), (16, 16), (numpy.zeros((40, 3), numpy.float32), b, numpy.empty((40, 2), numpy.float32),
-                                  numpy.int32(40), *sizes[1:]))
+                                  None, None, numpy.int32(40), *sizes[1:]))
     with pytest.raises(ValueError, match="blocks wholly outside the output: 2 blocks along y, 1 needed"):
-        kernel((1, 2), (16, 16), (a, b, c, *sizes))
+        kernel((1, 2), (16, 16), (a, b, c, None, None, *sizes))
+    with pytest.raises(ValueError, match="leaves entries unwritten: 1 blocks along z, 2 needed"):
+        kernel((1, 1), (16, 16), (a, b, c, c.copy(), numpy.zeros(1, numpy.int32), *sizes[:3], numpy.int32(2)))
     with pytest.raises(ValueError, match="over CUDA's limits"):
-        kernel((1, 65536), (16, 16), (a, b, c, *sizes))
+        kernel((1, 65536), (16, 16), (a, b, c, None, None, *sizes))
     with pytest.raises(ValueError, match="not among the RawModule's name_expressions"):
         gemm._module().get_function("gemm_nn<int>")
 
@@ -367,22 +418,23 @@ def test_dense_relus_wrappers_launch_one_kernel_each_and_equal_the_readable_step
     grid that covers their output ((32, 16, 16): the row of ones is a tile row of its own), equal to the readable
     steps on the models: y = max(z, 0); dW, dx from dz = dy * (z > 0), read through the mask y; db in tile order."""
     x, w, b, dy = layer_operands(batch, units_in, units, dtype)
-    z = gemm.model_gemm("gemm_bias", x, w, b)
+    z = gemm.model_gemm("gemm_bias", x, w, b, splits=gemm.splits(batch, units, units_in))
     dz = readable_relu_backward(z, dy)
     y = gemm.dense_relu(x, w, b)
     assert_same_bits(y, numpy.maximum(z, 0.0))
     dw, db = gemm.weight_gradients(x, dy, y)
     assert dw.shape == (units_in, units) and db.shape == (units,) and dw.base is db.base  # views of one C
     assert dw.flags.c_contiguous and db.flags.c_contiguous
-    assert_same_bits(dw, gemm.model_gemm("gemm_tn", x, dz))
-    assert_same_bits(db, tile_order_sum(dz))
+    count = gemm.splits(units_in + 1, units, batch)  # [dW; db] has a row more than dW
+    assert_same_bits(dw, gemm.model_gemm("gemm_tn", x, dz, splits=count))
+    assert_same_bits(db, tile_order_sum(dz, count))
     dx = gemm.input_gradient(dy, w, y)
-    assert_same_bits(dx, gemm.model_gemm("gemm_nt", dz, w))
+    assert_same_bits(dx, gemm.model_gemm("gemm_nt", dz, w, splits=gemm.splits(batch, units_in, units)))
     block = (gemm.TILE, gemm.TILE)
     assert cpu_cupy.launches == [
-        (f"gemm_bias_relu<{ctype}>", (-(-batch // 16), -(-units // 16)), block),  # y (batch, units)
-        (f"gemm_tn_db<{ctype}>", (-(-(units_in + 1) // 16), -(-units // 16)), block),  # [dW; db] (in + 1, units)
-        (f"gemm_nt_mask<{ctype}>", (-(-batch // 16), -(-units_in // 16)), block)]  # dx (batch, in)
+        (f"gemm_bias_relu<{ctype}>", grid(batch, units, units_in), block),  # y (batch, units)
+        (f"gemm_tn_db<{ctype}>", grid(units_in + 1, units, batch), block),  # [dW; db] (in + 1, units)
+        (f"gemm_nt_mask<{ctype}>", grid(batch, units_in, units), block)]  # dx (batch, in)
 
 
 @pytest.mark.host_only("a fake cupy of NumPy arrays")
@@ -420,7 +472,8 @@ if "cupy" in BACKENDS_UNDER_TEST:
                 c = gemm.matmul(left, right)
                 numpy.testing.assert_allclose(c.get(), (left @ right).get(), rtol=1e-5, atol=1e-5 * max(k, 1) ** 0.5)
             if m * k * n <= 33 * 785 * 17:  # the model walks in Python: small shapes only
-                assert numpy.array_equal(gemm.matmul(a, b).get(), gemm.model_gemm("gemm_nn", a.get(), b.get()))
+                assert numpy.array_equal(gemm.matmul(a, b).get(), gemm.model_gemm("gemm_nn", a.get(), b.get(),
+                                                                                  splits=gemm.splits(m, n, k)))
         bias = cupy.arange(17, dtype=cupy.float32)
         x, w = (cupy.asarray(v) for v in operands(33, 785, 17, numpy.float32))
         numpy.testing.assert_allclose(gemm.matmul(x, w, bias).get(), (x @ w + bias).get(), rtol=1e-5, atol=1e-4)
@@ -437,7 +490,7 @@ if "cupy" in BACKENDS_UNDER_TEST:
             x, w, b, dy = layer_operands(batch, units_in, units, numpy.float32)
             x, dy = odd(x, seed=1), odd(dy, seed=3)
             gx, gw, gb, gdy = (cupy.asarray(v) for v in (x, w, b, dy))
-            z = gemm.model_gemm("gemm_bias", x, w, b)
+            z = gemm.model_gemm("gemm_bias", x, w, b, splits=gemm.splits(batch, units, units_in))
             dz = readable_relu_backward(z, dy)
             y = gemm.dense_relu(gx, gw, gb)
             assert_same_bits(y.get(), numpy.maximum(z, 0.0))
@@ -445,9 +498,10 @@ if "cupy" in BACKENDS_UNDER_TEST:
             assert_same_bits(y.get(), cupy.maximum(gz, 0.0).get())
             dw, db = gemm.weight_gradients(gx, gdy, y)
             dx = gemm.input_gradient(gdy, gw, y)
-            assert_same_bits(dw.get(), gemm.model_gemm("gemm_tn", x, dz))
-            assert_same_bits(db.get(), tile_order_sum(dz))
-            assert_same_bits(dx.get(), gemm.model_gemm("gemm_nt", dz, w))
+            count = gemm.splits(units_in + 1, units, batch)
+            assert_same_bits(dw.get(), gemm.model_gemm("gemm_tn", x, dz, splits=count))
+            assert_same_bits(db.get(), tile_order_sum(dz, count))
+            assert_same_bits(dx.get(), gemm.model_gemm("gemm_nt", dz, w, splits=gemm.splits(batch, units_in, units)))
             gdz = relu.relu_backward(gz, gdy)  # ReLU's own kernel, from z
             assert_same_bits(dw.get(), gemm.matmul(gx.T, gdz).get())
             assert_same_bits(dx.get(), gemm.matmul(gdz, gw.T).get())

@@ -111,3 +111,33 @@ def test_batch_sizes_are_checked_and_a_limit_covers_the_largest_warm_up(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--device", "gpu", "--limit", "1024"])  # batch 512's warm-up: 3 * 512 + 256 images
     assert f"--limit: at least {bench.warm_up_size(512)} images" in capsys.readouterr().err
+
+
+def test_the_kernel_times_run_on_the_stand_in_for_cupy(monkeypatch):
+    """--kernel-times measures on a GPU only; here its code runs under tests/cupy_on_the_cpu.py's stand-in for
+    CuPy (each kernel's C compiled for the CPU, a capture that records and replays), so that its calls are right
+    before a GPU's minutes are spent on it. The times are 0 here (no clock)."""
+    import cupy_on_the_cpu
+    import fake_cupy_kernels
+    from tinynet import backend
+    device = cupy_on_the_cpu.Device()
+    cupy = cupy_on_the_cpu.module(device, sources="forward")
+    nothing = fake_cupy_kernels.CpuKernel(grid=lambda args: (1,), block=(1,))  # the empty kernel: checked, no work
+
+    def raw_kernel(code, name, **options):
+        kernels = fake_cupy_kernels.module({name: nothing})
+        return kernels.RawModule(code=code, options=("--fmad=false",)).get_function(name)
+    cupy.RawKernel = raw_kernel
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(backend, "is_backend_array", lambda x: isinstance(x, cupy.ndarray))
+    cupy_on_the_cpu.clear_kernel_caches()
+    try:
+        table = load_benchmark().kernel_times(launches=1, repeats=1, inputs=200, units=24)  # the C runs slowly
+    finally:
+        backend.set_backend("numpy")
+        cupy_on_the_cpu.clear_kernel_caches()
+    lines = table.splitlines()
+    assert len(lines) == 2 + 8 + 5 + 1  # title, header, 8 products, 5 others, the sum
+    assert "x W1 + b1" in lines[2] and lines[2].split()[-3:] == ["0.0", "(3)", "0.0"]  # split in 3, and not
+    assert "the 12 kernels of a step, summed" in lines[-1]
+    assert device.graph_launches == 2 * (2 * 8 + 5)  # each kernel's graph: a warm replay and a timed one

@@ -28,6 +28,13 @@ is a node costing a few microseconds, and a Dense(..., activation='relu') layer 
 (was 2: the product, the ReLU) and two backward (was 4: ReLU's mask, dW, db, dx; one for a first layer, which
 needs no dx). The mask dz = dy * (mask > 0) is never stored: each product reads dz through it.
 
+Split-K. At batch 32 C is small (32 x 512: 64 blocks of a GPU's 132 SMs) while K is long (784): one block per
+tile of C would walk K's 49 tiles one after another, its time their latency. ``splits`` shares K out among up to
+a few blocks per tile (blockIdx.z), each summing its range into a buffer; the last of them to finish adds the
+partial sums in a fixed order and writes C (SOURCE's gemm_tile says how). The seed model's forward products are
+split in 4 and 8; its weight gradients, whose C has hundreds of tiles and whose K is the batch, are not.
+``BUSY_BLOCKS = 0`` turns it off.
+
 ``model_gemm`` below walks the blocks, threads and tiles exactly as the kernel does, in NumPy, so the
 index arithmetic is tested on any machine (tests/test_gemm_kernels.py); on a GPU the kernels are compared
 with it and with ``cupy.matmul``. Kernels are compiled with ``--fmad=false``: each ``acc += a * b`` rounds
@@ -53,6 +60,8 @@ SOURCE = r"""
 //   ones_row prologue  A gets one more row, m = M, of ones: C gets row M = sum_k 1 * B(k, n), B's column sums
 //   bias     epilogue  C[m, n] = acc + bias[n]
 //   relu     epilogue  C[m, n] = max(acc (+ bias[n]), 0), as NumPy's maximum (relu() below)
+// And how K is shared out (split-K, below): `splits` blocks along the grid's z each sum one range of K into
+// `partial`; `arrivals` counts, per tile of C, the blocks that are done. splits = 1: one block sums all of K.
 template <typename T>
 struct Hooks {
     const T* a_mask;
@@ -60,7 +69,21 @@ struct Hooks {
     int ones_row;
     const T* bias;
     int relu;
+    int splits;
+    T* partial;
+    int* arrivals;
 };
+
+// The hooks of a kernel launched with `splits` blocks along z (every kernel's last three arguments); the
+// kernel then turns on its own prologue and epilogue hooks.
+template <typename T>
+__device__ Hooks<T> split_k(T* partial, int* arrivals, int splits) {
+    Hooks<T> hooks = {};
+    hooks.splits = splits;
+    hooks.partial = partial;
+    hooks.arrivals = arrivals;
+    return hooks;
+}
 
 // An operand's entry X[i] as the tile loop reads it: X[i], or X[i] * (T)(mask[i] > 0) where there is a mask:
 // the readable dy * astype(x > 0) entry by entry, a product with 1 or 0, not a choice, so that it keeps what that
@@ -77,6 +100,13 @@ __device__ T relu(T z) {
     return (z > 0 || isnan(z)) ? z : (T)0;
 }
 
+// C[m, n] from the sum acc: the epilogue hooks, bias then ReLU.
+template <typename T>
+__device__ T epilogue(T acc, const Hooks<T>& hooks, int n) {
+    T c = hooks.bias ? acc + hooks.bias[n] : acc;  // C[m, n] = acc + bias[n]
+    return hooks.relu ? relu(c) : c;               // C[m, n] = max(acc + bias[n], 0)
+}
+
 // One TILE x TILE tile of C = A B, with the hooks above, per block of TILE x TILE threads:
 //   C[m, n] = sum_k A(m, k) B(k, n),
 //   A(m, k) = A[m * a_row + k * a_col],   B(k, n) = B[k * b_row + n * b_col]   (strides in elements)
@@ -90,18 +120,30 @@ __device__ T relu(T z) {
 // The K axis is walked one tile at a time: at tile k0 each thread loads ONE entry of A's tile and ONE of B's
 // into shared memory (As[ty][tx] = A(m, k0 + tx), Bs[ty][tx] = B(k0 + ty, n); zero outside the matrices, so
 // ragged edges add 0), all threads wait, then each adds its row of As times its column of Bs. The sum runs
-// over k = 0, 1, ..., K - 1 in order, whatever the hooks: they change what is loaded and what is written only.
+// over k in order, whatever the hooks: they change what is loaded and what is written only.
+//
+// Split-K. A batch of 32 makes C small (32 x 512: 64 blocks, half a GPU's 132 SMs idle) while K is long (784):
+// each thread's 49 tiles then run one after another, and the time is their latency. With splits = S, blockIdx.z
+// = s takes only K's tiles s * per ... (s + 1) * per - 1 (per = ceil(tiles / S)): S times the blocks, each
+// walking a 1/S of K. Block s writes its sum to partial[s][m][n]; the LAST of the S blocks of a tile to finish
+// (counted by atomicAdd on arrivals[tile], as in tinynet/kernels/batches.py) adds the S partial sums in the
+// order s = 0, 1, ..., S - 1, so the result is the same at every run, applies the epilogue and writes C, and
+// puts the count back to 0 for the next launch.
 template <typename T>
 __device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_row, int b_col, Hooks<T> hooks,
                           T* C, int M, int N, int K) {
     __shared__ T As[TILE][TILE];
     __shared__ T Bs[TILE][TILE];
+    __shared__ int last;  // split-K: 1 in the block that adds the partial sums
     int tx = threadIdx.x, ty = threadIdx.y;
     int m = blockIdx.x * TILE + ty;  // this thread's row of C
     int n = blockIdx.y * TILE + tx;  // this thread's column of C
     int rows = M + hooks.ones_row;  // C's rows: A's M, and the row of ones if there is one
+    int per = ((K + TILE - 1) / TILE + hooks.splits - 1) / hooks.splits;  // K's tiles per split
+    int k_begin = blockIdx.z * per * TILE;  // this block's range of K: [k_begin, k_end)
+    int k_end = min(K, k_begin + per * TILE);
     T acc = 0;
-    for (int k0 = 0; k0 < K; k0 += TILE) {
+    for (int k0 = k_begin; k0 < k_end; k0 += TILE) {
         int ka = k0 + tx, kb = k0 + ty;  // the k of the A entry and of the B entry this thread loads
         long long ia = (long long)m * a_row + (long long)ka * a_col;  // where A(m, k0 + tx) is
         long long ib = (long long)kb * b_row + (long long)n * b_col;  // where B(k0 + ty, n) is
@@ -114,37 +156,67 @@ __device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_ro
         }
         __syncthreads();  // everyone is done with this tile before the next overwrites it
     }
-    if (m < rows && n < N) {
-        T c = hooks.bias ? acc + hooks.bias[n] : acc;
-        C[(long long)m * N + n] = hooks.relu ? relu(c) : c;  // C is (rows, N), row-major
+    bool inside = m < rows && n < N;
+    long long at = (long long)m * N + n;  // C[m, n]: C is (rows, N), row-major
+    if (hooks.splits == 1) {
+        if (inside) {
+            C[at] = epilogue(acc, hooks, n);
+        }
+        return;
+    }
+    long long plane = (long long)rows * N;  // partial is (splits, rows, N)
+    if (inside) {
+        hooks.partial[blockIdx.z * plane + at] = acc;  // partial[s][m][n]: this block's sum over its range
+    }
+    __threadfence();  // this thread's partial sum is seen by every block before the count below says it is there
+    __syncthreads();  // every thread of the block has written it
+    if (tx == 0 && ty == 0) {
+        int tile = blockIdx.x * gridDim.y + blockIdx.y;  // this tile of C's counter
+        last = atomicAdd(&hooks.arrivals[tile], 1) == hooks.splits - 1;  // the count before: S - 1 for the last
+        if (last) {
+            hooks.arrivals[tile] = 0;  // every block of the tile has counted: ready for the next launch
+        }
+    }
+    __syncthreads();  // every thread sees `last`
+    if (last && inside) {
+        __threadfence();
+        T sum = __ldcg(&hooks.partial[at]);  // __ldcg: read from L2, where the other blocks' writes are
+        for (int s = 1; s < hooks.splits; s++) {
+            sum += __ldcg(&hooks.partial[s * plane + at]);  // C[m, n] = partial[0] + partial[1] + ... in order
+        }
+        C[at] = epilogue(sum, hooks, n);
     }
 }
 
 // C = A B:      C[m, n] = sum_k A[m, k] B[k, n];   A (M, K), B (K, N), C (M, N), all row-major.
 template <typename T>
-__global__ void gemm_nn(const T* A, const T* B, T* C, int M, int N, int K) {
-    Hooks<T> hooks = {};
+__global__ void gemm_nn(const T* A, const T* B, T* C, T* partial, int* arrivals,
+                        int M, int N, int K, int splits) {
+    Hooks<T> hooks = split_k(partial, arrivals, splits);
     gemm_tile<T>(A, K, 1, B, N, 1, hooks, C, M, N, K);
 }
 
 // C = A^T B:    C[m, n] = sum_k A[k, m] B[k, n];   A stored (K, M), B (K, N): A^T(m, k) = A[k * M + m].
 template <typename T>
-__global__ void gemm_tn(const T* A, const T* B, T* C, int M, int N, int K) {
-    Hooks<T> hooks = {};
+__global__ void gemm_tn(const T* A, const T* B, T* C, T* partial, int* arrivals,
+                        int M, int N, int K, int splits) {
+    Hooks<T> hooks = split_k(partial, arrivals, splits);
     gemm_tile<T>(A, 1, M, B, N, 1, hooks, C, M, N, K);
 }
 
 // C = A B^T:    C[m, n] = sum_k A[m, k] B[n, k];   A (M, K), B stored (N, K): B^T(k, n) = B[n * K + k].
 template <typename T>
-__global__ void gemm_nt(const T* A, const T* B, T* C, int M, int N, int K) {
-    Hooks<T> hooks = {};
+__global__ void gemm_nt(const T* A, const T* B, T* C, T* partial, int* arrivals,
+                        int M, int N, int K, int splits) {
+    Hooks<T> hooks = split_k(partial, arrivals, splits);
     gemm_tile<T>(A, K, 1, B, 1, K, hooks, C, M, N, K);
 }
 
 // z = x W + b:  z[m, n] = sum_k x[m, k] W[k, n] + b[n];   x (M, K), W (K, N), b (N,): one kernel, not two.
 template <typename T>
-__global__ void gemm_bias(const T* x, const T* W, const T* b, T* z, int M, int N, int K) {
-    Hooks<T> hooks = {};
+__global__ void gemm_bias(const T* x, const T* W, const T* b, T* z, T* partial, int* arrivals,
+                          int M, int N, int K, int splits) {
+    Hooks<T> hooks = split_k(partial, arrivals, splits);
     hooks.bias = b;
     gemm_tile<T>(x, K, 1, W, N, 1, hooks, z, M, N, K);
 }
@@ -152,8 +224,9 @@ __global__ void gemm_bias(const T* x, const T* W, const T* b, T* z, int M, int N
 // y = max(x W + b, 0):  y[m, n] = relu(sum_k x[m, k] W[k, n] + b[n]);   as gemm_bias, then ReLU on each entry
 // as it is written: Dense(activation='relu')'s forward in one kernel. b may be NULL (a Dense without bias).
 template <typename T>
-__global__ void gemm_bias_relu(const T* x, const T* W, const T* b, T* y, int M, int N, int K) {
-    Hooks<T> hooks = {};
+__global__ void gemm_bias_relu(const T* x, const T* W, const T* b, T* y, T* partial, int* arrivals,
+                               int M, int N, int K, int splits) {
+    Hooks<T> hooks = split_k(partial, arrivals, splits);
     hooks.bias = b;
     hooks.relu = 1;
     gemm_tile<T>(x, K, 1, W, N, 1, hooks, y, M, N, K);
@@ -164,8 +237,9 @@ __global__ void gemm_bias_relu(const T* x, const T* W, const T* b, T* y, int M, 
 //   row  m = M:  db[n]    = sum_k 1 * dz[k, n]       (a row of ones below A^T: the column sums of dz)
 // x (K, M), dy and mask (K, N) = (batch, units), C (M + 1, N). mask may be NULL: then dz = dy.
 template <typename T>
-__global__ void gemm_tn_db(const T* x, const T* dy, const T* mask, T* C, int M, int N, int K) {
-    Hooks<T> hooks = {};
+__global__ void gemm_tn_db(const T* x, const T* dy, const T* mask, T* C, T* partial, int* arrivals,
+                           int M, int N, int K, int splits) {
+    Hooks<T> hooks = split_k(partial, arrivals, splits);
     hooks.b_mask = mask;
     hooks.ones_row = 1;
     gemm_tile<T>(x, 1, M, dy, N, 1, hooks, C, M, N, K);
@@ -175,8 +249,9 @@ __global__ void gemm_tn_db(const T* x, const T* dy, const T* mask, T* C, int M, 
 // (batch, units), W stored (N, K) = (in, units), dx (M, N): gemm_nt with dz read through ReLU's mask as it is
 // loaded. mask may be NULL: then dz = dy.
 template <typename T>
-__global__ void gemm_nt_mask(const T* dy, const T* W, const T* mask, T* dx, int M, int N, int K) {
-    Hooks<T> hooks = {};
+__global__ void gemm_nt_mask(const T* dy, const T* W, const T* mask, T* dx, T* partial, int* arrivals,
+                             int M, int N, int K, int splits) {
+    Hooks<T> hooks = split_k(partial, arrivals, splits);
     hooks.a_mask = mask;
     gemm_tile<T>(dy, K, 1, W, 1, K, hooks, dx, M, N, K);
 }
@@ -208,14 +283,48 @@ def kernel(name, dtype):
     return _module().get_function(f"{name}<{DTYPES[numpy.dtype(dtype).name]}>")
 
 
+# Split-K (SOURCE's gemm_tile says how): below BUSY_BLOCKS blocks, about two per SM of an H100 or H200 (132 SMs),
+# K is split so that the grid has about that many, each split walking at least MIN_TILES of K's tiles.
+BUSY_BLOCKS = 256
+MIN_TILES = 4
+
+
+def splits(rows, n, k):
+    """How many blocks share K for a C of (rows, n): 1 when C's tiles alone keep the GPU busy or K is short;
+    else as many as bring the grid to about BUSY_BLOCKS, none of them with an empty range of K (an empty range
+    would add a +0 that turns a -0 sum into +0)."""
+    blocks, tiles = math.ceil(rows / TILE) * math.ceil(n / TILE), math.ceil(k / TILE)
+    wanted = min(math.ceil(BUSY_BLOCKS / max(blocks, 1)), tiles // MIN_TILES)
+    if wanted <= 1:
+        return 1
+    per = math.ceil(tiles / wanted)  # K's tiles per split, as SOURCE computes it
+    return math.ceil(tiles / per)  # the splits that get some of them
+
+
+@functools.cache
+def _workspace(dtype, count, rows, n):
+    """The split-K buffers of a product (rows, n) in ``count`` splits: ``partial`` (count, rows, n), each split's
+    sums, and ``arrivals``, one counter per tile of C, 0 (the kernel puts each back to 0). Made once per shape
+    and kept, so that a captured step's products use buffers that outlive the capture, and never need zeroing
+    again (a memset would be one more node in the graph). One stream runs the products one after another: two
+    products of one shape may share them."""
+    import cupy
+    tiles = math.ceil(rows / TILE) * math.ceil(n / TILE)
+    return cupy.empty((count, rows, n), dtype=dtype), cupy.zeros(tiles, dtype=numpy.int32)
+
+
 def launch(name, pointers, m, n, k, rows=None):
     """Run kernel ``name`` on ``pointers`` (its array arguments, None for NULL) and the sizes M, N, K, with the
     grid its thread mapping needs for a C of ``rows`` (M unless given) x N: blockIdx.x walks the row tiles,
-    blockIdx.y the column tiles. Nothing is launched for an empty C."""
+    blockIdx.y the column tiles, blockIdx.z the splits of K (``splits``). Nothing is launched for an empty C."""
     rows = m if rows is None else rows
     if rows and n:
-        grid = (math.ceil(rows / TILE), math.ceil(n / TILE))
-        kernel(name, pointers[0].dtype)(grid, (TILE, TILE), (*pointers, *map(numpy.int32, (m, n, k))))
+        count = splits(rows, n, k)
+        partial, arrivals = _workspace(numpy.dtype(pointers[0].dtype).name, count, rows, n) if count > 1 else \
+            (None, None)
+        grid = (math.ceil(rows / TILE), math.ceil(n / TILE), count)
+        kernel(name, pointers[0].dtype)(grid, (TILE, TILE), (*pointers, partial, arrivals,
+                                                             *map(numpy.int32, (m, n, k, count))))
 
 
 def matmul(a, b, bias=None):
@@ -299,9 +408,10 @@ def input_gradient(dy, w, mask=None):
 
 # --- the same index arithmetic in NumPy: the kernel's model, for tests without a GPU ------------------
 
-def model_gemm(name, a, b, bias=None, mask=None):
+def model_gemm(name, a, b, bias=None, mask=None, splits=1):
     """What kernel ``name`` writes, computed by walking its grid as the GPU does: every block, and in each
-    block all TILE x TILE threads at once (NumPy arrays of threadIdx), tile by tile along K. ``a`` and
+    block all TILE x TILE threads at once (NumPy arrays of threadIdx), tile by tile along K; with ``splits``
+    blocks along z, each over its range of K, their partial sums then added in order s = 0, 1, .... ``a`` and
     ``b`` are the *stored* arrays the kernel is given (for gemm_tn and gemm_tn_db, a is (K, M); for gemm_nt and
     gemm_nt_mask, b is (N, K)); ``bias`` the bias of gemm_bias and gemm_bias_relu, ``mask`` the ReLU mask of
     gemm_tn_db (shaped as b) and gemm_nt_mask (shaped as a); None: NULL."""
@@ -318,19 +428,28 @@ def model_gemm(name, a, b, bias=None, mask=None):
     C = numpy.full(rows * n_, numpy.nan, dtype=a.dtype)  # NaN: an entry that no thread writes would show
     ty, tx = numpy.indices((TILE, TILE))  # threadIdx.y, threadIdx.x of each thread in a block
     zero, one = a.dtype.type(0), a.dtype.type(1)
+    per = math.ceil(math.ceil(k_ / TILE) / splits)  # K's tiles per split
     with numpy.errstate(invalid="ignore", over="ignore"):  # inf * 0, overflow: as the GPU computes them, silently
         for block_x in range(math.ceil(rows / TILE)):  # blockIdx.x: a tile of rows
             for block_y in range(math.ceil(n_ / TILE)):  # blockIdx.y: a tile of columns
                 m, n = block_x * TILE + ty, block_y * TILE + tx  # each thread's entry of C
-                acc = numpy.zeros((TILE, TILE), dtype=a.dtype)
-                for k0 in range(0, k_, TILE):
-                    ka, kb = k0 + tx, k0 + ty
-                    in_a, in_b = (m < m_) & (ka < k_), (kb < k_) & (n < n_)
-                    As = numpy.where(in_a, model_masked(A, a_mask, numpy.where(in_a, m * a_row + ka * a_col, 0)), zero)
-                    As = numpy.where((m >= m_) & (m < rows) & (ka < k_), one, As)  # the row of ones, if any
-                    Bs = numpy.where(in_b, model_masked(B, b_mask, numpy.where(in_b, kb * b_row + n * b_col, 0)), zero)
-                    for k in range(TILE):
-                        acc = acc + As[ty, k] * Bs[k, tx]  # acc += As[ty][k] * Bs[k][tx], rounded twice (no FMA)
+                partial = []
+                for split in range(splits):  # blockIdx.z: a range of K
+                    acc = numpy.zeros((TILE, TILE), dtype=a.dtype)
+                    for k0 in range(split * per * TILE, min(k_, (split + 1) * per * TILE), TILE):
+                        ka, kb = k0 + tx, k0 + ty
+                        in_a, in_b = (m < m_) & (ka < k_), (kb < k_) & (n < n_)
+                        As = numpy.where(in_a, model_masked(A, a_mask, numpy.where(in_a, m * a_row + ka * a_col, 0)),
+                                         zero)
+                        As = numpy.where((m >= m_) & (m < rows) & (ka < k_), one, As)  # the row of ones, if any
+                        Bs = numpy.where(in_b, model_masked(B, b_mask, numpy.where(in_b, kb * b_row + n * b_col, 0)),
+                                         zero)
+                        for k in range(TILE):
+                            acc = acc + As[ty, k] * Bs[k, tx]  # acc += As[ty][k] * Bs[k][tx], rounded twice (no FMA)
+                    partial.append(acc)
+                acc = partial[0]
+                for more in partial[1:]:  # the last block of the tile: partial[0] + partial[1] + ..., in order
+                    acc = acc + more
                 inside = (m < rows) & (n < n_)
                 value = acc + bias[n % n_] if bias is not None else acc
                 value = model_relu(value) if "relu" in hooks else value
