@@ -14,13 +14,14 @@
 #   3. parity   tests/test_backend_parity.py: NumPy and CuPy from the same seed and initial weights, 100 steps
 #               unshuffled, the losses equal to float32 rounding
 #   4. mnist    examples/mnist.py --device gpu, 5 epochs
-#   5. seed     benchmarks/seed_workload.py --device gpu --floor --check-graph --kernel-times: tinynet on CuPy
-#               (its CUDA graph) against PyTorch's CUDA graph and PyTorch eager on the same GPU, in the same run,
-#               at batch 32 (5 epochs), 128 and 512 (3 epochs); at batch 32 tinynet-nosplit (split-K off) and
-#               tinynet-k8 (eight steps per graph); each kernel of the step timed inside a graph;
-#               tinynet's graph against its eager step (200 steps, bit-identical), and the nodes of one
-#               captured step by kind (12 kernels expected for this model, counted on the CPU by
-#               tests/test_cupy_path_on_the_cpu.py); and the matrix products alone
+#   5. seed     benchmarks/seed_workload.py --device gpu --floor --check-graph --kernel-times: first the
+#               quick diagnostics: tinynet's graph against its eager step (200 steps, bit-identical) and the
+#               nodes of one captured step by kind (12 kernels expected for this model, counted on the CPU by
+#               tests/test_cupy_path_on_the_cpu.py), then each kernel of the step timed inside a graph (the
+#               products with split-K and without); then tinynet on CuPy (its CUDA graph) against PyTorch's
+#               CUDA graph and PyTorch eager on the same GPU, in the same run, at batch 32 (5 epochs), 128 and
+#               512 (3 epochs), and at batch 32 tinynet-nosplit (split-K off) and tinynet-k8 (eight steps per
+#               graph); and the matrix products alone
 # The dry run: install only checks imports; suite runs tests/test_backend.py and tests/test_relu.py on numpy;
 # parity only collects (on strict it takes ~40 s on 2 cores, and CI's suite runs it anyway); mnist runs
 # 1 epoch at batch 512 on the CPU; seed runs 1 epoch of 1,024 images on the CPU at batch 32 and 128, with

@@ -30,7 +30,9 @@ model, before the clock starts), ``torch.cuda.graph``, then per batch a gather i
 ``replay()``; the last partial batch runs eagerly. On the CPU (a check of this script, e.g. gpu_check.sh's
 dry run) it runs the same code with each replay an eager step, since the CPU has no CUDA graphs. Batch sizes
 after the first run min(--epochs, 3) epochs. ``--check-graph``: tinynet's CUDA graph against the same step run
-eagerly, 200 steps from the same weights (on the CPU: both eager, a check of this script).
+eagerly, 200 steps from the same weights (on the CPU: both eager, a check of this script). ``--kernel-times`` (a
+GPU only): each kernel of the captured step, timed inside a CUDA graph, the matrix products with split-K and
+without. Both run before the systems.
 
 Peers that are not installed are skipped
 with the command that installs them: ``pip install torch==2.13.0`` (the CPU
@@ -446,6 +448,9 @@ def graph_nodes(x, y, seed):
 
 
 def worker(args):
+    if args.worker == "kernel-times":
+        print(json.dumps({"text": kernel_times()}))
+        return
     data = load(args.data_dir, args.limit)
     if args.worker == "check-graph":
         print(json.dumps(check_graph(data, args.device, args.seed)))
@@ -502,7 +507,7 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use only the first N training and validation images (a quick check, not the workload)")
     parser.add_argument("--profile", action="store_true", help="profile one extra tinynet epoch (to stderr)")
-    parser.add_argument("--worker", choices=(*SYSTEMS, "check-graph"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=(*SYSTEMS, "check-graph", "kernel-times"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
@@ -527,6 +532,28 @@ def main(argv=None):
           f"{args.epochs} epochs of {images}, validation included; {os.cpu_count()} cores, NumPy {numpy.__version__}",
           flush=True)
     results, failed = {}, []
+    # The diagnostics first: quick, and what matters most when something fails on a GPU (the time limit of
+    # gpu_check.sh's step then cuts the long runs, not them).
+    if args.check_graph:
+        command = [sys.executable, __file__, "--worker", "check-graph", "--device", args.device, "--seed",
+                   str(args.seed)] + ["--data-dir", args.data_dir] * bool(args.data_dir)
+        command += ["--limit", str(args.limit)] * bool(args.limit)
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+        check = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+        print(check["text"] if check else f"graph vs eager: FAILED (exit status {done.returncode}; its error is above)",
+              flush=True)
+        if not (check and check["ok"]):
+            failed.append("check-graph")
+    if args.kernel_times and args.device != "gpu":
+        print("kernel times: measured on a GPU only (--device gpu)", flush=True)
+    elif args.kernel_times:  # in a process of its own, as the systems: a crash there stops nothing else
+        done = subprocess.run([sys.executable, __file__, "--worker", "kernel-times", "--device", "gpu"],
+                              stdout=subprocess.PIPE, text=True)
+        times = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+        print(times["text"] if times else f"kernel times: FAILED (exit status {done.returncode}; its error is above)",
+              flush=True)
+        if not times:
+            failed.append("kernel-times")
     for system in systems.split(","):
         if not installed(system):
             print(f"{system:>10}: skipped, not installed ({INSTALL[system]})", flush=True)
@@ -559,15 +586,6 @@ def main(argv=None):
                 if system != "tinynet" and batch_size in result:
                     print(f"tinynet / {system}" + f" at batch {batch_size}" * (i > 0)
                           + f": {median / statistics.median(result[batch_size]['seconds']):.2f}x")
-    if args.check_graph:
-        command = [sys.executable, __file__, "--worker", "check-graph", "--device", args.device, "--seed",
-                   str(args.seed)] + ["--data-dir", args.data_dir] * bool(args.data_dir)
-        command += ["--limit", str(args.limit)] * bool(args.limit)
-        done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
-        check = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
-        print(check["text"] if check else f"graph vs eager: FAILED (exit status {done.returncode}; its error is above)")
-        if not (check and check["ok"]):
-            failed.append("check-graph")
     if args.floor:
         steps = math.ceil((args.limit or 60000) / 32)
         try:
@@ -579,15 +597,6 @@ def main(argv=None):
             print(f"matrix products alone on the {args.device.upper()}: {floor:.3f} s per epoch "
                   f"({STEP_FLOP * steps / floor / 1e9:.0f} GFLOP/s)"
                   + (f"; tinynet's median epoch is {ours / floor:.2f}x that" if ours else ""))
-    if args.kernel_times:
-        if args.device != "gpu":
-            print("kernel times: measured on a GPU only (--device gpu)")
-        else:
-            try:
-                print(kernel_times())
-            except Exception as error:  # a diagnostic: report it, and go on
-                print(f"kernel times: FAILED ({type(error).__name__}: {error})")
-                failed.append("kernel-times")
     return 1 if failed else 0
 
 

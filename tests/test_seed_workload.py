@@ -86,8 +86,9 @@ def test_a_failing_system_is_reported_and_the_others_still_run(monkeypatch, caps
     bench = load_benchmark()
     monkeypatch.setattr(bench, "installed", lambda system: system != "torch")  # torch "not installed"
     status, out = run_main(bench, monkeypatch, capsys, "--device", "gpu", "--systems", "tinynet,torch", "--floor",
-                           "--batch-sizes", "32")  # the GPU default, 32,128,512, needs 1,792 images
+                           "--kernel-times", "--batch-sizes", "32")  # the GPU default, 32,128,512, needs 1,792 images
     assert status == 1
+    assert "kernel times: FAILED (exit status 1" in out  # the diagnostics come first, and fail alone
     assert "   tinynet: FAILED (exit status 1" in out
     assert "     torch: skipped, not installed" in out  # the next system is still tried
     assert "matrix products alone: FAILED (The 'cupy' backend needs a usable GPU." in out
