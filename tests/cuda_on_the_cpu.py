@@ -13,17 +13,20 @@ itself while the C has an index wrong. Here the C itself runs. ``PRELUDE`` gives
   So the threads of a block run one at a time, in the order ``schedule`` says, between barriers;
 - ``atomicAdd``: a plain read-add-write (one thread runs at a time); ``__threadfence()``: nothing to order;
   ``__ldcg`` (a load that bypasses the L1 cache): a load;
-- ``exp``, ``log``, ``sqrt``, ``fabs``, ``isnan``, ``isfinite``: C++'s (the host's libm: exp and log may differ from CUDA's by
-  a few units in the last place, CUDA's expf being within 2; sqrt, division, products and sums are IEEE-rounded on both, and ``-ffp-contract=off`` keeps
-  every product and sum rounded by itself, as ``--fmad=false`` does on the GPU).
+- ``exp``, ``log``, ``sqrt``, ``fabs``, ``isnan``, ``isfinite``: C++'s. The host's libm's exp and log may differ
+  from CUDA's by a few units in the last place (CUDA's expf is within 2); sqrt, division, products and sums are
+  IEEE-rounded on both, and ``-ffp-contract=off`` keeps every product and sum rounded by itself, as
+  ``--fmad=false`` does on the GPU.
 
 What running the C finds that a model cannot:
 - an index or stride written wrong in the C (the output differs from the model's);
 - a missing ``__syncthreads()``: with ``schedule="reverse"`` or a shuffled one, a thread runs before the threads
-  whose shared-memory writes it reads, and reads stale numbers; the output then differs between schedules;
+  whose shared-memory writes it reads, and reads poison or stale numbers; the output then differs between
+  schedules;
 - a ``__syncthreads()`` that not every thread of the block reaches (undefined behaviour in CUDA): an error here;
-- a read or write outside an array: run the tests with AddressSanitizer (``ASAN``; tests/test_kernel_sources_on_
-  the_cpu.py does so in a subprocess), and the first such access stops the process naming the line of C.
+- a read or write outside an array, shared memory's included: run the tests with AddressSanitizer
+  (``TINYNET_CUDA_ASAN=1`` and libasan preloaded; tests/test_kernel_sources_on_the_cpu.py does so in a
+  subprocess), and the first such access stops the process, naming the kernel and the line of C.
 
 What it cannot find: anything about warps (none of tinynet's kernels uses a warp's shuffles or votes); races
 within one phase between barriers (a thread runs a whole phase uninterrupted, so two threads' plain ``+=`` on one
