@@ -404,6 +404,9 @@ class Stream:
     def synchronize(self):
         self.device.refuse_in_capture("synchronize()")
 
+    def is_capturing(self):
+        return self.device.capture is not None and self.device.capture.stream is self
+
     def begin_capture(self, mode=None):
         if mode != RELAXED:
             raise AssertionError(f"capture mode {mode}: tinynet captures in relaxed mode (CuPy's memory pool may "

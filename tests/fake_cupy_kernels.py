@@ -103,6 +103,7 @@ def module(kernels=None, elementwise=None, structs=None, on_launch=None, sources
     cupy.asarray, cupy.ascontiguousarray = numpy.asarray, numpy.ascontiguousarray
     cupy.empty, cupy.zeros, cupy.empty_like = numpy.empty, numpy.zeros, numpy.empty_like
     cupy.made, cupy.launches = [], []
+    cupy.cuda = types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(is_capturing=lambda: False))
 
     class RawModule:
         def __init__(self, code, options=(), name_expressions=None, **unused):

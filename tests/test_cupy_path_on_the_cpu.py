@@ -309,3 +309,21 @@ def test_each_gpu_only_test_passes_on_the_stand_in_running_the_kernels_cuda_c(gp
     for arguments in parametrizations(test):
         backend.set_backend("cupy")
         test("cupy", **arguments)
+
+
+def test_split_k_buffers_are_not_made_inside_a_capture(gpu):
+    """A split product's first launch inside a capture would capture cupy.zeros' memset and leave the cached
+    counters unset until the graph's first replay: refused; made eagerly first, the graph holds the kernel only."""
+    import cupy
+    from tinynet.kernels import gemm
+    x, w = cupy.asarray(np.ones((32, 784), np.float32)), cupy.asarray(np.ones((784, 512), np.float32))
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture(mode=cupy.cuda.runtime.streamCaptureModeRelaxed)
+        with pytest.raises(RuntimeError, match="inside a CUDA graph capture"):
+            gemm.dense_relu(x, w)
+        stream.end_capture()
+        gemm.dense_relu(x, w)  # eager: the buffers made, the counters zeroed
+        stream.begin_capture(mode=cupy.cuda.runtime.streamCaptureModeRelaxed)
+        gemm.dense_relu(x, w)
+        assert stream.end_capture().kernels == ["gemm_bias_relu<float>"]

@@ -486,7 +486,9 @@ if "cupy" in BACKENDS_UNDER_TEST:
             return
         import cupy
         from tinynet.kernels import relu
-        for batch, units_in, units in [(1, 1, 1), (33, 785, 17), (7, 40, 33), (32, 16, 16)]:
+        # (300, 20, 5): [dW; db] split in 4 (gemm_tn_db); (17, 20, 300): dx split in 4 (gemm_nt_mask)
+        for batch, units_in, units in [(1, 1, 1), (33, 785, 17), (7, 40, 33), (32, 16, 16), (300, 20, 5),
+                                       (17, 20, 300)]:
             x, w, b, dy = layer_operands(batch, units_in, units, numpy.float32)
             x, dy = odd(x, seed=1), odd(dy, seed=3)
             gx, gw, gb, gdy = (cupy.asarray(v) for v in (x, w, b, dy))

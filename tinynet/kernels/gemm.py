@@ -309,6 +309,10 @@ def _workspace(dtype, count, rows, n):
     again (a memset would be one more node in the graph). One stream runs the products one after another: two
     products of one shape may share them."""
     import cupy
+    if cupy.cuda.get_current_stream().is_capturing():  # cupy.zeros' memset would be a node of the graph, and the
+        raise RuntimeError(  # counters unset until its first replay: graph.py's eager warm-up makes them first
+            f"gemm: split-K buffers for a ({rows}, {n}) product made inside a CUDA graph capture; run it once "
+            "eagerly first")
     tiles = math.ceil(rows / TILE) * math.ceil(n / TILE)
     return cupy.empty((count, rows, n), dtype=dtype), cupy.zeros(tiles, dtype=numpy.int32)
 
