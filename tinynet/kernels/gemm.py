@@ -284,7 +284,7 @@ def kernel(name, dtype):
 
 
 # Split-K (SOURCE's gemm_tile says how): below BUSY_BLOCKS blocks, about two per SM of an H100 or H200 (132 SMs),
-# K is split so that the grid has about that many, each split walking at least MIN_TILES of K's tiles.
+# K is split so that the grid has about that many, each split but the last walking at least MIN_TILES of K's tiles.
 BUSY_BLOCKS = 256
 MIN_TILES = 4
 
