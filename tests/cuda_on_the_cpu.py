@@ -79,8 +79,8 @@ dim3 threadIdx, blockIdx, blockDim, gridDim;  // CUDA's built-ins: set by the sc
 #define __device__
 #define __host__
 #define __forceinline__ inline
-using std::exp; using std::log; using std::sqrt; using std::fabs; using std::isnan; using std::isinf; using std::isfinite;
-using std::min; using std::max;
+using std::exp; using std::log; using std::sqrt; using std::fabs;
+using std::isnan; using std::isinf; using std::isfinite; using std::min; using std::max;
 
 #if defined(__SANITIZE_ADDRESS__)  // tell AddressSanitizer which stack is in use when a fiber switches
 extern "C" void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, size_t size);
@@ -443,7 +443,8 @@ class ElementwiseKernel:
             raise ValueError(f"{self.name}: the arrays' shapes differ: {[a.shape for a in arrays]}")
         types = {ctype: a.dtype for (ctype, _, _), a in zip(self.ins + self.outs, args) if isinstance(a, numpy.ndarray)}
         work = [numpy.ascontiguousarray(a) if isinstance(a, numpy.ndarray)  # a scalar: as CuPy casts it, to its type
-                else (types.get(ctype) or numpy.dtype(ctype)).type(a) for (ctype, _, _), a in zip(self.ins + self.outs, args)]
+                else (types.get(ctype) or numpy.dtype(ctype)).type(a)
+                for (ctype, _, _), a in zip(self.ins + self.outs, args)]
         keep = []
         pointers = (ctypes.c_void_p * len(work))(*[
             argument(fake_cupy_kernels.Param("", "", isinstance(a, numpy.ndarray), False), a, keep) for a in work])
