@@ -16,7 +16,7 @@
 #   4. mnist    examples/mnist.py --device gpu, 5 epochs
 #   5. seed     benchmarks/seed_workload.py --device gpu --floor --check-graph --kernel-times: first the
 #               quick diagnostics: tinynet's graph against its eager step (200 steps, bit-identical) and the
-#               nodes of one captured step by kind (12 kernels expected for this model, counted on the CPU by
+#               nodes of one captured step by kind (10 kernels expected for this model, counted on the CPU by
 #               tests/test_cupy_path_on_the_cpu.py), then each kernel of the step timed inside a graph (the
 #               products with split-K and without); then tinynet on CuPy (its CUDA graph) against PyTorch's
 #               CUDA graph and PyTorch eager on the same GPU, in the same run, at batch 32 (5 epochs), 128 and

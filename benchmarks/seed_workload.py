@@ -328,17 +328,16 @@ def kernel_times(launches=50, repeats=5, inputs=784, units=512, classes=10, batc
     counts = [cupy.zeros((), cupy.int64) for _ in range(3)] + [cupy.zeros((), cupy.float32)]
     params = [(w, cupy.zeros_like(w), cupy.zeros_like(w)) for w in (w1, b1, w2, b2, w3, b3)]
     nothing = cupy.RawKernel("extern \"C\" __global__ void nothing() {}", "nothing")
-    products = {  # name: the call, (rows, n, k) of its C and K
-        f"gemm_bias_relu: x W1 + b1, relu ({b}x{i} @ {i}x{u})": (lambda: gemm.dense_relu(x, w1, b1), (b, u, i)),
-        f"gemm_bias_relu: h1 W2 + b2, relu ({b}x{u} @ {u}x{u})": (lambda: gemm.dense_relu(h1, w2, b2), (b, u, u)),
-        f"gemm_bias: h2 W3 + b3 ({b}x{u} @ {u}x{c})": (lambda: gemm.matmul(h2, w3, b3), (b, c, u)),
-        f"gemm_tn_db: [dW3; db3] ({u + 1}x{b} @ {b}x{c})": (lambda: gemm.weight_gradients(h2, z), (u + 1, c, b)),
-        f"gemm_nt_mask: dx3 ({b}x{c} @ {c}x{u})": (lambda: gemm.input_gradient(z, w3), (b, u, c)),
-        f"gemm_tn_db: [dW2; db2], mask ({u + 1}x{b} @ {b}x{u})": (lambda: gemm.weight_gradients(h1, d2, h2),
-                                                                   (u + 1, u, b)),
-        f"gemm_nt_mask: dx2, mask ({b}x{u} @ {u}x{u})": (lambda: gemm.input_gradient(d2, w2, h1), (b, u, u)),
+    products = {  # name: the call, and (rows, n, k) of each of its products' C and K
+        f"gemm_bias_relu: x W1 + b1, relu ({b}x{i} @ {i}x{u})": (lambda: gemm.dense_relu(x, w1, b1), [(b, u, i)]),
+        f"gemm_bias_relu: h1 W2 + b2, relu ({b}x{u} @ {u}x{u})": (lambda: gemm.dense_relu(h1, w2, b2),
+                                                                   [(b, u, u)]),
+        f"gemm_bias: h2 W3 + b3 ({b}x{u} @ {u}x{c})": (lambda: gemm.matmul(h2, w3, b3), [(b, c, u)]),
+        "dense_backward: [dW3; db3] and dx3": (lambda: gemm.dense_gradients(h2, z, w3), [(u + 1, c, b), (b, u, c)]),
+        "dense_backward: [dW2; db2] and dx2, mask": (lambda: gemm.dense_gradients(h1, d2, w2, h2),
+                                                     [(u + 1, u, b), (b, u, u)]),
         f"gemm_tn_db: [dW1; db1], mask ({i + 1}x{b} @ {b}x{u})": (lambda: gemm.weight_gradients(x, d1, h1),
-                                                                   (i + 1, u, b))}
+                                                                   [(i + 1, u, b)])}
     numbers = sum(w.size for w, _, _ in params)
     others = {
         "gather_batch: x, y of one batch": lambda: batches.gather_batch(data_x, data_y, order, position, blocks_done,
@@ -373,7 +372,7 @@ def kernel_times(launches=50, repeats=5, inputs=784, units=512, classes=10, batc
              f"  {'':52} {'split-K (splits)':>16} {'one block':>10}"]
     total_split = total_whole = 0.0
     busy = gemm.BUSY_BLOCKS
-    for name, (call, (rows, n, k)) in products.items():
+    for name, (call, shapes) in products.items():
         split = per_launch(call)
         gemm.BUSY_BLOCKS = 0  # split-K off: one block sums all of K
         try:
@@ -381,13 +380,14 @@ def kernel_times(launches=50, repeats=5, inputs=784, units=512, classes=10, batc
         finally:
             gemm.BUSY_BLOCKS = busy
         total_split, total_whole = total_split + split, total_whole + whole
-        lines.append(f"  {name:52} {split:10.1f} {f'({gemm.splits(rows, n, k)})':>5} {whole:10.1f}")
+        shown = "+".join(str(gemm.splits(*shape)) for shape in shapes)  # each product's splits of K
+        lines.append(f"  {name:52} {split:10.1f} {f'({shown})':>5} {whole:10.1f}")
     rest = 0.0
     for name, call in others.items():
         t = per_launch(call)
         rest += t if "empty" not in name else 0.0
         lines.append(f"  {name:52} {t:10.1f}")
-    lines.append(f"  {'the 12 kernels of a step, summed':52} {total_split + rest:10.1f} {'':5} "
+    lines.append(f"  {'the 10 kernels of a step, summed':52} {total_split + rest:10.1f} {'':5} "
                  f"{total_whole + rest:10.1f}")
     return "\n".join(lines)
 

@@ -38,7 +38,7 @@ import weakref
 import numpy
 
 import fake_cupy_kernels
-from test_gemm_kernels import gemm_on_the_cpu, tiles
+from test_gemm_kernels import GEMM_ON_THE_CPU, gemm_on_the_cpu, tiles
 from tinynet.kernels import batches, gemm, relu, rmsprop, running_means, softmax_crossentropy
 from tinynet.optimizers import rmsprop as rmsprop_optimizer
 
@@ -488,6 +488,9 @@ def kernels_on_the_cpu(device):
     table = {name: fake_cupy_kernels.CpuKernel(grid=lambda args, name=name: tiles(name, args),
                                                block=(gemm.TILE, gemm.TILE), run=gemm_kernel)
              for name in gemm.KERNELS}
+    grouped = GEMM_ON_THE_CPU["dense_backward"]
+    table["dense_backward"] = fake_cupy_kernels.CpuKernel(grid=grouped.grid, block=grouped.block,
+                                                          run=lambda name, args: grouped.run(name, plain(args)))
     table["gather_batch"] = fake_cupy_kernels.CpuKernel(
         grid=lambda args: (batches.blocks(int(args[8]), int(args[9]), int(args[10])),), block=(batches.BLOCK,),
         run=gather_batch)

@@ -144,10 +144,12 @@ def test_each_raw_module_compiles_for_float_and_double_doing_float_math_in_float
 
 
 def test_gemm_makes_each_kernel_for_float_and_double(cupy):
-    """The plain products, and Dense's fused steps (forward with ReLU; [dW; db] and dx through ReLU's mask)."""
+    """The plain products, and Dense's fused steps (forward with ReLU; [dW; db] and dx through ReLU's mask,
+    apart and in one launch)."""
     gemm._module.__wrapped__()
     names = cupy.made[-1].name_expressions
-    kernels = ("gemm_nn", "gemm_tn", "gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_tn_db", "gemm_nt_mask")
+    kernels = ("gemm_nn", "gemm_tn", "gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_tn_db", "gemm_nt_mask",
+               "dense_backward")
     assert sorted(names) == sorted(f"{k}<{t}>" for k in kernels for t in ("float", "double"))
     assert set(kernels) == set(fake_cupy_kernels.kernel_signatures(gemm.SOURCE))  # each a __global__ of SOURCE
 

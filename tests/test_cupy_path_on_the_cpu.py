@@ -1,7 +1,7 @@
 """tinynet's whole 'cupy' path, run on the CPU: ``fit`` with its CUDA graph, every kernel, ``evaluate`` and
 ``predict``, under tests/cupy_on_the_cpu.py's stand-in for CuPy, which runs each kernel's NumPy model and counts
 the kernels a GPU would run. It checks what no GPU has checked yet: the captured step trains as NumPy does, the
-graph holds the 12 kernels docs/backends.md counts for the MNIST model, and a NaN in a replay is caught.
+graph holds the 10 kernels docs/backends.md counts for the MNIST model, and a NaN in a replay is caught.
 
 The seed model is 784-512-512-10; here 784-64-64-10 on 200 samples, since the kernels' NumPy models walk every
 block and thread: the same layers, so the same kernels. On a GPU, benchmarks/gpu_check.sh checks the real ones."""
@@ -27,12 +27,12 @@ from tinynet.utils import set_random_seed, to_categorical
 pytestmark = pytest.mark.host_only("a stand-in for CuPy: NumPy arrays, each kernel's NumPy model")
 
 # What the graph of one training step holds for the MNIST model (Dense relu, Dense relu, Dense softmax; RMSprop;
-# metrics=['accuracy']): docs/backends.md's 12 kernels, in the order the step launches them.
+# metrics=['accuracy']): docs/backends.md's 10 kernels, in the order the step launches them.
 CAPTURED_STEP = ["gather_batch<float, float>",  # the batch, cut on the device
                  "gemm_bias_relu<float>", "gemm_bias_relu<float>", "gemm_bias<float>",  # forward: y = max(x W + b, 0)
                  "softmax_crossentropy<float>",  # the loss on the logits and dL/dz
-                 "gemm_tn_db<float>", "gemm_nt_mask<float>",  # backward, last layer: [dW; db], dx
-                 "gemm_tn_db<float>", "gemm_nt_mask<float>",  # second layer: [dW; db] and dx through ReLU's mask
+                 "dense_backward<float>",  # backward, last layer: [dW; db] and dx, in one launch
+                 "dense_backward<float>",  # second layer: the same, dz read through ReLU's mask
                  "gemm_tn_db<float>",  # first layer: [dW; db], no dx
                  "rmsprop_all<float>",  # every parameter's update
                  "running_means_add<float>"]  # the loss and accuracy, added to the epoch's running means
@@ -165,8 +165,8 @@ def test_fit_on_the_cupy_path_running_each_kernels_cuda_c_learns_what_numpy_fit_
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
-def test_the_graph_holds_the_12_kernels_the_docs_count_and_an_eager_step_launches_22(gpu, monkeypatch):
-    """The kernels launched while the step was captured are the graph's nodes: 12 (docs/backends.md), each
+def test_the_graph_holds_the_10_kernels_the_docs_count_and_an_eager_step_launches_22(gpu, monkeypatch):
+    """The kernels launched while the step was captured are the graph's nodes: 10 (docs/backends.md), each
     replay one launch of them, nothing else launched between replays. The same step eagerly: 22 (a cuBLAS
     product counted as one)."""
     x, y = data()
@@ -174,7 +174,7 @@ def test_the_graph_holds_the_12_kernels_the_docs_count_and_an_eager_step_launche
     steps, made = watched(model, gpu, monkeypatch)
     model.fit(x, y, epochs=2, verbose=0, shuffle=False)
     warm_up, captured, last, last_again = steps
-    assert captured == made[0].graph.kernels == CAPTURED_STEP and len(CAPTURED_STEP) == 12
+    assert captured == made[0].graph.kernels == CAPTURED_STEP and len(CAPTURED_STEP) == 10
     # the warm-up runs the very kernels the graph will (inside own_gemm), and zeroes the split-K counters of the
     # first layer's forward (K = 784 is split: gemm.splits) once, for good: the graph holds no memset
     assert [name for name in warm_up if name != "memset"] == CAPTURED_STEP and warm_up.count("memset") == 1
@@ -242,7 +242,7 @@ def test_rmsprops_per_parameter_kernel_on_the_cupy_path_equals_update_step(gpu):
 
 
 def test_steps_per_execution_puts_three_steps_in_one_graph_and_learns_the_same(gpu, monkeypatch):
-    """compile(steps_per_execution=3): one graph of 36 kernels (three steps of 12). Epoch 1: batch 1 warms up,
+    """compile(steps_per_execution=3): one graph of 30 kernels (three steps of 10). Epoch 1: batch 1 warms up,
     batches 2-4 are captured and launched at once, batches 5-7 are eager (three full ones are not left); epoch 2:
     two launches of three steps, then the batch of 8. The same History as NumPy's fit."""
     x, y = data()

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import functools
 import itertools
+import math
 import re
 import sys
 
@@ -244,14 +245,20 @@ def test_each_split_model_is_the_product_its_unsplit_model_is_to_rounding(name, 
 
 @pytest.mark.host_only("reads the kernels' CUDA source")
 def test_the_cuda_source_passes_the_strides_and_hooks_the_model_uses():
-    calls = dict(re.findall(r"__global__ void (\w+)\(.*?\n\s*gemm_tile<T>\(([^;]*)\);", gemm.SOURCE, re.S))
-    assert sorted(calls) == sorted(gemm.KERNELS)
-    for name, args in calls.items():
-        a_row, a_col, b_row, b_col = (s.strip() for s in args.split(",")[1:3] + args.split(",")[4:6])
-        assert (a_row, a_col, b_row, b_col) == gemm.STRIDES[name], name
     bodies = dict(re.findall(r"__global__ void (\w+)\(.*?\{(.*?)\n\}", gemm.SOURCE, re.S))
-    for name, body in bodies.items():  # the hooks each kernel turns on, as the model turns them on
+    assert sorted(bodies) == sorted(gemm.KERNELS + gemm.GROUPED)
+    grouped = bodies.pop("dense_backward")
+    for name, body in bodies.items():  # the strides and the hooks each kernel turns on, as the model has them
+        args = re.search(r"gemm_tile<T>\(([^;]*)\);", body)[1].split(",")
+        assert tuple(a.strip() for a in args[1:3] + args[4:6]) == gemm.STRIDES[name], name
         assert tuple(re.findall(r"hooks\.(\w+) = ", body)) == gemm.HOOKS[name], name
+    # dense_backward: gemm_tn_db's product (M = in, N = units), then gemm_nt_mask's (K = units), with their hooks
+    (w_args, w_hooks), (x_args, x_hooks) = [(call.split(","), re.findall(r"hooks\.(\w+) = ", part))
+                                            for part, call in re.findall(r"(\{.*?)gemm_tile<T>\(([^;]*)\);", grouped,
+                                                                         re.S)]
+    assert tuple(a.strip() for a in w_args[1:3] + w_args[4:6]) == ("1", "in", "units", "1")
+    assert tuple(a.strip() for a in x_args[1:3] + x_args[4:6]) == ("units", "1", "1", "units")
+    assert (tuple(w_hooks), tuple(x_hooks)) == (gemm.HOOKS["gemm_tn_db"], gemm.HOOKS["gemm_nt_mask"])
 
 
 # --- gemm.matmul, the Python around the kernels, on the CPU: a fake cupy whose kernels check each launch's
@@ -290,9 +297,30 @@ def grid(rows, n, k):
     return -(-rows // gemm.TILE), -(-n // gemm.TILE), gemm.splits(rows, n, k)
 
 
+def dense_backward_on_the_cpu(name, args):
+    """What dense_backward writes into [dW; db] and dx: gemm_tn_db's and gemm_nt_mask's models, each with its
+    own split of K, from flat memory and the sizes."""
+    x, dy, mask, w, dwdb, dx, *_buffers, batch, inputs, units, w_splits, x_splits = args
+    k, m, n = int(batch), int(inputs), int(units)
+    x, dy, w = x.reshape(k, m), dy.reshape(k, n), w.reshape(m, n)
+    mask = None if mask is None else mask.reshape(k, n)
+    dwdb.reshape(m + 1, n)[...] = gemm.model_gemm("gemm_tn_db", x, dy, mask=mask, splits=int(w_splits))
+    dx.reshape(k, m)[...] = gemm.model_gemm("gemm_nt_mask", dy, w, mask=mask, splits=int(x_splits))
+
+
+def dense_backward_blocks(args):
+    """dense_backward's grid: the blocks of [dW; db] (in + 1, units) and of dx (batch, in), each times its splits."""
+    batch, inputs, units, w_splits, x_splits = (int(a) for a in args[-5:])
+    tiles = lambda rows, cols: -(-rows // gemm.TILE) * -(-cols // gemm.TILE)  # noqa: E731
+    return (tiles(inputs + 1, units) * w_splits + tiles(batch, inputs) * x_splits,)
+
+
 GEMM_ON_THE_CPU = {name: fake_cupy_kernels.CpuKernel(grid=functools.partial(tiles, name),
                                                      block=(gemm.TILE, gemm.TILE), run=gemm_on_the_cpu)
                    for name in gemm.KERNELS}
+GEMM_ON_THE_CPU["dense_backward"] = fake_cupy_kernels.CpuKernel(grid=dense_backward_blocks,
+                                                                block=(gemm.TILE, gemm.TILE),
+                                                                run=dense_backward_on_the_cpu)
 
 
 @pytest.fixture
@@ -438,6 +466,26 @@ def test_dense_relus_wrappers_launch_one_kernel_each_and_equal_the_readable_step
 
 
 @pytest.mark.host_only("a fake cupy of NumPy arrays")
+@pytest.mark.parametrize("batch, units_in, units", [(1, 1, 1), (7, 40, 33), (17, 20, 300), (300, 20, 5), (32, 16, 16)])
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_dense_gradients_is_weight_and_input_gradients_in_one_launch(cpu_cupy, batch, units_in, units, with_mask):
+    """dense_backward: [dW; db] and dx in one grid, each product with its own tiles and split of K ((17, 20, 300)
+    splits dx's K, (300, 20, 5) dW's), bit for bit the two kernels apart; the grid is both products' blocks."""
+    x, w, _, dy = layer_operands(batch, units_in, units, numpy.float32)
+    mask = odd(numpy.random.default_rng(9).standard_normal((batch, units)).astype(numpy.float32), 10) \
+        if with_mask else None
+    dw, db, dx = gemm.dense_gradients(x, odd(dy, 11), w, mask)
+    ((_, launched, block),) = cpu_cupy.launches
+    cpu_cupy.launches.clear()
+    dw_apart, db_apart = gemm.weight_gradients(x, odd(dy, 11), mask)
+    assert_same_bits(dw, dw_apart)
+    assert_same_bits(db, db_apart)
+    assert_same_bits(dx, gemm.input_gradient(odd(dy, 11), w, mask))
+    w_grid, x_grid = grid(units_in + 1, units, batch), grid(batch, units_in, units)
+    assert (launched, block) == ((math.prod(w_grid) + math.prod(x_grid),), (gemm.TILE, gemm.TILE))
+
+
+@pytest.mark.host_only("a fake cupy of NumPy arrays")
 def test_dense_wrappers_without_bias_or_mask_pass_null_and_copy_strided_views(cpu_cupy):
     """A Dense without bias, or without ReLU (its dz is dy): NULL (None) for what is missing, and the products are
     the plain ones; a strided dy (a view of every other column) is copied, not read as if packed."""
@@ -504,6 +552,8 @@ if "cupy" in BACKENDS_UNDER_TEST:
             assert_same_bits(dw.get(), gemm.model_gemm("gemm_tn", x, dz, splits=count))
             assert_same_bits(db.get(), tile_order_sum(dz, count))
             assert_same_bits(dx.get(), gemm.model_gemm("gemm_nt", dz, w, splits=gemm.splits(batch, units_in, units)))
+            for grouped, apart in zip(gemm.dense_gradients(gx, gdy, gw, y), (dw, db, dx)):  # one launch of both
+                assert_same_bits(grouped.get(), apart.get())
             gdz = relu.relu_backward(gz, gdy)  # ReLU's own kernel, from z
             assert_same_bits(dw.get(), gemm.matmul(gx.T, gdz).get())
             assert_same_bits(dx.get(), gemm.matmul(gdz, gw.T).get())
@@ -549,11 +599,10 @@ def dense(units, activation, inputs, use_bias=True, seed=0):
 
 @pytest.mark.host_only("a fake cupy of NumPy arrays")
 @pytest.mark.parametrize("batch, use_bias", [(7, True), (32, True), (7, False)])
-def test_dense_relu_layers_are_one_launch_forward_two_backward_and_one_for_a_first_layer(cpu_cupy, monkeypatch,
-                                                                                        batch, use_bias):
-    """Two Dense(relu) layers (the first a model's first layer) forward and backward, in five launches (were 2 + 2
-    forward, 4 + 3 backward: ReLU's forward and mask, cupy.sum's db), each output bit for bit the readable steps on
-    the kernels' models, db the tile-order sum; NaN, inf and -0 in x and dy."""
+def test_dense_relu_layers_are_one_launch_forward_and_one_backward(cpu_cupy, monkeypatch, batch, use_bias):
+    """Two Dense(relu) layers (the first a model's first layer) forward and backward, in four launches (were 2 + 2
+    forward, 4 + 3 backward: ReLU's forward and mask, cupy.sum's db, and dW's and dx's products apart), each output
+    bit for bit the readable steps on the kernels' models, db the tile-order sum; NaN, inf and -0 in x and dy."""
     first, second = dense(17, "relu", 33, use_bias), dense(9, "relu", 17, use_bias, seed=1)
     first.needs_input_gradient = False  # as Sequential sets it
     rng = numpy.random.default_rng(2)
@@ -566,7 +615,7 @@ def test_dense_relu_layers_are_one_launch_forward_two_backward_and_one_for_a_fir
         assert first.backward(dy1) is None
     assert [name for name, _, _ in cpu_cupy.launches] == [
         "gemm_bias_relu<float>", "gemm_bias_relu<float>",  # forward: one each
-        "gemm_tn_db<float>", "gemm_nt_mask<float>",  # the second layer's backward: [dW; db], dx
+        "dense_backward<float>",  # the second layer's backward: [dW; db] and dx, in one launch
         "gemm_tn_db<float>"]  # the first layer's: [dW; db], no dx
     linear = "gemm_bias" if use_bias else "gemm_nn"
     bias = (lambda layer: (layer.params["bias"],)) if use_bias else (lambda layer: ())
@@ -588,8 +637,8 @@ def test_dense_relu_layers_are_one_launch_forward_two_backward_and_one_for_a_fir
 @pytest.mark.parametrize("activation", [None, "softmax"])
 def test_a_dense_without_relu_sums_db_beside_dw_too(cpu_cupy, monkeypatch, activation):
     """A Dense without activation, or the last layer on the logits path (Sequential calls its forward_linear and
-    backward_linear): z = x W + b is gemm_bias already; backward is dW and db in one launch, dx in another (were
-    3: gemm_tn, cupy.sum, gemm_nt)."""
+    backward_linear): z = x W + b is gemm_bias already; backward is dW, db and dx in one launch (were 3: gemm_tn,
+    cupy.sum, gemm_nt)."""
     layer = dense(10, activation, 20)
     rng = numpy.random.default_rng(5)
     x = rng.standard_normal((7, 20)).astype(numpy.float32)
@@ -597,8 +646,7 @@ def test_a_dense_without_relu_sums_db_beside_dw_too(cpu_cupy, monkeypatch, activ
     with pretending_cupy_inside_own_gemm(monkeypatch):
         z = layer.forward_linear(x)
         dx = layer.backward_linear(dz) if activation else layer.backward(dz)
-    assert [name for name, _, _ in cpu_cupy.launches] == ["gemm_bias<float>", "gemm_tn_db<float>",
-                                                          "gemm_nt_mask<float>"]
+    assert [name for name, _, _ in cpu_cupy.launches] == ["gemm_bias<float>", "dense_backward<float>"]
     assert_same_bits(z, gemm.model_gemm("gemm_bias", x, layer.params["kernel"], layer.params["bias"]))
     assert_same_bits(layer.grads["kernel"], gemm.model_gemm("gemm_tn", x, dz))
     assert_same_bits(layer.grads["bias"], tile_order_sum(dz))

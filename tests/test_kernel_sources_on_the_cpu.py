@@ -148,14 +148,15 @@ def test_every_index_and_every_kind_of_argument_arrives_as_cuda_gives_them(harne
 # tile adding the partial sums, and the counters reused by the next product of the shape
 GEMM_SHAPES = [(1, 1, 1), (33, 70, 17), (17, 5, 33), (17, 300, 5), (33, 785, 17),
                (300, 20, 5),  # weight_gradients: [dW; db] (21, 5) with K = 300 split in 4 (gemm_tn_db)
-               (17, 20, 300)]  # input_gradient: dx (17, 20) with K = 300 split in 4 (gemm_nt_mask)
+               (17, 20, 300),  # input_gradient: dx (17, 20) with K = 300 split in 4 (gemm_nt_mask)
+               (7, 32, 16)]  # exact tiles: [dW; db]'s row of ones is a tile row of its own
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_the_products_c_writes_what_its_model_writes(monkeypatch, schedule, dtype):
-    """gemm.py's seven kernels through its wrappers: matmul with A or B transposed and with a bias, Dense+ReLU's
-    forward, its [dW; db] and its dx, with a ReLU mask and without."""
+    """gemm.py's kernels through its wrappers: matmul with A or B transposed and with a bias, Dense+ReLU's
+    forward, its [dW; db] and its dx, apart and in one launch (dense_backward), with a ReLU mask and without."""
     def compute(cupy):
         rng, out = numpy.random.default_rng(0), []
         for m, k, n in GEMM_SHAPES:
@@ -167,7 +168,9 @@ def test_the_products_c_writes_what_its_model_writes(monkeypatch, schedule, dtyp
                     gemm.dense_relu(a_, b_, bias_), gemm.dense_relu(a_, b_),
                     *gemm.weight_gradients(a_, dy_, mask_), *gemm.weight_gradients(a_, dy_),
                     gemm.input_gradient(dy_, cupy.asarray(numpy.ascontiguousarray(b.T)).T.copy(), mask_),
-                    gemm.input_gradient(dy_, cupy.asarray(odd_values(rng, (k, n), dtype)))]
+                    gemm.input_gradient(dy_, cupy.asarray(odd_values(rng, (k, n), dtype))),
+                    *gemm.dense_gradients(a_, dy_, cupy.asarray(odd_values(rng, (k, n), dtype)), mask_),
+                    *gemm.dense_gradients(a_, dy_, cupy.asarray(odd_values(rng, (k, n), dtype)))]
         # every split-K counter is back to 0 after its launches (the model never touches them: 0 there too)
         used = {(m, n, k), (k + 1, n, m), (m, k, n)}
         out += [gemm._workspace(numpy.dtype(dtype).name, gemm.splits(*s), s[0], s[1])[1]

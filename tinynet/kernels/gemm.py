@@ -15,6 +15,10 @@ The family, seven kernels around one tile loop (``gemm_tile``), each one line of
     gemm_tn_db      [dW; db] = [x, 1]^T dz,  dz = dy * (mask > 0)           (Dense + ReLU backward, fused)
     gemm_nt_mask    dx = dz W^T,             dz = dy * (mask > 0)           (Dense + ReLU backward, fused)
 
+and one kernel that runs two of them in one launch, side by side in one grid:
+
+    dense_backward  gemm_tn_db's [dW; db] and gemm_nt_mask's dx                 (Dense backward, one launch)
+
 Each kernel only says where A[m, k] and B[k, n] live in memory: element (m, k) of the left matrix is
 ``A[m * a_row + k * a_col]`` (its two strides, in elements), and the same for B. A transpose is nothing but
 swapped strides: A^T stored as the (K, M) array A has a_row = 1, a_col = M. And it says which of the tile
@@ -25,8 +29,9 @@ written. The loop itself, and so the order of every sum, is the same for all sev
 The last three are Dense's steps fused (``tinynet/layers/dense.py``, its ``forward_compiled`` and
 ``backward_compiled``, on CuPy inside ``backend.own_gemm()``): in a step captured into a CUDA graph every kernel
 is a node costing a few microseconds, and a Dense(..., activation='relu') layer is then one kernel forward
-(was 2: the product, the ReLU) and two backward (was 4: ReLU's mask, dW, db, dx; one for a first layer, which
-needs no dx). The mask dz = dy * (mask > 0) is never stored: each product reads dz through it.
+(was 2: the product, the ReLU) and one backward (was 4: ReLU's mask, dW, db, dx): dW's and dx's products do not
+depend on each other, so dense_backward runs both in one grid (a first layer, which needs no dx, runs
+gemm_tn_db). The mask dz = dy * (mask > 0) is never stored: each product reads dz through it.
 
 Split-K. At batch 32 C is small (32 x 512: 64 blocks of a GPU's 132 SMs) while K is long (784): one block per
 tile of C would walk K's 49 tiles one after another, its time their latency. ``splits`` shares K out among up to
@@ -100,6 +105,18 @@ __device__ T relu(T z) {
     return (z > 0 || isnan(z)) ? z : (T)0;
 }
 
+// The part of C a block computes: tile (m, n) of C's tiles, which has `columns` tiles per row, over range
+// `split` of K. A kernel of one product takes it from the block's place in the grid (this_block); dense_backward,
+// which puts two products in one grid, from the block's place among its product's blocks.
+struct Tile {
+    int m, n, split, columns;
+};
+
+__device__ Tile this_block() {
+    Tile tile = {(int)blockIdx.x, (int)blockIdx.y, (int)blockIdx.z, (int)gridDim.y};
+    return tile;
+}
+
 // C[m, n] from the sum acc: the epilogue hooks, bias then ReLU.
 template <typename T>
 __device__ T epilogue(T acc, const Hooks<T>& hooks, int n) {
@@ -107,13 +124,14 @@ __device__ T epilogue(T acc, const Hooks<T>& hooks, int n) {
     return hooks.relu ? relu(c) : c;               // C[m, n] = max(acc + bias[n], 0)
 }
 
-// One TILE x TILE tile of C = A B, with the hooks above, per block of TILE x TILE threads:
+// One TILE x TILE tile of C = A B, with the hooks above, per block of TILE x TILE threads (`tile` says which):
 //   C[m, n] = sum_k A(m, k) B(k, n),
 //   A(m, k) = A[m * a_row + k * a_col],   B(k, n) = B[k * b_row + n * b_col]   (strides in elements)
 // C is (rows, N), row-major, rows = M, or M + 1 with the ones row.
-// Thread mapping: block (blockIdx.x, blockIdx.y) owns rows blockIdx.x * TILE ... + TILE - 1 and columns
-// blockIdx.y * TILE ... + TILE - 1 of C; thread (threadIdx.x, threadIdx.y) computes the one entry
-//   m = blockIdx.x * TILE + threadIdx.y,   n = blockIdx.y * TILE + threadIdx.x.
+// Thread mapping: the block of tile (tile.m, tile.n) owns rows tile.m * TILE ... + TILE - 1 and columns
+// tile.n * TILE ... + TILE - 1 of C; thread (threadIdx.x, threadIdx.y) computes the one entry
+//   m = tile.m * TILE + threadIdx.y,   n = tile.n * TILE + threadIdx.x.
+// In a kernel of one product, tile (m, n, split) is the block's (blockIdx.x, blockIdx.y, blockIdx.z).
 // Row tiles go along the grid's x, which may hold 2^31 - 1 blocks (y: 65535), as M is what grows: the batch,
 // times the output positions in a convolution. Within a block threadIdx.x walks n, so that neighbouring threads
 // read neighbouring entries of B's row and write neighbouring entries of C's.
@@ -123,24 +141,24 @@ __device__ T epilogue(T acc, const Hooks<T>& hooks, int n) {
 // over k in order, whatever the hooks: they change what is loaded and what is written only.
 //
 // Split-K. A batch of 32 makes C small (32 x 512: 64 blocks, half a GPU's 132 SMs idle) while K is long (784):
-// each thread's 49 tiles then run one after another, and the time is their latency. With splits = S, blockIdx.z
-// = s takes only K's tiles s * per ... (s + 1) * per - 1 (per = ceil(tiles / S)): S times the blocks, each
+// each thread's 49 tiles then run one after another, and the time is their latency. With splits = S, the block
+// of tile.split = s takes only K's tiles s * per ... (s + 1) * per - 1 (per = ceil(tiles / S)): S times the blocks, each
 // walking a 1/S of K. Block s writes its sum to partial[s][m][n]; the LAST of the S blocks of a tile to finish
 // (counted by atomicAdd on arrivals[tile], as in tinynet/kernels/batches.py) adds the S partial sums in the
 // order s = 0, 1, ..., S - 1, so the result is the same at every run, applies the epilogue and writes C, and
 // puts the count back to 0 for the next launch.
 template <typename T>
 __device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_row, int b_col, Hooks<T> hooks,
-                          T* C, int M, int N, int K) {
+                          T* C, int M, int N, int K, Tile tile) {
     __shared__ T As[TILE][TILE];
     __shared__ T Bs[TILE][TILE];
     __shared__ int last;  // split-K: 1 in the block that adds the partial sums
     int tx = threadIdx.x, ty = threadIdx.y;
-    int m = blockIdx.x * TILE + ty;  // this thread's row of C
-    int n = blockIdx.y * TILE + tx;  // this thread's column of C
+    int m = tile.m * TILE + ty;  // this thread's row of C
+    int n = tile.n * TILE + tx;  // this thread's column of C
     int rows = M + hooks.ones_row;  // C's rows: A's M, and the row of ones if there is one
     int per = ((K + TILE - 1) / TILE + hooks.splits - 1) / hooks.splits;  // K's tiles per split
-    int k_begin = blockIdx.z * per * TILE;  // this block's range of K: [k_begin, k_end)
+    int k_begin = tile.split * per * TILE;  // this block's range of K: [k_begin, k_end)
     int k_end = min(K, k_begin + per * TILE);
     T acc = 0;
     for (int k0 = k_begin; k0 < k_end; k0 += TILE) {
@@ -166,15 +184,15 @@ __device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_ro
     }
     long long plane = (long long)rows * N;  // partial is (splits, rows, N)
     if (inside) {
-        hooks.partial[blockIdx.z * plane + at] = acc;  // partial[s][m][n]: this block's sum over its range
+        hooks.partial[tile.split * plane + at] = acc;  // partial[s][m][n]: this block's sum over its range
     }
     __threadfence();  // this thread's partial sum is seen by every block before the count below says it is there
     __syncthreads();  // every thread of the block has written it
     if (tx == 0 && ty == 0) {
-        int tile = blockIdx.x * gridDim.y + blockIdx.y;  // this tile of C's counter
-        last = atomicAdd(&hooks.arrivals[tile], 1) == hooks.splits - 1;  // the count before: S - 1 for the last
+        int counter = tile.m * tile.columns + tile.n;  // this tile of C's counter
+        last = atomicAdd(&hooks.arrivals[counter], 1) == hooks.splits - 1;  // the count before: S - 1 for the last
         if (last) {
-            hooks.arrivals[tile] = 0;  // every block of the tile has counted: ready for the next launch
+            hooks.arrivals[counter] = 0;  // every block of the tile has counted: ready for the next launch
         }
     }
     __syncthreads();  // every thread sees `last`
@@ -193,7 +211,7 @@ template <typename T>
 __global__ void gemm_nn(const T* A, const T* B, T* C, T* partial, int* arrivals,
                         int M, int N, int K, int splits) {
     Hooks<T> hooks = split_k(partial, arrivals, splits);
-    gemm_tile<T>(A, K, 1, B, N, 1, hooks, C, M, N, K);
+    gemm_tile<T>(A, K, 1, B, N, 1, hooks, C, M, N, K, this_block());
 }
 
 // C = A^T B:    C[m, n] = sum_k A[k, m] B[k, n];   A stored (K, M), B (K, N): A^T(m, k) = A[k * M + m].
@@ -201,7 +219,7 @@ template <typename T>
 __global__ void gemm_tn(const T* A, const T* B, T* C, T* partial, int* arrivals,
                         int M, int N, int K, int splits) {
     Hooks<T> hooks = split_k(partial, arrivals, splits);
-    gemm_tile<T>(A, 1, M, B, N, 1, hooks, C, M, N, K);
+    gemm_tile<T>(A, 1, M, B, N, 1, hooks, C, M, N, K, this_block());
 }
 
 // C = A B^T:    C[m, n] = sum_k A[m, k] B[n, k];   A (M, K), B stored (N, K): B^T(k, n) = B[n * K + k].
@@ -209,7 +227,7 @@ template <typename T>
 __global__ void gemm_nt(const T* A, const T* B, T* C, T* partial, int* arrivals,
                         int M, int N, int K, int splits) {
     Hooks<T> hooks = split_k(partial, arrivals, splits);
-    gemm_tile<T>(A, K, 1, B, 1, K, hooks, C, M, N, K);
+    gemm_tile<T>(A, K, 1, B, 1, K, hooks, C, M, N, K, this_block());
 }
 
 // z = x W + b:  z[m, n] = sum_k x[m, k] W[k, n] + b[n];   x (M, K), W (K, N), b (N,): one kernel, not two.
@@ -218,7 +236,7 @@ __global__ void gemm_bias(const T* x, const T* W, const T* b, T* z, T* partial, 
                           int M, int N, int K, int splits) {
     Hooks<T> hooks = split_k(partial, arrivals, splits);
     hooks.bias = b;
-    gemm_tile<T>(x, K, 1, W, N, 1, hooks, z, M, N, K);
+    gemm_tile<T>(x, K, 1, W, N, 1, hooks, z, M, N, K, this_block());
 }
 
 // y = max(x W + b, 0):  y[m, n] = relu(sum_k x[m, k] W[k, n] + b[n]);   as gemm_bias, then ReLU on each entry
@@ -229,7 +247,7 @@ __global__ void gemm_bias_relu(const T* x, const T* W, const T* b, T* y, T* part
     Hooks<T> hooks = split_k(partial, arrivals, splits);
     hooks.bias = b;
     hooks.relu = 1;
-    gemm_tile<T>(x, K, 1, W, N, 1, hooks, y, M, N, K);
+    gemm_tile<T>(x, K, 1, W, N, 1, hooks, y, M, N, K, this_block());
 }
 
 // [dW; db] = [x, 1]^T dz,   dz = dy * (T)(mask > 0):  Dense's weight and bias gradients in one kernel.
@@ -242,7 +260,7 @@ __global__ void gemm_tn_db(const T* x, const T* dy, const T* mask, T* C, T* part
     Hooks<T> hooks = split_k(partial, arrivals, splits);
     hooks.b_mask = mask;
     hooks.ones_row = 1;
-    gemm_tile<T>(x, 1, M, dy, N, 1, hooks, C, M, N, K);
+    gemm_tile<T>(x, 1, M, dy, N, 1, hooks, C, M, N, K, this_block());
 }
 
 // dx = dz W^T,   dz = dy * (T)(mask > 0):  dx[m, n] = sum_k dz[m, k] W[n, k];   dy and mask (M, K) =
@@ -253,11 +271,46 @@ __global__ void gemm_nt_mask(const T* dy, const T* W, const T* mask, T* dx, T* p
                              int M, int N, int K, int splits) {
     Hooks<T> hooks = split_k(partial, arrivals, splits);
     hooks.a_mask = mask;
-    gemm_tile<T>(dy, K, 1, W, 1, K, hooks, dx, M, N, K);
+    gemm_tile<T>(dy, K, 1, W, 1, K, hooks, dx, M, N, K, this_block());
+}
+
+// Tile b of a product whose C has `columns` tiles per row and whose K is split in `splits`: b counts the
+// product's blocks in the order (tile row, tile column, split).
+__device__ Tile nth_tile(int b, int columns, int splits) {
+    Tile tile = {b / (columns * splits), (b / splits) % columns, b % splits, columns};
+    return tile;
+}
+
+// Dense's backward in ONE launch: its two products of dz, which do not depend on each other, side by side in
+// one grid of w_blocks + x_blocks blocks (blockIdx.x only), dz = dy * (T)(mask > 0), or dz = dy where mask is NULL:
+//   blocks 0 ... w_blocks - 1:  [dW; db] = [x, 1]^T dz   gemm_tn_db's product: dWdb (in + 1, units), K = batch
+//   the x_blocks after them:    dx = dz W^T              gemm_nt_mask's product: dx (batch, in), K = units
+// x (batch, in), dy and mask (batch, units), W (in, units). Each product has its own tiles, its own split of K
+// (w_splits, x_splits) and its own split-K buffers. One node in a CUDA graph instead of two, and the GPU runs
+// both products' blocks at once.
+template <typename T>
+__global__ void dense_backward(const T* x, const T* dy, const T* mask, const T* W, T* dWdb, T* dx,
+                               T* w_partial, int* w_arrivals, T* x_partial, int* x_arrivals,
+                               int batch, int in, int units, int w_splits, int x_splits) {
+    int w_columns = (units + TILE - 1) / TILE, x_columns = (in + TILE - 1) / TILE;
+    int w_blocks = (in + 1 + TILE - 1) / TILE * w_columns * w_splits;
+    int b = blockIdx.x;
+    if (b < w_blocks) {  // [dW; db] = [x, 1]^T dz: as gemm_tn_db
+        Hooks<T> hooks = split_k(w_partial, w_arrivals, w_splits);
+        hooks.b_mask = mask;
+        hooks.ones_row = 1;
+        gemm_tile<T>(x, 1, in, dy, units, 1, hooks, dWdb, in, units, batch, nth_tile(b, w_columns, w_splits));
+    } else {  // dx = dz W^T: as gemm_nt_mask
+        Hooks<T> hooks = split_k(x_partial, x_arrivals, x_splits);
+        hooks.a_mask = mask;
+        gemm_tile<T>(dy, units, 1, W, 1, units, hooks, dx, batch, in, units,
+                     nth_tile(b - w_blocks, x_columns, x_splits));
+    }
 }
 """
 
 KERNELS = ("gemm_nn", "gemm_tn", "gemm_nt", "gemm_bias", "gemm_bias_relu", "gemm_tn_db", "gemm_nt_mask")
+GROUPED = ("dense_backward",)  # two of the products above in one launch
 DTYPES = {"float32": "float", "float64": "double"}
 
 # Where each kernel finds A(m, k) and B(k, n): (a_row, a_col, b_row, b_col), as SOURCE passes them to
@@ -274,12 +327,12 @@ HOOKS = {"gemm_nn": (), "gemm_tn": (), "gemm_nt": (), "gemm_bias": ("bias",), "g
 def _module():
     """The compiled kernels (CuPy, on first use): one RawModule, each kernel for float32 and float64."""
     import cupy
-    names = [f"{kernel}<{ctype}>" for kernel in KERNELS for ctype in DTYPES.values()]
+    names = [f"{kernel}<{ctype}>" for kernel in KERNELS + GROUPED for ctype in DTYPES.values()]
     return cupy.RawModule(code=SOURCE, options=("--fmad=false",), name_expressions=names)
 
 
 def kernel(name, dtype):
-    """The RawKernel ``name`` (one of KERNELS) for arrays of ``dtype`` (float32 or float64)."""
+    """The RawKernel ``name`` (one of KERNELS or GROUPED) for arrays of ``dtype`` (float32 or float64)."""
     return _module().get_function(f"{name}<{DTYPES[numpy.dtype(dtype).name]}>")
 
 
@@ -408,6 +461,28 @@ def input_gradient(dy, w, mask=None):
     dx = cupy.empty((m, n), dtype=dy.dtype)
     launch("gemm_nt_mask", (dy, w, mask, dx), m, n, k)
     return dx
+
+
+def dense_gradients(x, dy, w, mask=None):
+    """(dL/dW, dL/db, dL/dx) of a Dense layer, in ONE launch of dense_backward: what ``weight_gradients`` and
+    ``input_gradient`` compute, bit for bit (the same tiles, splits and sums), in one grid. x (batch, in), dy and
+    mask (batch, units) or None, W (in, units). Where either product has no entries, the two launches instead."""
+    import cupy
+    (k, m), n = x.shape, dy.shape[1]  # batch, in, units
+    if not (k and m and n):
+        return (*weight_gradients(x, dy, mask), input_gradient(dy, w, mask))
+    x, dy, w = cupy.ascontiguousarray(x), cupy.ascontiguousarray(dy), cupy.ascontiguousarray(w)
+    mask = None if mask is None else cupy.ascontiguousarray(mask)
+    c, dx = cupy.empty((m + 1, n), dtype=x.dtype), cupy.empty((k, m), dtype=x.dtype)
+    jobs = []  # for [dW; db], then dx: (blocks, splits, partial, arrivals)
+    for rows, cols, depth in ((m + 1, n, k), (k, m, n)):
+        count = splits(rows, cols, depth)
+        partial, arrivals = _workspace(numpy.dtype(x.dtype).name, count, rows, cols) if count > 1 else (None, None)
+        jobs.append((math.ceil(rows / TILE) * math.ceil(cols / TILE) * count, count, partial, arrivals))
+    (w_blocks, w_splits, *w_buffers), (x_blocks, x_splits, *x_buffers) = jobs
+    kernel("dense_backward", x.dtype)((w_blocks + x_blocks,), (TILE, TILE), (
+        x, dy, mask, w, c, dx, *w_buffers, *x_buffers, *map(numpy.int32, (k, m, n, w_splits, x_splits))))
+    return c[:m], c[m], dx
 
 
 # --- the same index arithmetic in NumPy: the kernel's model, for tests without a GPU ------------------

@@ -94,9 +94,9 @@ class Dense(Layer):
     # --- the same, compiled (CuPy, inside backend.own_gemm(): the captured training step and its eager warm-up).
     # On a GPU every line above is a kernel: forward 2 (z = x W + b, then the ReLU), backward 4 (ReLU's mask,
     # dW, db, dx). tinynet/kernels/gemm.py folds the ReLU into the product that makes z and the mask into the
-    # products that read dz, and sums db as one more row of dW's product: forward 1 kernel, backward 2 (1 for
-    # a model's first layer). Everywhere else (NumPy, strict; on CuPy, predict, evaluate and eager steps) the
-    # lines above run.
+    # products that read dz, sums db as one more row of dW's product, and launches dW's and dx's products, which
+    # do not depend on each other, as one kernel: forward 1 kernel, backward 1. Everywhere else (NumPy, strict;
+    # on CuPy, predict, evaluate and eager steps) the lines above run.
     def forward_compiled(self, x):
         """``forward``'s two lines, z = x W + b and y = max(z, 0), as one kernel: y is bit for bit theirs (the
         same sum, then NumPy's maximum, NaN included)."""
@@ -110,15 +110,19 @@ class Dense(Layer):
 
     def backward_compiled(self, dy, mask=None):
         """``backward_linear(dz)`` for dz = dy * (mask > 0), ReLU's backward (``mask`` is its input, or the y
-        that stands for it), or for dz = dy when ``mask`` is None: dW and db in one kernel, dx in a second. dz
-        is never stored: each product reads dy through the mask as it loads it, as ReLU's backward computes it."""
-        dw, db = gemm.weight_gradients(self.x, dy, mask)  # [dL/dW; dL/db] = [x, 1]^T dz   (in + 1, units), one launch
+        that stands for it), or for dz = dy when ``mask`` is None: dW, db and dx in one kernel (dW and db in one
+        for a model's first layer). dz is never stored: each product reads dy through the mask as it loads it,
+        as ReLU's backward computes it."""
+        if self.needs_input_gradient:
+            # [dL/dW; dL/db] = [x, 1]^T dz   (in + 1, units)   and   dL/dx = dz @ W.T   (batch, in): one launch
+            dw, db, dx = gemm.dense_gradients(self.x, dy, self.params["kernel"], mask)
+        else:  # the model's first layer: no dL/dx
+            dw, db = gemm.weight_gradients(self.x, dy, mask)  # [dL/dW; dL/db] = [x, 1]^T dz, one launch
+            dx = None
         self.grads["kernel"] = dw  # dL/dW = x.T @ dz   (in, units): the first rows
         if self.use_bias:  # (a layer without bias gets its db row too, unused: cheaper than a kernel without it)
             self.grads["bias"] = db  # dL/db = 1^T dz   (units,): the last row, summed over the batch in order
-        if not self.needs_input_gradient:
-            return None  # the model's first layer: no dL/dx
-        return gemm.input_gradient(dy, self.params["kernel"], mask)  # dL/dx = dz @ W.T   (batch, in), one launch
+        return dx
 
 
 def fused_with_relu(layer, a):
