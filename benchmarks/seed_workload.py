@@ -493,8 +493,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--systems", default=None, help=f"comma-separated, from {', '.join(SYSTEMS)} "
-                        "(default: tinynet, torch-ftz, torch, keras on the CPU; tinynet, torch-graph, torch, tinynet-nosplit, "
-                        "tinynet-k8 on a GPU)")
+                        "(default: tinynet, torch-ftz, torch, keras on the CPU; tinynet, torch-graph, torch, "
+                        "tinynet-nosplit, tinynet-k8 on a GPU)")
     parser.add_argument("--batch-sizes", default=None, help="comma-separated (default: 32 on the CPU, 32,128,512 "
                         "on a GPU); sizes after the first run min(--epochs, 3) epochs")
     parser.add_argument("--check-graph", action="store_true", help="also check tinynet's CUDA graph against its "

@@ -142,11 +142,11 @@ __device__ T epilogue(T acc, const Hooks<T>& hooks, int n) {
 //
 // Split-K. A batch of 32 makes C small (32 x 512: 64 blocks, half a GPU's 132 SMs idle) while K is long (784):
 // each thread's 49 tiles then run one after another, and the time is their latency. With splits = S, the block
-// of tile.split = s takes only K's tiles s * per ... (s + 1) * per - 1 (per = ceil(tiles / S)): S times the blocks, each
-// walking a 1/S of K. Block s writes its sum to partial[s][m][n]; the LAST of the S blocks of a tile to finish
-// (counted by atomicAdd on arrivals[tile], as in tinynet/kernels/batches.py) adds the S partial sums in the
-// order s = 0, 1, ..., S - 1, so the result is the same at every run, applies the epilogue and writes C, and
-// puts the count back to 0 for the next launch.
+// of tile.split = s takes only K's tiles s * per ... (s + 1) * per - 1 (per = ceil(tiles / S)): S times the
+// blocks, each walking a 1/S of K. Block s writes its sum to partial[s][m][n]; the LAST of the S blocks of a
+// tile to finish (counted by atomicAdd on arrivals[tile], as in tinynet/kernels/batches.py) adds the S partial
+// sums in the order s = 0, 1, ..., S - 1, so the result is the same at every run, applies the epilogue and
+// writes C, and puts the count back to 0 for the next launch.
 template <typename T>
 __device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_row, int b_col, Hooks<T> hooks,
                           T* C, int M, int N, int K, Tile tile) {
@@ -370,15 +370,21 @@ def _workspace(dtype, count, rows, n):
     return cupy.empty((count, rows, n), dtype=dtype), cupy.zeros(tiles, dtype=numpy.int32)
 
 
+def split_k_arguments(dtype, rows, n, k):
+    """How a product of a C (rows, n) summed over k is launched: (splits, partial, arrivals), the last two its
+    split-K buffers (``_workspace``), or None (NULL) when K is not split."""
+    count = splits(rows, n, k)
+    buffers = _workspace(numpy.dtype(dtype).name, count, rows, n) if count > 1 else (None, None)
+    return (count, *buffers)
+
+
 def launch(name, pointers, m, n, k, rows=None):
     """Run kernel ``name`` on ``pointers`` (its array arguments, None for NULL) and the sizes M, N, K, with the
     grid its thread mapping needs for a C of ``rows`` (M unless given) x N: blockIdx.x walks the row tiles,
     blockIdx.y the column tiles, blockIdx.z the splits of K (``splits``). Nothing is launched for an empty C."""
     rows = m if rows is None else rows
     if rows and n:
-        count = splits(rows, n, k)
-        partial, arrivals = _workspace(numpy.dtype(pointers[0].dtype).name, count, rows, n) if count > 1 else \
-            (None, None)
+        count, partial, arrivals = split_k_arguments(pointers[0].dtype, rows, n, k)
         grid = (math.ceil(rows / TILE), math.ceil(n / TILE), count)
         kernel(name, pointers[0].dtype)(grid, (TILE, TILE), (*pointers, partial, arrivals,
                                                              *map(numpy.int32, (m, n, k, count))))
@@ -474,12 +480,10 @@ def dense_gradients(x, dy, w, mask=None):
     x, dy, w = cupy.ascontiguousarray(x), cupy.ascontiguousarray(dy), cupy.ascontiguousarray(w)
     mask = None if mask is None else cupy.ascontiguousarray(mask)
     c, dx = cupy.empty((m + 1, n), dtype=x.dtype), cupy.empty((k, m), dtype=x.dtype)
-    jobs = []  # for [dW; db], then dx: (blocks, splits, partial, arrivals)
-    for rows, cols, depth in ((m + 1, n, k), (k, m, n)):
-        count = splits(rows, cols, depth)
-        partial, arrivals = _workspace(numpy.dtype(x.dtype).name, count, rows, cols) if count > 1 else (None, None)
-        jobs.append((math.ceil(rows / TILE) * math.ceil(cols / TILE) * count, count, partial, arrivals))
-    (w_blocks, w_splits, *w_buffers), (x_blocks, x_splits, *x_buffers) = jobs
+    w_splits, *w_buffers = split_k_arguments(x.dtype, m + 1, n, k)  # [dW; db]: (in + 1, units), summed over the batch
+    x_splits, *x_buffers = split_k_arguments(x.dtype, k, m, n)  # dx: (batch, in), summed over the units
+    w_blocks = math.ceil((m + 1) / TILE) * math.ceil(n / TILE) * w_splits
+    x_blocks = math.ceil(k / TILE) * math.ceil(m / TILE) * x_splits
     kernel("dense_backward", x.dtype)((w_blocks + x_blocks,), (TILE, TILE), (
         x, dy, mask, w, c, dx, *w_buffers, *x_buffers, *map(numpy.int32, (k, m, n, w_splits, x_splits))))
     return c[:m], c[m], dx
