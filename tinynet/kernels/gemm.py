@@ -124,6 +124,17 @@ __device__ T epilogue(T acc, const Hooks<T>& hooks, int n) {
     return hooks.relu ? relu(c) : c;               // C[m, n] = max(acc + bias[n], 0)
 }
 
+// The entry (i, j) of a TILE x TILE operand tile that thread (tx, ty) loads: (ty, tx), so that tx walks j, when
+// the operand's entries (i, j) and (i, j + 1) are neighbours in memory (j_stride = 1); else (tx, ty).
+struct Entry {
+    int i, j;
+};
+
+__device__ Entry load_at(int j_stride) {
+    int tx = threadIdx.x, ty = threadIdx.y;
+    return j_stride == 1 ? Entry{ty, tx} : Entry{tx, ty};
+}
+
 // One TILE x TILE tile of C = A B, with the hooks above, per block of TILE x TILE threads (`tile` says which):
 //   C[m, n] = sum_k A(m, k) B(k, n),
 //   A(m, k) = A[m * a_row + k * a_col],   B(k, n) = B[k * b_row + n * b_col]   (strides in elements)
@@ -136,9 +147,14 @@ __device__ T epilogue(T acc, const Hooks<T>& hooks, int n) {
 // times the output positions in a convolution. Within a block threadIdx.x walks n, so that neighbouring threads
 // read neighbouring entries of B's row and write neighbouring entries of C's.
 // The K axis is walked one tile at a time: at tile k0 each thread loads ONE entry of A's tile and ONE of B's
-// into shared memory (As[ty][tx] = A(m, k0 + tx), Bs[ty][tx] = B(k0 + ty, n); zero outside the matrices, so
-// ragged edges add 0), all threads wait, then each adds its row of As times its column of Bs. The sum runs
-// over k in order, whatever the hooks: they change what is loaded and what is written only.
+// into shared memory (As[i][j] = A(tile.m * TILE + i, k0 + j), Bs[i][j] = B(k0 + i, tile.n * TILE + j); zero
+// outside the matrices, so ragged edges add 0), all threads wait, then each adds its row of As times its
+// column of Bs. The sum runs over k in order, whatever the hooks: they change what is loaded and what is
+// written only. Which entry (i, j) a thread loads depends on how the operand is stored (load_at): a warp's
+// loads are fastest when neighbouring threads (tx, tx + 1) read neighbouring addresses, so tx walks the axis
+// whose stride is 1: j for A stored (M, K) (a_col = 1), i for A^T stored (K, M) (a_row = 1), and the same for B.
+// A tile row is TILE + 1 long, so that the threads writing As[tx][ty] down a column use different banks of
+// shared memory.
 //
 // Split-K. A batch of 32 makes C small (32 x 512: 64 blocks, half a GPU's 132 SMs idle) while K is long (784):
 // each thread's 49 tiles then run one after another, and the time is their latency. With splits = S, the block
@@ -150,8 +166,8 @@ __device__ T epilogue(T acc, const Hooks<T>& hooks, int n) {
 template <typename T>
 __device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_row, int b_col, Hooks<T> hooks,
                           T* C, int M, int N, int K, Tile tile) {
-    __shared__ T As[TILE][TILE];
-    __shared__ T Bs[TILE][TILE];
+    __shared__ T As[TILE][TILE + 1];  // As[i][k]: A(tile.m * TILE + i, k0 + k); + 1: see above
+    __shared__ T Bs[TILE][TILE + 1];  // Bs[k][j]: B(k0 + k, tile.n * TILE + j)
     __shared__ int last;  // split-K: 1 in the block that adds the partial sums
     int tx = threadIdx.x, ty = threadIdx.y;
     int m = tile.m * TILE + ty;  // this thread's row of C
@@ -160,14 +176,16 @@ __device__ void gemm_tile(const T* A, int a_row, int a_col, const T* B, int b_ro
     int per = ((K + TILE - 1) / TILE + hooks.splits - 1) / hooks.splits;  // K's tiles per split
     int k_begin = tile.split * per * TILE;  // this block's range of K: [k_begin, k_end)
     int k_end = min(K, k_begin + per * TILE);
+    Entry a = load_at(a_col), b = load_at(b_col);  // the entries of A's tile and of B's this thread loads
+    int ma = tile.m * TILE + a.i, nb = tile.n * TILE + b.j;  // their row of A and column of B
     T acc = 0;
     for (int k0 = k_begin; k0 < k_end; k0 += TILE) {
-        int ka = k0 + tx, kb = k0 + ty;  // the k of the A entry and of the B entry this thread loads
-        long long ia = (long long)m * a_row + (long long)ka * a_col;  // where A(m, k0 + tx) is
-        long long ib = (long long)kb * b_row + (long long)n * b_col;  // where B(k0 + ty, n) is
-        // As[ty][tx] = A(m, k0 + tx) through a_mask; 1 in the row of ones (M <= m < rows); 0 outside the matrix
-        As[ty][tx] = (ka >= K) ? (T)0 : (m < M) ? masked(A, hooks.a_mask, ia) : (m < rows) ? (T)1 : (T)0;
-        Bs[ty][tx] = (kb < K && n < N) ? masked(B, hooks.b_mask, ib) : (T)0;  // B(k0 + ty, n) through b_mask
+        int ka = k0 + a.j, kb = k0 + b.i;  // their k
+        long long ia = (long long)ma * a_row + (long long)ka * a_col;  // where A(ma, ka) is
+        long long ib = (long long)kb * b_row + (long long)nb * b_col;  // where B(kb, nb) is
+        // As[a.i][a.j] = A(ma, ka) through a_mask; 1 in the row of ones (M <= ma < rows); 0 outside the matrix
+        As[a.i][a.j] = (ka >= K) ? (T)0 : (ma < M) ? masked(A, hooks.a_mask, ia) : (ma < rows) ? (T)1 : (T)0;
+        Bs[b.i][b.j] = (kb < K && nb < N) ? masked(B, hooks.b_mask, ib) : (T)0;  // B(kb, nb) through b_mask
         __syncthreads();  // the whole tile is loaded
         for (int k = 0; k < TILE; k++) {
             acc += As[ty][k] * Bs[k][tx];  // C[m, n] += A(m, k0 + k) B(k0 + k, n)
