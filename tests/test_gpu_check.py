@@ -58,3 +58,13 @@ def test_unknown_arguments_are_refused(tmp_path):
                             env={**os.environ, "OUT": str(tmp_path)}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "unknown argument '--dryrun'" in result.stderr
     assert list(tmp_path.iterdir()) == []  # before any work
+
+
+def test_the_carry_leaves_out_what_the_device_has_or_never_uses_and_brings_xdist():
+    """The device tool carries at most 64 MiB: NVRTC's cu12 wheel alone is 90 MB, and CuPy has its own."""
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_carry.sh"), "--requirements"],
+                            env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    names = [re.match(r"[A-Za-z0-9_.-]+", line).group().lower() for line in result.stdout.split()]
+    assert "array-api-compat" in names and "ipykernel" in names and "pytest-xdist" in names
+    assert not {"selenium", "nvidia-cuda-nvrtc-cu12", "numpy", "pytest", "matplotlib"} & set(names)
