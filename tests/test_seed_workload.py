@@ -142,3 +142,21 @@ def test_the_kernel_times_run_on_the_stand_in_for_cupy(monkeypatch):
     assert "x W1 + b1" in lines[2] and lines[2].split()[-3:] == ["0.0", "(3)", "0.0"]  # split in 3, and not
     assert "the 10 kernels of a step, summed" in lines[-1]
     assert device.graph_launches == 2 * (2 * 6 + 5)  # each kernel's graph: a warm replay and a timed one
+
+
+def test_each_comparison_is_printed_once_as_soon_as_both_systems_ran_with_issue_19s_limits(capsys):
+    bench = load_benchmark()
+    run = lambda *seconds: {"seconds": list(seconds), "val_accuracy": [0.98]}  # noqa: E731
+    results, shown = {"tinynet": {32: run(0.5, 0.12, 0.13), 128: run(0.1, 0.1, 0.1)}}, set()
+    bench.compare(results, shown, judged=True)
+    assert capsys.readouterr().out == ("tinynet median epoch at batch 32: 0.130 s (done when <= 0.15: PASS; "
+                                       "stretch <= 0.1: not met)\n")  # the median: epoch 1's capture left out
+    results["torch-graph"] = {32: run(0.2, 0.2, 0.2), 128: run(0.1, 0.1, 0.1)}
+    bench.compare(results, shown, judged=True)
+    results["torch"] = {32: run(2.0, 2.0, 2.0), 128: run(0.25, 0.25, 0.25)}
+    bench.compare(results, shown, judged=True)
+    assert capsys.readouterr().out.splitlines() == [
+        "tinynet / torch-graph: 0.65x (done when <= 0.35: FAIL)", "tinynet / torch-graph at batch 128: 1.00x",
+        "tinynet / torch: 0.07x (done when <= 0.05: FAIL)", "tinynet / torch at batch 128: 0.40x (done when <= 0.5: PASS)"]
+    bench.compare({"tinynet": {32: run(0.3)}}, set(), judged=False)  # the CPU: the GPU's limit, not judged
+    assert "(done when <= 0.15: not judged on the CPU)" in capsys.readouterr().out
