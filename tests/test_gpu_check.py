@@ -3,8 +3,10 @@ its dry run takes the same five steps on the CPU (NumPy), tiny, and writes the s
 """
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,14 @@ def test_the_dry_run_passes_every_step_and_writes_the_report(tmp_path):
     assert list(rows) == STEPS and all(value == "0" for value in rows.values()), report
     assert f"MNIST: found in {Path(mnist_dir()).resolve()}" in report and "All 5 steps passed." in report
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1-install.log", "2-suite.log", "3-parity.log",
-                                                          "4-mnist.log", "5-seed.log", "report.md"]
+                                                          "4-mnist.log", "5-seed.log", "report.md", "suite.xml"]
+    done_when = report.split("## Done when (issue 19)")[1].split("## The steps")[0]  # each criterion, its limit
+    assert re.search(r"- suite .*, 0 failed: 0 failed, 0 skipped of \d+: PASS", done_when), done_when
+    assert "- GEMM kernels = cupy.matmul to 1e-5" in done_when and "- a NaN mid-epoch stops fit" in done_when
+    assert re.search(r"- mnist.py --device gpu, val >= 0.975: 0\.\d{4}: not judged \(dry run", done_when)
+    assert "bit-identical to the eager step with the same kernels (done when bit-identical" in done_when
+    assert "tinynet median epoch at batch 32:" in done_when and "(done when <= 0.15: not judged" in done_when
+    assert re.search(r"- the whole run within 6 minutes: \d+ s: PASS", done_when)
     assert re.search(r"\d+ passed", (tmp_path / "2-suite.log").read_text())  # tests ran, and passed
     accuracy = re.search(r"validation accuracy (0\.\d+)", (tmp_path / "4-mnist.log").read_text())
     assert float(accuracy.group(1)) > 0.9  # one epoch at batch 512, seed 0
@@ -51,6 +60,25 @@ def test_missing_data_and_a_timed_out_step_fail_alone_and_the_run_goes_on(tmp_pa
     assert report.count("FAILED: MNIST data missing") == 3 + 3  # in the table, and in each step's details
     assert f"MNIST: **MISSING**: none of {empty} holds the four files" in report
     assert "**4 of 5 steps failed.**" in report
+    assert "- suite on cupy, 0 failed: not measured" in report  # no verdict made up for what did not run
+    assert "val >= 0.975: not measured" in report and "speed and graph vs eager: not measured" in report
+
+
+def test_the_report_is_written_after_each_step_so_a_run_cut_short_keeps_it(tmp_path):
+    """The device tool kills the whole command at its limit: the report must already hold the steps done."""
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "TINYNET_DATA_DIR": str(mnist_dir())}
+    process = subprocess.Popen(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "3-parity.log").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    report = (tmp_path / "report.md").read_text()
+    assert "| 1. install | 0 |" in report and "| 2. suite | 0 |" in report
+    assert re.search(r"\*\*[23] of 5 steps done so far\*\*", report) and "## Done when (issue 19)" in report
 
 
 def test_unknown_arguments_are_refused(tmp_path):

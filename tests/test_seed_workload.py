@@ -157,6 +157,7 @@ def test_each_comparison_is_printed_once_as_soon_as_both_systems_ran_with_issue_
     bench.compare(results, shown, judged=True)
     assert capsys.readouterr().out.splitlines() == [
         "tinynet / torch-graph: 0.65x (done when <= 0.35: FAIL)", "tinynet / torch-graph at batch 128: 1.00x",
-        "tinynet / torch: 0.07x (done when <= 0.05: FAIL)", "tinynet / torch at batch 128: 0.40x (done when <= 0.5: PASS)"]
+        "tinynet / torch: 0.07x (done when <= 0.05: FAIL)",
+        "tinynet / torch at batch 128: 0.40x (done when <= 0.5: PASS)"]
     bench.compare({"tinynet": {32: run(0.3)}}, set(), judged=False)  # the CPU: the GPU's limit, not judged
     assert "(done when <= 0.15: not judged on the CPU)" in capsys.readouterr().out
