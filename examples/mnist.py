@@ -98,7 +98,7 @@ def main(argv=None):
 
     print("6. Results")
     seconds = history.epoch_seconds
-    print("   epoch seconds: " + ", ".join(f"{s:.1f}" for s in seconds)
+    print("   epoch seconds: " + ", ".join(f"{s:.2f}" for s in seconds)
           + f" (mean {statistics.mean(seconds):.2f} s, backend {tinynet.backend.get_backend()}, {os.cpu_count()} cores)")
     print(f"   final accuracy {history.history['accuracy'][-1]:.4f}, "
           f"validation accuracy {history.history['val_accuracy'][-1]:.4f}")

@@ -113,7 +113,7 @@ def main(argv=None):
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, validation_split=0.1)
     seconds = history.epoch_seconds
-    print("   epoch seconds: " + ", ".join(f"{s:.1f}" for s in seconds)
+    print("   epoch seconds: " + ", ".join(f"{s:.2f}" for s in seconds)
           + f" (median {statistics.median(seconds):.2f} s, backend {tinynet.backend.get_backend()}, "
           f"{os.cpu_count()} cores)")
 
