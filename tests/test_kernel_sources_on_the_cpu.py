@@ -158,8 +158,9 @@ def test_the_products_c_writes_what_its_model_writes(monkeypatch, schedule, dtyp
     """gemm.py's kernels through its wrappers: matmul with A or B transposed and with a bias, Dense+ReLU's
     forward, its [dW; db] and its dx, apart and in one launch (dense_backward), with a ReLU mask and without."""
     def compute(cupy):
-        rng, out = numpy.random.default_rng(0), []
+        rng, out, used = numpy.random.default_rng(0), [], set()
         for m, k, n in GEMM_SHAPES:
+            used |= {(m, n, k, ""), (k + 1, n, m, ""), (m, k, n, ""), (m, k, n, "dx")}  # its products' (rows, n, K, role)
             a, b = odd_values(rng, (m, k), dtype), odd_values(rng, (k, n), dtype)
             bias, dy, mask = odd_values(rng, n, dtype), odd_values(rng, (m, n), dtype), odd_values(rng, (m, n), dtype)
             a_, b_, bias_, dy_, mask_ = (cupy.asarray(v) for v in (a, b, bias, dy, mask))
@@ -172,10 +173,29 @@ def test_the_products_c_writes_what_its_model_writes(monkeypatch, schedule, dtyp
                     *gemm.dense_gradients(a_, dy_, cupy.asarray(odd_values(rng, (k, n), dtype)), mask_),
                     *gemm.dense_gradients(a_, dy_, cupy.asarray(odd_values(rng, (k, n), dtype)))]
         # every split-K counter is back to 0 after its launches (the model never touches them: 0 there too)
-        used = {(m, n, k), (k + 1, n, m), (m, k, n)}
-        out += [gemm._workspace(numpy.dtype(dtype).name, gemm.splits(*s), s[0], s[1])[1]
-                for s in sorted(used) if gemm.splits(*s) > 1]
-        return out
+        counters = [gemm._workspace(numpy.dtype(dtype).name, gemm.splits(*s[:3]), s[0], s[1], s[3])[1]
+                    for s in sorted(used) if gemm.splits(*s[:3]) > 1]
+        assert len(counters) >= 4  # the split products of GEMM_SHAPES, and dense_backward's dx of its own
+        return out + counters
+    model, source = run_on_models_and_on_sources(monkeypatch, schedule, compute)
+    assert_same_bits(source, model)
+
+
+@pytest.mark.parametrize("schedule", ["shuffle 1", "shuffle 2"])
+def test_dense_backwards_two_products_keep_their_split_k_buffers_apart_when_their_c_has_one_shape(monkeypatch,
+                                                                                                  schedule):
+    """[dW; db] is (in + 1, units) and dx (batch, in): at batch = in + 1 and in = units both C are one shape, and
+    both products may be split alike. Their blocks run at once, in one launch, so sharing the partial sums and the
+    arrival counters would mix them (shuffled blocks interleave the two products, as a GPU does)."""
+    batch, inputs, units = 48, 47, 47
+    monkeypatch.setattr(gemm, "MIN_TILES", 1)  # so that K = 47 or 48 (3 tiles) is split, as K >= 128 is in use
+    assert gemm.splits(inputs + 1, units, batch) == gemm.splits(batch, inputs, units) == 3  # C and splits alike
+
+    def compute(cupy):
+        rng = numpy.random.default_rng(0)
+        x, dy, w = (cupy.asarray(odd_values(rng, shape, numpy.float32))
+                    for shape in ((batch, inputs), (batch, units), (inputs, units)))
+        return gemm.dense_gradients(x, dy, w)
     model, source = run_on_models_and_on_sources(monkeypatch, schedule, compute)
     assert_same_bits(source, model)
 

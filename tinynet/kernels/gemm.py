@@ -373,12 +373,13 @@ def splits(rows, n, k):
 
 
 @functools.cache
-def _workspace(dtype, count, rows, n):
+def _workspace(dtype, count, rows, n, role=""):
     """The split-K buffers of a product (rows, n) in ``count`` splits: ``partial`` (count, rows, n), each split's
     sums, and ``arrivals``, one counter per tile of C, 0 (the kernel puts each back to 0). Made once per shape
     and kept, so that a captured step's products use buffers that outlive the capture, and never need zeroing
     again (a memset would be one more node in the graph). One stream runs the products one after another: two
-    products of one shape may share them."""
+    products of one shape may share them, unless they run in ONE launch (dense_backward: [dW; db] and dx, whose
+    C are both (129, 128) at batch 129 and in = units = 128): ``role`` tells those apart."""
     import cupy
     if cupy.cuda.get_current_stream().is_capturing():  # cupy.zeros' memset would be a node of the graph, and the
         raise RuntimeError(  # counters unset until its first replay: graph.py's eager warm-up makes them first
@@ -388,11 +389,12 @@ def _workspace(dtype, count, rows, n):
     return cupy.empty((count, rows, n), dtype=dtype), cupy.zeros(tiles, dtype=numpy.int32)
 
 
-def split_k_arguments(dtype, rows, n, k):
+def split_k_arguments(dtype, rows, n, k, role=""):
     """How a product of a C (rows, n) summed over k is launched: (splits, partial, arrivals), the last two its
-    split-K buffers (``_workspace``), or None (NULL) when K is not split."""
+    split-K buffers (``_workspace``; ``role``: products of one launch need buffers of their own), or None (NULL)
+    when K is not split."""
     count = splits(rows, n, k)
-    buffers = _workspace(numpy.dtype(dtype).name, count, rows, n) if count > 1 else (None, None)
+    buffers = _workspace(numpy.dtype(dtype).name, count, rows, n, role) if count > 1 else (None, None)
     return (count, *buffers)
 
 
@@ -499,7 +501,8 @@ def dense_gradients(x, dy, w, mask=None):
     mask = None if mask is None else cupy.ascontiguousarray(mask)
     c, dx = cupy.empty((m + 1, n), dtype=x.dtype), cupy.empty((k, m), dtype=x.dtype)
     w_splits, *w_buffers = split_k_arguments(x.dtype, m + 1, n, k)  # [dW; db]: (in + 1, units), summed over the batch
-    x_splits, *x_buffers = split_k_arguments(x.dtype, k, m, n)  # dx: (batch, in), summed over the units
+    x_splits, *x_buffers = split_k_arguments(x.dtype, k, m, n, role="dx")  # dx: (batch, in), over the units; its own
+    # buffers even where its C has [dW; db]'s shape: both products' blocks run at once, in this one launch
     w_blocks = math.ceil((m + 1) / TILE) * math.ceil(n / TILE) * w_splits
     x_blocks = math.ceil(k / TILE) * math.ceil(m / TILE) * x_splits
     kernel("dense_backward", x.dtype)((w_blocks + x_blocks,), (TILE, TILE), (
