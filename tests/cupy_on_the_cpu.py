@@ -41,6 +41,7 @@ import fake_cupy_kernels
 from test_gemm_kernels import GEMM_ON_THE_CPU, gemm_on_the_cpu, tiles
 from tinynet.kernels import batches, gemm, relu, rmsprop, running_means, softmax_crossentropy
 from tinynet.optimizers import rmsprop as rmsprop_optimizer
+from tinynet.models import graph
 
 VERSION = "14.0.0"
 RELAXED, GLOBAL = 2, 0  # cudaStreamCaptureModeRelaxed, cudaStreamCaptureModeGlobal
@@ -531,7 +532,8 @@ ELEMENTWISE = {relu.RELU_BACKWARD[3]: relu_backward, rmsprop_optimizer.CUPY_KERN
 
 
 def clear_kernel_caches():
-    """Forget every compiled kernel (each is made on first use, from whichever ``cupy`` was imported then)."""
+    """Forget every compiled kernel and the captures' memory pool (each is made on first use, from whichever
+    ``cupy`` was imported then)."""
     for cached in (gemm._module, gemm._workspace, batches._module, relu._kernel, rmsprop._module, running_means._module,
-                   softmax_crossentropy._module, rmsprop_optimizer.compiled_update_step):
+                   softmax_crossentropy._module, rmsprop_optimizer.compiled_update_step, graph.shared_pool):
         cached.cache_clear()

@@ -2,9 +2,11 @@
 the partial batch, falling back, jit_compile=True's errors) with a stand-in for CuPy's CUDA module that behaves
 as a graph does: capture records the step without running it, and a launch runs the recorded step again on
 the same static arrays, with none of the step's Python. On a GPU, benchmarks/gpu_check.sh checks the real one."""
+import functools
 import re
 import types
 import warnings
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -130,6 +132,7 @@ def on_fake_gpu(monkeypatch):
     def use(model):
         fakes.append(FakeCuda(model))
         monkeypatch.setattr(graph, "cuda", lambda: fakes[-1])
+        monkeypatch.setattr(graph, "shared_pool", functools.cache(lambda: fakes[-1].MemoryPool()))  # this test's own
         monkeypatch.setattr(graph, "backend", types.SimpleNamespace(
             get_backend=lambda: "cupy", own_gemm=backend.own_gemm, xp=backend.xp))
         return fakes[-1]
@@ -372,6 +375,30 @@ def test_steps_per_execution_replays_several_steps_per_launch_and_learns_what_ea
     step = made[1]
     assert (step.warm_ups, step.replays, step.graph.launches) == (1, 2 + 3, 2 + 3)
     assert captured.optimizer.iterations == eager.optimizer.iterations == 26
+
+
+def test_a_fit_captures_into_the_pool_an_earlier_fits_graph_used_unless_that_graph_may_still_run(on_fake_gpu,
+                                                                                                 monkeypatch):
+    """CuPy gives a memory pool's blocks back only when asked, never when the pool is dropped: a pool per graph
+    would keep each fit's graph's memory for good. A fit's CapturedStep is gone when the fit returns, so the next
+    fit captures into the same pool; while a step lives (a fit running at the same time), another gets its own."""
+    x, y = data(64)
+    model = new_model()
+    on_fake_gpu(model)
+    made, training_step = [], graph.training_step
+    monkeypatch.setattr(graph, "training_step", lambda model_: made.append(training_step(model_)) or made[-1])
+    model.fit(x, y, epochs=1, verbose=0)
+    first = made.pop()
+    pool = first.pool
+    assert first.graph is not None and pool is graph.shared_pool() and first in graph.CapturedStep.live
+    gone = weakref.ref(first)
+    del first  # as at the end of fit: nothing else holds the step, and it goes (no cycle waits for the collector)
+    assert gone() is None
+    model.fit(x, y, epochs=1, verbose=0)
+    assert made[0].pool is pool  # the same memory again, not a new pool's
+    model.fit(x, y, epochs=1, verbose=0)  # made[0] lives on: its graph could still be replayed
+    assert made[1].graph is not None and made[1].pool is not pool
+    assert made[1].pool is not None
 
 
 @pytest.mark.parametrize("value, error", [(0, ValueError), (2.0, TypeError), ("4", TypeError)])

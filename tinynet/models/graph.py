@@ -14,8 +14,8 @@ is what lets one recorded step do the next step's work at each replay. The recip
   1. warm up: the first batch's step runs eagerly on a side stream (kernels compiled, state created);
   2. capture: the second batch's step is recorded on the side stream (relaxed capture mode, so that CuPy's
      memory pool may call cudaMalloc; matrix products by tinynet's own kernels, ``backend.own_gemm()``, since
-     capture refuses cuBLAS; memory from a private pool, so that nothing allocated later can take the graph's
-     buffers); then the graph is launched once: that batch's step;
+     capture refuses cuBLAS; memory from a pool of captures' own, ``capture_pool``, so that nothing allocated
+     later can take the graph's buffers); then the graph is launched once: that batch's step;
   3. replay: every later batch of that size is one launch.
 A batch of another size (the last one, when the batch size does not divide the data) runs eagerly.
 
@@ -25,7 +25,9 @@ reads: ``optimizer.iterations`` is counted here, and a layer or optimizer whose 
 lists what can; for anything else ``fit`` warns once, naming it, and trains eagerly (``jit_compile=True``
 makes that an error).
 """
+import functools
 import warnings
+import weakref
 
 from tinynet import arguments, backend
 from tinynet.models import rollback
@@ -82,12 +84,31 @@ def cuda():
     return cupy.cuda
 
 
+@functools.cache
+def shared_pool():
+    """The memory pool that captured steps share, one for the process (made on first use): ``capture_pool``."""
+    return cuda().MemoryPool()
+
+
+def capture_pool(live):
+    """The memory pool a new capture allocates from. Not CuPy's default pool: nothing allocated outside a capture
+    may take a graph's buffers. Not a new pool per graph either: CuPy gives a pool's memory back to the GPU only
+    when asked (``free_all_blocks``), never when the pool is dropped, so each ``fit`` would keep its graph's memory
+    for good. A graph is replayed only inside its own ``fit``, so once that ``fit`` is over, what its graph used
+    is free for the next capture: the shared pool, unless a step still ``live`` (a ``fit`` running at the same
+    time) may replay a graph from it; then a pool of its own."""
+    shared = shared_pool()
+    return cuda().MemoryPool() if any(step.pool is shared for step in live) else shared
+
+
 class CapturedStep:
     """``step(data, step, means)`` does what ``model.fit_step(data, step, means)`` does, by replaying a CUDA
     graph of it for every batch as large as the first (the module's docstring says how). ``data`` and
     ``means`` must be the same objects at every call (``fit``'s): the graph reads and writes their arrays.
     With ``compile(steps_per_execution=K)``, one graph holds K steps in a row: a launch does the step it was
     called for and the next K - 1, and the calls for those find their step done (``self.done_ahead``)."""
+
+    live = weakref.WeakSet()  # every CapturedStep not yet garbage: its fit may still replay its graph
 
     def __init__(self, model, required=False):
         self.model, self.required, self.steps = model, required, model.steps_per_execution
@@ -131,7 +152,7 @@ class CapturedStep:
     def capture(self, data, step, means):
         """Record the step (and the next K - 1), then launch the graph once: those batches' steps."""
         cuda_, optimizer = cuda(), self.model.optimizer
-        iterations, pool = optimizer.iterations, cuda_.MemoryPool()
+        iterations, pool = optimizer.iterations, capture_pool(CapturedStep.live)
         try:
             with cuda_.using_allocator(pool.malloc), self.stream, backend.own_gemm():
                 self.stream.begin_capture(mode=cuda_.runtime.streamCaptureModeRelaxed)
@@ -149,6 +170,7 @@ class CapturedStep:
             return self.model.fit_step(data, step, means)
         optimizer.iterations = iterations  # the launch below counts the steps
         self.graph, self.pool = graph, pool
+        CapturedStep.live.add(self)
         return self.replay()
 
     def replay(self):
