@@ -21,7 +21,7 @@
 #               quick diagnostics: tinynet's graph against its eager step (200 steps, bit-identical) and the
 #               nodes of one captured step by kind (10 kernels expected for this model, counted on the CPU by
 #               tests/test_cupy_path_on_the_cpu.py), then each kernel of the step timed inside a graph (the
-#               products with split-K and without); then tinynet on CuPy (its CUDA graph) against PyTorch's
+#               products at several split-K targets, gemm.BUSY_BLOCKS); then tinynet on CuPy (its CUDA graph) against PyTorch's
 #               CUDA graph and PyTorch eager on the same GPU, in the same run, at batch 32 (5 epochs), 128 and
 #               512 (3 epochs), and at batch 32 tinynet-nosplit (split-K off) and tinynet-k8 (eight steps per
 #               graph); and the matrix products alone

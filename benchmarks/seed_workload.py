@@ -31,9 +31,9 @@ model, before the clock starts), ``torch.cuda.graph``, then per batch a gather i
 dry run) it runs the same code with each replay an eager step, since the CPU has no CUDA graphs. Batch sizes
 after the first run min(--epochs, 3) epochs. ``--check-graph``: tinynet's CUDA graph against the same step run
 eagerly, 200 steps from the same weights (on the CPU: both eager, a check of this script). ``--kernel-times`` (a
-GPU only): each kernel of the captured step, timed inside a CUDA graph, the matrix products with split-K and
-without. Both run before the systems. Each comparison (tinynet's median epoch, tinynet / each system) is printed as
-soon as both systems have run, with issue 19's limit where it sets one (PASS or FAIL on a GPU; shown, not judged,
+GPU only): each kernel of the captured step, timed inside a CUDA graph, the matrix products at several targets
+of split-K (``gemm.BUSY_BLOCKS``: tinynet's, 0 for off, 132 and twice tinynet's). Both run before the systems.
+Each comparison (tinynet's median epoch, tinynet / each system) is printed as soon as both systems have run, with issue 19's limit where it sets one (PASS or FAIL on a GPU; shown, not judged,
 on the CPU), so that a time limit that cuts a later system loses none of them.
 
 Peers that are not installed are skipped
@@ -318,7 +318,7 @@ def check_graph(data, device, seed, steps=200):
 
 def kernel_times(launches=50, repeats=5, inputs=784, units=512, classes=10, batch=32):
     """A table: each kernel of the seed model's captured step (batch 32), the GPU's time per launch inside a CUDA
-    graph, which is what a replay pays for it; the matrix products with split-K (gemm.splits) and without. Each
+    graph, which is what a replay pays for it; the matrix products at several gemm.BUSY_BLOCKS (split-K). Each
     kernel's ``launches`` launches are captured into one graph (after one eager call: compiled, buffers made),
     replayed once, then ``repeats`` replays are timed with CUDA events; the median, per launch. An empty kernel
     gives the floor a node costs. The sizes are the seed model's unless given."""
@@ -377,28 +377,32 @@ def kernel_times(launches=50, repeats=5, inputs=784, units=512, classes=10, batc
                 times.append(cupy.cuda.get_elapsed_time(start, end) * 1000 / launches)  # ms -> us per launch
         return statistics.median(times)
 
-    lines = [f"kernel times inside a CUDA graph, microseconds per launch (median of {repeats} replays of "
-             f"{launches} launches), {i}-{u}-{u}-{c} at batch {b}:",
-             f"  {'':52} {'split-K (splits)':>16} {'one block':>10}"]
-    total_split = total_whole = 0.0
     busy = gemm.BUSY_BLOCKS
+    budgets = list(dict.fromkeys([busy, 0, 132, 2 * busy]))  # BUSY_BLOCKS: tinynet's, off, one block per SM, more
+    lines = [f"kernel times inside a CUDA graph, microseconds per launch (median of {repeats} replays of "
+             f"{launches} launches), {i}-{u}-{u}-{c} at batch {b}; the matrix products at several "
+             f"gemm.BUSY_BLOCKS (split-K's target of blocks; 0: off, {busy}: tinynet's), each with its splits of K:",
+             f"  {'':52}" + "".join(f"{f'BUSY_BLOCKS={v}':>18}" for v in budgets)]
+    summed = dict.fromkeys(budgets, 0.0)  # each budget's products, then the other kernels added
     for name, (call, shapes) in products.items():
-        split = per_launch(call)
-        gemm.BUSY_BLOCKS = 0  # split-K off: one block sums all of K
-        try:
-            whole = per_launch(call)
-        finally:
-            gemm.BUSY_BLOCKS = busy
-        total_split, total_whole = total_split + split, total_whole + whole
-        shown = "+".join(str(gemm.splits(*shape)) for shape in shapes)  # each product's splits of K
-        lines.append(f"  {name:52} {split:10.1f} {f'({shown})':>5} {whole:10.1f}")
+        row = f"  {name:52}"
+        for budget in budgets:
+            gemm.BUSY_BLOCKS = budget
+            try:
+                t = per_launch(call)
+                shown = "+".join(str(gemm.splits(*shape)) for shape in shapes)  # each product's splits of K
+            finally:
+                gemm.BUSY_BLOCKS = busy
+            summed[budget] += t
+            row += f"{t:11.1f} {f'({shown})':>6}"
+        lines.append(row)
     rest = 0.0
     for name, call in others.items():
         t = per_launch(call)
         rest += t if "empty" not in name else 0.0
         lines.append(f"  {name:52} {t:10.1f}")
-    lines.append(f"  {'the 10 kernels of a step, summed':52} {total_split + rest:10.1f} {'':5} "
-                 f"{total_whole + rest:10.1f}")
+    lines.append((f"  {'the 10 kernels of a step, summed':52}"
+                  + "".join(f"{summed[v] + rest:11.1f} {'':6}" for v in budgets)).rstrip())
     return "\n".join(lines)
 
 
@@ -542,7 +546,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help="the MNIST folder (default: $TINYNET_DATA_DIR, else download)")
     parser.add_argument("--floor", action="store_true", help="also time the matrix products alone")
     parser.add_argument("--kernel-times", action="store_true", help="also time each kernel of tinynet's captured "
-                        "step inside a CUDA graph, the products with split-K and without (a GPU only)")
+                        "step inside a CUDA graph, the products at several split-K targets (a GPU only)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="use only the first N training and validation images (a quick check, not the workload)")
     parser.add_argument("--profile", action="store_true", help="profile one extra tinynet epoch (to stderr)")

@@ -139,9 +139,10 @@ def test_the_kernel_times_run_on_the_stand_in_for_cupy(monkeypatch):
         cupy_on_the_cpu.clear_kernel_caches()
     lines = table.splitlines()
     assert len(lines) == 2 + 6 + 5 + 1  # title, header, 6 kernels of products, 5 others, the sum
-    assert "x W1 + b1" in lines[2] and lines[2].split()[-3:] == ["0.0", "(3)", "0.0"]  # split in 3, and not
-    assert "the 10 kernels of a step, summed" in lines[-1]
-    assert device.graph_launches == 2 * (2 * 6 + 5)  # each kernel's graph: a warm replay and a timed one
+    assert "BUSY_BLOCKS=256" in lines[1] and "BUSY_BLOCKS=0" in lines[1]  # tinynet's first, then off, 132, 512
+    assert "x W1 + b1" in lines[2] and lines[2].split()[-8:] == ["0.0", "(3)", "0.0", "(1)", "0.0", "(3)", "0.0", "(3)"]
+    assert "the 10 kernels of a step, summed" in lines[-1] and len(lines[-1].split()) == 7 + 4
+    assert device.graph_launches == 2 * (4 * 6 + 5)  # each kernel's graph: a warm replay and a timed one
 
 
 def test_each_comparison_is_printed_once_as_soon_as_both_systems_ran_with_issue_19s_limits(capsys):
