@@ -96,3 +96,48 @@ def test_the_carry_leaves_out_what_the_device_has_or_never_uses_and_brings_xdist
     names = [re.match(r"[A-Za-z0-9_.-]+", line).group().lower() for line in result.stdout.split()]
     assert "array-api-compat" in names and "ipykernel" in names and "pytest-xdist" in names
     assert not {"selenium", "nvidia-cuda-nvrtc-cu12", "numpy", "pytest", "matplotlib"} & set(names)
+
+
+FAKE_PYTHON = r"""#!/bin/bash
+# A stand-in for the device's python3: pytest-xdist importable only once the install step has run pip.
+here=$(dirname "$0")
+case "$*" in
+    *"-m pip install"*) touch "$here/installed"; echo "installed"; exit 0 ;;
+    *"-c"*xdist*) [ -f "$here/installed" ]; exit ;;
+    *"-m pytest"*|*examples/*|*benchmarks/*) echo "ran: $*"; exit 0 ;;
+esac
+exec "$REAL_PYTHON" "$@"
+"""
+
+
+def test_the_suite_uses_the_xdist_that_the_install_step_brought(tmp_path):
+    """gpu_carry.sh carries pytest-xdist so that the suite runs on 4 workers where the device lacks it: the suite
+    step must then see what the install step just installed."""
+    repo, out = tmp_path / "repo", tmp_path / "out"
+    (repo / "benchmarks").mkdir(parents=True)
+    (repo / ".carry").mkdir()
+    (repo / ".carry" / "requirements.txt").write_text("pytest-xdist\n")
+    (repo / "benchmarks" / "gpu_check.sh").write_text((ROOT / "benchmarks" / "gpu_check.sh").read_text())
+    fake = tmp_path / "bin" / "python3"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    env = {**os.environ, "OUT": str(out), "PYTHON": str(fake), "REAL_PYTHON": sys.executable,
+           "TINYNET_DATA_DIR": str(mnist_dir()), "GPU_CHECK_TIMEOUTS": "20 20 20 20 20"}
+    subprocess.run(["bash", str(repo / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True, timeout=120)
+    assert "installed" in (out / "1-install.log").read_text()
+    assert "-n 4 --dist loadfile" in (out / "2-suite.log").read_text().splitlines()[0]
+
+
+def test_the_done_when_counts_every_test_even_two_of_one_name_in_two_files(tmp_path):
+    """junit XML names a test by its function name and parameters: test_gradcheck[cupy] is in several files. One
+    failing must not be hidden by another of the same name passing."""
+    (tmp_path / "suite.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="2">'
+        '<testcase classname="tests.test_dense" name="test_gradcheck[cupy]"><failure message="x">x</failure>'
+        '</testcase><testcase classname="tests.test_conv2d" name="test_gradcheck[cupy]"/></testsuite></testsuites>')
+    function = re.search(r"^done_when\(\) \{.*?^\}$", (ROOT / "benchmarks" / "gpu_check.sh").read_text(),
+                         re.M | re.S).group()
+    result = subprocess.run(["bash", "-c", f"{function}\ndone_when"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "OUT": str(tmp_path), "DRY": "0", "PY": sys.executable})
+    assert "- suite, 0 failed: 1 failed, 0 skipped of 2: FAIL" in result.stdout, result.stdout
