@@ -100,12 +100,9 @@ else
     # without pip at all: the wheels unzipped into $SITE (a wheel is a zip of what site-packages gets)
     UNZIP="$PY -c 'import glob, sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in glob.glob(\".carry/wheels/*.whl\")]' $SITE"
     INSTALL="if $PY -c 'import array_api_compat, array_api_strict, nbclient, nbformat, ipykernel, xdist' 2>/dev/null; then echo 'everything imports: nothing to install'; elif [ ! -f .carry/requirements.txt ]; then echo '.carry/wheels missing: run benchmarks/gpu_carry.sh here, and name .carry in the device call carry'; exit 1; else $PY -m pip install --no-index --find-links .carry/wheels -r .carry/requirements.txt || { echo 'refused: installing into $SITE instead'; $PY -m pip install --no-index --no-deps --target $SITE .carry/wheels/*.whl || { echo 'no pip: unzipping the wheels into $SITE'; $UNZIP; }; }; fi"
-    # pytest-xdist, where installed (the device has it): GPU_CHECK_WORKERS workers, each file's tests in one
-    WORKERS=${GPU_CHECK_WORKERS:-4}
-    XDIST=$([ "$WORKERS" != 0 ] && "$PY" -c 'import xdist' >/dev/null 2>&1 && echo "-n $WORKERS --dist loadfile")
     # left out: the parity test (step 3), this script's own test, and the browser test (the device has no
     # Chromium, and the page runs on the CPU: CI runs that one)
-    SUITE="TINYNET_TEST_BACKENDS=cupy OPENBLAS_NUM_THREADS=4 $PY -m pytest -q -rfEs --durations=10 -p no:cacheprovider --junitxml=\"\$OUT/suite.xml\" ${XDIST:-} --ignore=tests/test_backend_parity.py --ignore=tests/test_gpu_check.py --ignore=tests/test_draw_browser.py --ignore=tests/test_kernel_sources_on_the_cpu.py tests"
+    SUITE="TINYNET_TEST_BACKENDS=cupy OPENBLAS_NUM_THREADS=4 $PY -m pytest -q -rfEs --durations=10 -p no:cacheprovider --junitxml=\"\$OUT/suite.xml\" @XDIST@ --ignore=tests/test_backend_parity.py --ignore=tests/test_gpu_check.py --ignore=tests/test_draw_browser.py --ignore=tests/test_kernel_sources_on_the_cpu.py tests"
     PARITY="TINYNET_TEST_BACKENDS=cupy $PY -m pytest -q -rfEs -p no:cacheprovider tests/test_backend_parity.py"
     MNIST="$PY examples/mnist.py --device gpu --epochs 5 --data-dir \"\$TINYNET_DATA_DIR\""
     SEED="$PY benchmarks/seed_workload.py --device gpu --floor --check-graph --kernel-times --data-dir \"\$TINYNET_DATA_DIR\""
@@ -173,16 +170,17 @@ def log(name):
     return found[0].read_text(errors="replace") if found else None
 lines = []
 try:
-    cases = {case.get("name"): case for case in ElementTree.parse(out / "suite.xml").iter("testcase")}
+    every = list(ElementTree.parse(out / "suite.xml").iter("testcase"))  # a list: one name can be in two files
 except (OSError, ElementTree.ParseError):
-    cases = None
-if cases is None:
+    every = None
+if every is None:
     lines.append("- suite on cupy, 0 failed: not measured (no suite.xml: the suite did not finish)")
 else:
-    failed = sum(1 for case in cases.values() if case.find("failure") is not None or case.find("error") is not None)
-    skipped = sum(1 for case in cases.values() if case.find("skipped") is not None)
+    cases = {case.get("name"): case for case in every}  # by name: the two tests looked up below
+    failed = sum(1 for case in every if case.find("failure") is not None or case.find("error") is not None)
+    skipped = sum(1 for case in every if case.find("skipped") is not None)
     lines.append(f"- suite{' (dry run: two files on numpy)' * dry}, 0 failed: {failed} failed, {skipped} skipped of "
-                 f"{len(cases)}: {'PASS' if failed == 0 else 'FAIL'}")
+                 f"{len(every)}: {'PASS' if failed == 0 else 'FAIL'}")
     for what, name in (("GEMM kernels = cupy.matmul to 1e-5 (1x1x1, 33x785x17, 32x784x512, transposes)",
                         "test_the_kernels_equal_cupy_matmul_on_a_gpu[cupy]"),
                        ("a NaN mid-epoch stops fit naming the step, weights rolled back",
@@ -246,6 +244,11 @@ report_step() {  # step NAME ... then the report rewritten
 
 report_step install "$T_INSTALL" 0 "$INSTALL"
 [ -d "$SITE" ] && export PYTHONPATH="$PYTHONPATH:$SITE"
+# pytest-xdist, where importable now (the device's, or the one the install step brought): GPU_CHECK_WORKERS
+# workers, each file's tests in one
+WORKERS=${GPU_CHECK_WORKERS:-4}
+XDIST=$([ $DRY = 0 ] && [ "$WORKERS" != 0 ] && "$PY" -c 'import xdist' >/dev/null 2>&1 && echo "-n $WORKERS --dist loadfile")
+SUITE=${SUITE/@XDIST@/$XDIST}
 ENVIRONMENT=$(environment)
 report_step suite "$T_SUITE" 0 "$SUITE"
 report_step parity "$T_PARITY" 1 "$PARITY"
