@@ -52,7 +52,7 @@ for name in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-id
     cp "$mnist/$name" .carry/mnist/ || { echo "MNIST: $mnist/$name not found; pass the MNIST folder as the argument" >&2; exit 1; }
 done
 git rev-parse --short HEAD >.carry/commit 2>/dev/null || echo unknown >.carry/commit
-if git status --porcelain --untracked-files=no 2>/dev/null | grep -q .; then
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then  # not | grep -q: pipefail + SIGPIPE
     sed -i 's/$/ (with uncommitted changes)/' .carry/commit; fi
 size=$(du -sm .carry | cut -f1)
 if [ "$size" -gt 60 ]; then
