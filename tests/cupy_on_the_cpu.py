@@ -374,7 +374,7 @@ class Cuda:
         return Stream(self.device, "side")
 
     def MemoryPool(self):  # noqa: N802
-        return types.SimpleNamespace(malloc=object())
+        return types.SimpleNamespace(malloc=object(), free_all_blocks=lambda: None)
 
     @contextlib.contextmanager
     def using_allocator(self, malloc):

@@ -52,7 +52,7 @@ class FakeCuda:
         return FakeStream(self, "side")
 
     def MemoryPool(self):  # noqa: N802
-        return types.SimpleNamespace(malloc="private pool")
+        return types.SimpleNamespace(malloc="private pool", free_all_blocks=lambda: None)
 
     @contextmanager
     def using_allocator(self, malloc):

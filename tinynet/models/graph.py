@@ -96,9 +96,14 @@ def capture_pool(live):
     when asked (``free_all_blocks``), never when the pool is dropped, so each ``fit`` would keep its graph's memory
     for good. A graph is replayed only inside its own ``fit``, so once that ``fit`` is over, what its graph used
     is free for the next capture: the shared pool, unless a step still ``live`` (a ``fit`` running at the same
-    time) may replay a graph from it; then a pool of its own."""
+    time) may replay a graph from it; then a pool of its own. CuPy's pool keeps freed blocks per stream (its
+    arenas), and each capture has a new stream, so the blocks an earlier graph left are given back to the GPU
+    here (``free_all_blocks``), not waiting for a capture on a stream of the same handle to take them."""
     shared = shared_pool()
-    return cuda().MemoryPool() if any(step.pool is shared for step in live) else shared
+    if any(step.pool is shared for step in live):
+        return cuda().MemoryPool()
+    shared.free_all_blocks()  # no live graph uses them: the earlier captures' freed blocks, on their dead streams
+    return shared
 
 
 class CapturedStep:
