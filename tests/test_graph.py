@@ -52,7 +52,7 @@ class FakeCuda:
         return FakeStream(self, "side")
 
     def MemoryPool(self):  # noqa: N802
-        return types.SimpleNamespace(malloc="private pool", free_all_blocks=lambda: None)
+        return types.SimpleNamespace(malloc="captures' pool", free_all_blocks=lambda: self.log.append("free blocks"))
 
     @contextmanager
     def using_allocator(self, malloc):
@@ -163,10 +163,10 @@ def test_the_replayed_step_trains_exactly_as_the_eager_one(on_fake_gpu):
     assert step_function.size == 32
     assert captured.optimizer.iterations == eager.optimizer.iterations == 8
     assert all(np.array_equal(a, b) for a, b in zip(captured.get_weights(), eager.get_weights()))
-    assert fake.log[:8] == ["new side stream", "side waits for current", "on side", "off side",
-                            "current waits for side", "allocate from private pool", "on side",
+    assert fake.log[:9] == ["new side stream", "side waits for current", "on side", "off side",
+                            "current waits for side", "free blocks", "allocate from captures' pool", "on side",
                             "begin capture (relaxed)"]
-    assert fake.log[8:12] == ["end capture", "off side", "allocate from the default pool", "launch on current"]
+    assert fake.log[9:13] == ["end capture", "off side", "allocate from the default pool", "launch on current"]
 
 
 def test_fit_replays_the_graph_and_learns_exactly_what_eager_fit_learns(on_fake_gpu):
@@ -394,11 +394,16 @@ def test_a_fit_captures_into_the_pool_an_earlier_fits_graph_used_unless_that_gra
     gone = weakref.ref(first)
     del first  # as at the end of fit: nothing else holds the step, and it goes (no cycle waits for the collector)
     assert gone() is None
+    log = graph.cuda().log
+    del log[:]
     model.fit(x, y, epochs=1, verbose=0)
-    assert made[0].pool is pool  # the same memory again, not a new pool's
+    assert made[0].pool is pool  # the same pool again, not a new one
+    # what the first capture left is given back first (CuPy keeps it per stream, and this capture's is new)
+    assert log.index("free blocks") < log.index("allocate from captures' pool") < log.index("begin capture (relaxed)")
+    del log[:]
     model.fit(x, y, epochs=1, verbose=0)  # made[0] lives on: its graph could still be replayed
-    assert made[1].graph is not None and made[1].pool is not pool
-    assert made[1].pool is not None
+    assert made[1].graph is not None and made[1].pool is not pool and made[1].pool is not None
+    assert "free blocks" not in log  # the shared pool is left alone
 
 
 @pytest.mark.parametrize("value, error", [(0, ValueError), (2.0, TypeError), ("4", TypeError)])

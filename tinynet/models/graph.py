@@ -94,15 +94,14 @@ def capture_pool(live):
     """The memory pool a new capture allocates from. Not CuPy's default pool: nothing allocated outside a capture
     may take a graph's buffers. Not a new pool per graph either: CuPy gives a pool's memory back to the GPU only
     when asked (``free_all_blocks``), never when the pool is dropped, so each ``fit`` would keep its graph's memory
-    for good. A graph is replayed only inside its own ``fit``, so once that ``fit`` is over, what its graph used
-    is free for the next capture: the shared pool, unless a step still ``live`` (a ``fit`` running at the same
-    time) may replay a graph from it; then a pool of its own. CuPy's pool keeps freed blocks per stream (its
-    arenas), and each capture has a new stream, so the blocks an earlier graph left are given back to the GPU
-    here (``free_all_blocks``), not waiting for a capture on a stream of the same handle to take them."""
+    for good. So one pool is shared, and since a graph is replayed only inside its own ``fit``, what earlier
+    captures left in it is given back here (CuPy keeps freed blocks per stream, and each capture's stream is new:
+    they would not be reused). A step still ``live`` (a ``fit`` running at the same time) may still replay a graph
+    from the shared pool: then the capture gets a pool of its own."""
     shared = shared_pool()
     if any(step.pool is shared for step in live):
         return cuda().MemoryPool()
-    shared.free_all_blocks()  # no live graph uses them: the earlier captures' freed blocks, on their dead streams
+    shared.free_all_blocks()  # no live graph uses them: what earlier captures freed, on their ended streams
     return shared
 
 
