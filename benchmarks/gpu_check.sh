@@ -234,7 +234,9 @@ write_report() {
 
 RUN_START=$(date +%s.%N) TOTAL=0
 GPU=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi")
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat .carry/commit 2>/dev/null || echo "unknown (no .git, no .carry/commit)")
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null \
+    || { [ -f .carry/commit ] && echo "$(cat .carry/commit) (when gpu_carry.sh made .carry: remake it for each commit)"; } \
+    || echo "unknown (no .git, no .carry/commit)")
 ENVIRONMENT="- (the environment: measured after the install step)"
 report_step() {  # step NAME ... then the report rewritten
     step "$@"
