@@ -69,7 +69,7 @@ class Dense(Layer):
 
     def backward(self, dy):
         if fused_with_relu(self, dy):
-            return self.backward_compiled(dy, mask=self.activation.x)  # on a GPU, in the captured step: 2 kernels
+            return self.backward_compiled(dy, mask=self.activation.x)  # on a GPU, in the captured step: one kernel
         dz = dy if self.activation is None else self.activation.backward(dy)  # dL/dz, back through the activation
         return self.backward_linear(dz)
 
